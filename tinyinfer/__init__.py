@@ -1,0 +1,1 @@
+"""tinyinfer: a pure NumPy/Numba inference engine for efficient vision networks."""
