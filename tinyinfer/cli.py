@@ -1,0 +1,66 @@
+"""The command line: tinyinfer run | summary | list."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import TinyInferError
+
+
+def cmd_run(args):
+    from .api import run
+    weights = args.weights or "pretrained"
+    for label, p in run(args.model, args.image, topk=args.topk, weights=weights):
+        print(f"{p:8.4f}  {label}")
+
+
+def cmd_summary(args):
+    from .api import load
+    kwargs = {"width_mult": args.width} if args.width is not None else {}
+    model = load(args.model, weights=None, **kwargs)
+    rep = model.summary(resolution=args.resolution, batch=args.batch)
+    if args.format == "csv":
+        print(rep.to_csv(), end="")
+    elif args.format == "markdown":
+        print(rep.to_markdown())
+    else:
+        print(rep)
+
+
+def cmd_list(args):
+    from .models.registry import get_spec, list_models
+    for name in list_models():
+        spec = get_spec(name)
+        pre = "pretrained" if spec.pretrained else ""
+        print(f"{name:20s} {spec.reference:36s} layouts: {', '.join(spec.layouts):22s} {pre}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tinyinfer", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="classify an image: top-k ImageNet labels")
+    r.add_argument("model")
+    r.add_argument("image")
+    r.add_argument("--topk", type=int, default=5)
+    r.add_argument("--weights", help="checkpoint path (default: the pretrained weights)")
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("summary", help="per-layer MACs, FLOPs, params, bytes (no weights needed)")
+    s.add_argument("model")
+    s.add_argument("--resolution", type=int, default=None)
+    s.add_argument("--width", type=float, default=None, help="width multiplier")
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    s.set_defaults(fn=cmd_summary)
+    ls = sub.add_parser("list", help="the models tinyinfer knows")
+    ls.set_defaults(fn=cmd_list)
+    args = p.parse_args(argv)
+    try:
+        args.fn(args)
+    except TinyInferError as e:
+        print(f"tinyinfer: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

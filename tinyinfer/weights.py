@@ -1,0 +1,110 @@
+"""Putting a checkpoint's arrays into a graph, nanoGPT ``from_pretrained`` style: an explicit
+key map, every shape asserted, and one error that lists every missing key, every
+unexpected key and every shape mismatch at once (never a warning, never a partial load).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import WeightsMismatchError
+from .graph import Graph
+
+# Buffers that training keeps and inference does not need.
+IGNORED_SUFFIXES = (".num_batches_tracked",)
+
+
+def _listing(title, items, limit=12):
+    items = sorted(items)
+    more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"  {title} ({len(items)}):\n" + "\n".join(f"    {i}" for i in items[:limit]) + more
+
+
+def translate(state: dict, keymap: dict[str, str] | None) -> tuple[dict, list[str]]:
+    """Rename checkpoint keys to graph keys. Returns (renamed dict, keys with no mapping)."""
+    state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
+    if keymap is None:
+        return dict(state), []
+    renamed, unmapped = {}, []
+    for k, v in state.items():
+        if k in keymap:
+            renamed[keymap[k]] = v
+        else:
+            unmapped.append(k)
+    return renamed, unmapped
+
+
+def check_state(graph: Graph, state: dict, keymap=None, source="checkpoint", layout="") -> dict:
+    """Translate and verify; return {graph key: float32 array} or raise WeightsMismatchError."""
+    renamed, unmapped = translate(state, keymap)
+    expected = graph.expected_params()
+    missing = [k for k in expected if k not in renamed]
+    unexpected = unmapped + [k for k in renamed if k not in expected]
+    wrong = [f"{k}: checkpoint {tuple(np.shape(renamed[k]))}, network {expected[k]}"
+             for k in expected if k in renamed and tuple(np.shape(renamed[k])) != expected[k]]
+    if missing or unexpected or wrong:
+        parts = [f"{source} does not fit this network"
+                 + (f" (read as the {layout!r} layout)" if layout else "") + ":"]
+        if missing:
+            parts.append(_listing("missing keys", missing))
+        if unexpected:
+            parts.append(_listing("unexpected keys", unexpected))
+        if wrong:
+            parts.append(_listing("shape mismatches", wrong))
+        parts.append("Check that the checkpoint is for this model and width multiplier "
+                     "(tinyinfer.load(name, weights=..., width_mult=...)), or pass layout=... "
+                     "to choose the key layout explicitly.")
+        raise WeightsMismatchError("\n".join(parts))
+    out = {}
+    for k, v in renamed.items():
+        a = np.asarray(v)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise WeightsMismatchError(f"{source}: {k} has dtype {a.dtype}; expected floats")
+        out[k] = np.ascontiguousarray(a, dtype=np.float32)
+    return out
+
+
+def assign(graph: Graph, arrays: dict) -> None:
+    for node in graph:
+        node.params = {p: arrays[f"{node.name}.{p}"] for p in node.param_shapes}
+
+
+def load_into(graph: Graph, state: dict, layouts: dict, layout: str | None = None,
+              source="checkpoint") -> str:
+    """Load ``state`` into ``graph`` using ``layout`` or, if None, the layout whose key set
+    matches; returns the layout used. With no exact match, the error reports the layout that
+    came closest."""
+    if layout is not None:
+        if layout not in layouts:
+            raise WeightsMismatchError(f"unknown layout {layout!r} for this model; "
+                                       f"known: {', '.join(layouts)}")
+        candidates = [layout]
+    else:
+        candidates = list(layouts)
+    keys = {k for k in state if not k.endswith(IGNORED_SUFFIXES)}
+    best, best_score = candidates[0], -1
+    for name in candidates:
+        keymap = layouts[name](graph) if layouts[name] else None
+        names = set(keymap) if keymap is not None else set(graph.expected_params())
+        score = len(keys & names) - len(keys ^ names)
+        if score > best_score:
+            best, best_score = name, score
+    keymap = layouts[best](graph) if layouts[best] else None
+    assign(graph, check_state(graph, state, keymap, source, best))
+    return best
+
+
+def random_init(graph: Graph, seed: int = 0) -> None:
+    """Weights for counting and benchmarks: He-normal convs and linears, identity BN."""
+    rng = np.random.default_rng(seed)
+    for node in graph:
+        params = {}
+        for p, shape in node.param_shapes.items():
+            if node.kind == "batchnorm":
+                params[p] = np.ones(shape, np.float32) if p in ("weight", "running_var") \
+                    else np.zeros(shape, np.float32)
+            elif p == "bias":
+                params[p] = np.zeros(shape, np.float32)
+            else:
+                fan_in = int(np.prod(shape[1:]))
+                params[p] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        node.params = params
