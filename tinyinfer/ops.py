@@ -176,8 +176,12 @@ def infer_shapes(graph: Graph, input_shape) -> dict[str, tuple]:
     """Every value's shape for an input of ``input_shape`` (N, C, H, W), without running."""
     shapes = {graph.INPUT: tuple(int(d) for d in input_shape)}
     for node in graph:
-        shapes[node.name] = tuple(int(d) for d in
-                                  get_op(node).shape(node, [shapes[i] for i in node.inputs]))
+        in_shapes = [shapes[i] for i in node.inputs]
+        out = tuple(int(d) for d in get_op(node).shape(node, in_shapes))
+        if min(out) <= 0:
+            raise InputError(f"layer {node.name!r} ({node.kind}) would produce an empty output "
+                             f"{out} from input {in_shapes[0]}")
+        shapes[node.name] = out
     return shapes
 
 

@@ -14,7 +14,7 @@ IGNORED_SUFFIXES = (".num_batches_tracked",)
 
 
 def _listing(title, items, limit=12):
-    items = sorted(items)
+    """Items in network order (the first layer first: usually the most telling one)."""
     more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
     return f"  {title} ({len(items)}):\n" + "\n".join(f"    {i}" for i in items[:limit]) + more
 
@@ -81,7 +81,7 @@ def load_into(graph: Graph, state: dict, layouts: dict, layout: str | None = Non
     else:
         candidates = list(layouts)
     keys = {k for k in state if not k.endswith(IGNORED_SUFFIXES)}
-    best, best_score = candidates[0], -1
+    best, best_score = candidates[0], float("-inf")
     for name in candidates:
         keymap = layouts[name](graph) if layouts[name] else None
         names = set(keymap) if keymap is not None else set(graph.expected_params())

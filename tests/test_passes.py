@@ -1,0 +1,31 @@
+"""The load-time rewrites (BN folding, activation and residual fusion) change how a network
+runs, never what it computes: the optimized graph agrees with the graph as built (every BN,
+activation and add its own kernel), with randomized BN statistics."""
+import numpy as np
+
+import tinyinfer
+from tinyinfer.runtime import execute
+from torch_ref import REFERENCES, randomize, state_dict_numpy
+
+
+def test_optimized_graph_equals_unfused_graph():
+    ref = randomize(REFERENCES["mobilenet_v2"](width_mult=0.5), seed=5)
+    model = tinyinfer.load("mobilenet_v2", weights=state_dict_numpy(ref), width_mult=0.5)
+    kinds = [n.kind for n in model.plan]
+    assert "batchnorm" not in kinds and "act" not in kinds and "add" not in kinds
+    assert [n.kind for n in model.graph].count("batchnorm") == 52
+    # residual adds went into the projection convs' epilogues
+    fused_adds = [n for n in model.plan if any(f.endswith(".add") for f in n.fused)]
+    assert len(fused_adds) == 10
+    x = np.random.default_rng(5).standard_normal((2, 3, 96, 96), dtype=np.float32)
+    slow = execute(model.graph, x)
+    fast = model(x)
+    assert np.abs(fast - slow).max() <= 1e-4 * (1 + np.abs(slow).max())
+
+
+def test_folding_does_not_touch_the_built_graph():
+    model = tinyinfer.load("mobilenetv1_100", weights=None, width_mult=0.25)
+    bn = model.graph["bn1"]
+    assert set(bn.params) == {"weight", "bias", "running_mean", "running_var"}
+    assert "bias" not in model.graph["conv_stem"].params
+    assert model.plan["conv_stem"].fused == ["bn1", "bn1.act"]

@@ -1,0 +1,188 @@
+"""Per-layer benchmark of the conv / linear kernels on MobileNetV2's layer shapes.
+
+    python -m tinyinfer.bench kernels [--runs 60] [--size 224] [--batch 1] [--no-torch]
+
+For every distinct conv / linear shape of MobileNetV2 it prints tinyinfer's median time and
+GFLOP/s, PyTorch's (F.conv2d / F.linear, 2 threads) and their ratio, and for 1x1 convs a
+third, comparison-only column: NumPy's BLAS matmul (a 1x1 conv is already its own im2col).
+Both sides compute conv + bias with no activation, so they do the same work.
+
+Timing: warm-up first; then the candidates take turns in rounds (tinyinfer, torch, numpy,
+tinyinfer, ...) so that a burst of load from another process on this small machine hits
+all of them alike; the figure is the median over all timed runs. Numba compilation (or,
+with the on-disk cache, loading) is timed separately, before the table.
+"""
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from ..kernels.conv import conv2d, conv2d_cost
+from ..kernels.linear import linear, linear_cost
+
+# MobileNetV2 (Sandler et al. 2018, table 2): expansion t, output channels c, repeats n,
+# stride s of the first repeat. Each block: 1x1 expand (skipped when t=1), 3x3 depthwise,
+# 1x1 project.
+MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def mobilenet_v2_layers(size: int = 224):
+    """Every conv / linear layer as (kind, cin, cout, k, stride, in_hw), in network order."""
+    def down(hw, s):                     # 3x3, padding 1
+        return (hw + 2 - 3) // s + 1
+    layers = [("standard", 3, 32, 3, 2, size)]
+    hw, cin = down(size, 2), 32
+    for t, c, n, s in MOBILENET_V2:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            if t != 1:
+                layers.append(("pointwise", cin, hidden, 1, 1, hw))
+            layers.append(("depthwise", hidden, hidden, 3, stride, hw))
+            hw = down(hw, stride)
+            layers.append(("pointwise", hidden, c, 1, 1, hw))
+            cin = c
+    layers.append(("pointwise", cin, 1280, 1, 1, hw))
+    layers.append(("linear", 1280, 1000, 0, 0, 1))
+    return layers
+
+
+def distinct_layers(size: int = 224):
+    """[(layer, count)] in first-seen order."""
+    counts = {}
+    for layer in mobilenet_v2_layers(size):
+        counts[layer] = counts.get(layer, 0) + 1
+    return list(counts.items())
+
+
+def _import_torch():
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception:                    # not installed (it is a test-only dependency)
+        return None, None
+    torch.set_num_threads(2)
+    return torch, F
+
+
+def _make(layer, batch, rng, torch, F):
+    """-> (flops, tinyinfer fn, torch fn or None, numpy-BLAS fn or None)"""
+    kind, cin, cout, k, stride, hw = layer
+    if kind == "linear":
+        x = rng.standard_normal((batch, cin), dtype=np.float32)
+        w = rng.standard_normal((cout, cin), dtype=np.float32) * 0.05
+        b = rng.standard_normal(cout, dtype=np.float32)
+        flops = linear_cost(x.shape, w.shape, True, 0).flops
+        ti = lambda: linear(x, w, b)                                # noqa: E731
+        tt = None
+        if torch is not None:
+            xt_, wt_, bt_ = (torch.from_numpy(a) for a in (x, w, b))
+            tt = lambda: F.linear(xt_, wt_, bt_)                   # noqa: E731
+        return flops, ti, tt, None
+    groups = cin if kind == "depthwise" else 1
+    pad = k // 2
+    x = rng.standard_normal((batch, cin, hw, hw), dtype=np.float32)
+    w = rng.standard_normal((cout, cin // groups, k, k), dtype=np.float32) * 0.1
+    b = rng.standard_normal(cout, dtype=np.float32)
+    flops = conv2d_cost(x.shape, w.shape, stride, pad, 1, groups, 0, True).flops
+    ti = lambda: conv2d(x, w, b, stride, pad, 1, groups)           # noqa: E731
+    tt = None
+    if torch is not None:
+        xt_, wt_, bt_ = (torch.from_numpy(a) for a in (x, w, b))
+        tt = lambda: F.conv2d(xt_, wt_, bt_, stride, pad, 1, groups)  # noqa: E731
+    npf = None
+    if kind == "pointwise":
+        x3, w2, b2 = x.reshape(batch, cin, hw * hw), w.reshape(cout, cin), b[:, None]
+        npf = lambda: np.matmul(w2, x3) + b2                        # noqa: E731
+    return flops, ti, tt, npf
+
+
+def _medians(fns, runs, rounds=6):
+    """Median seconds per fn (None stays None); fns take turns in `rounds` rounds."""
+    live = [f for f in fns if f is not None]
+    for f in live:                       # warm-up: caches, allocator, thread pools
+        for _ in range(3):
+            f()
+    times = {id(f): [] for f in live}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for f in live:
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                f()
+                times[id(f)].append(time.perf_counter() - t0)
+    return [float(np.median(times[id(f)])) if f is not None else None for f in fns]
+
+
+def _compile_all():
+    """Call every kernel once on tiny inputs; return (seconds, compiled, loaded from cache)."""
+    from ..kernels import conv as C, linear as L
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 8, 20, 20), dtype=np.float32)
+    t0 = time.perf_counter()
+    conv2d(x, rng.standard_normal((8, 8, 1, 1), dtype=np.float32))              # rows
+    conv2d(x[:, :, :5, :5].copy(), rng.standard_normal((8, 8, 1, 1), dtype=np.float32))  # dot
+    conv2d(x, rng.standard_normal((8, 1, 3, 3), dtype=np.float32), groups=8)     # depthwise
+    conv2d(x, rng.standard_normal((8, 8, 3, 3), dtype=np.float32))               # im2col
+    linear(x.reshape(1, -1), rng.standard_normal((4, 3200), dtype=np.float32))
+    seconds = time.perf_counter() - t0
+    kernels = [C._pointwise_rows, C._im2col, C._depthwise, L._dot_kernel]
+    hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)
+    misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
+    return seconds, misses, hits
+
+
+def _shape_text(layer, batch):
+    kind, cin, cout, k, stride, hw = layer
+    if kind == "linear":
+        return f"{batch}x{cin} -> {cout}"
+    return f"{cin:>4}->{cout:<4} {k}x{k} s{stride} @{hw}"
+
+
+def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True) -> int:
+    torch, F = _import_torch() if use_torch else (None, None)
+    secs, compiled, loaded = _compile_all()
+    print(f"MobileNetV2 conv/linear layers, batch {batch}, {size}x{size}; "
+          f"numba threads {numba.get_num_threads()} ({numba.config.THREADING_LAYER} layer)"
+          + (f", torch {torch.__version__} threads {torch.get_num_threads()}" if torch else
+             ", torch not installed: tinyinfer columns only"))
+    print(f"numba first calls: {secs:.2f} s ({compiled} kernel versions compiled, "
+          f"{loaded} loaded from the on-disk cache)\n")
+    head = f"{'kind':<10} {'shape':<26} {'n':>2} {'tinyinfer':>10} {'GFLOP/s':>8}"
+    if torch:
+        head += f" {'torch':>10} {'GFLOP/s':>8} {'ratio':>6}"
+    head += f" {'numpy BLAS':>11}"
+    print(head)
+    print("-" * len(head))
+    rng = np.random.default_rng(0)
+    total = {"conv": [0.0, 0.0], "all": [0.0, 0.0]}
+    total_blas = [0.0, 0.0]   # pointwise only: numpy BLAS vs tinyinfer
+    for layer, count in distinct_layers(size):
+        flops, ti, tt, npf = _make(layer, batch, rng, torch, F)
+        t_ti, t_torch, t_np = _medians([ti, tt, npf], runs)
+        line = (f"{layer[0]:<10} {_shape_text(layer, batch):<26} {count:>2} "
+                f"{t_ti * 1e3:>7.3f} ms {flops / t_ti / 1e9:>8.1f}")
+        if torch:
+            line += (f" {t_torch * 1e3:>7.3f} ms {flops / t_torch / 1e9:>8.1f}"
+                     f" {t_ti / t_torch:>6.2f}")
+        line += f" {t_np * 1e3:>8.3f} ms" if t_np is not None else ""
+        print(line)
+        for key in ("all",) + (("conv",) if layer[0] != "linear" else ()):
+            total[key][0] += count * t_ti
+            total[key][1] += count * (t_torch or 0.0)
+        if t_np is not None:
+            total_blas[0] += count * t_ti
+            total_blas[1] += count * t_np
+    print("-" * len(head))
+    for key, label in (("conv", "all conv layers"), ("all", "conv + linear")):
+        ti_ms, torch_ms = total[key][0] * 1e3, total[key][1] * 1e3
+        line = f"total, {label} (x count): tinyinfer {ti_ms:.2f} ms"
+        if torch:
+            line += f", torch {torch_ms:.2f} ms, ratio {ti_ms / torch_ms:.2f}"
+        print(line)
+    print(f"pointwise layers only: tinyinfer {total_blas[0] * 1e3:.2f} ms, "
+          f"numpy BLAS matmul {total_blas[1] * 1e3:.2f} ms")
+    return 0
