@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     except TinyInferError as e:
         print(f"tinyinfer: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `tinyinfer summary ... | head`: the reader left early
+        sys.stderr.close()
+        return 0
     return 0
 
 

@@ -2,10 +2,10 @@
 
     attn(Q, K, V) = softmax(Q K^T * scale) V,   scale = 1/sqrt(D) by default
 
-written as plain loops (no BLAS), one query row at a time: scores for the row, a stable
-softmax (subtract the row max), then the weighted sum of V rows. The T x T score matrix is
-never stored whole, only one row of it per thread, which is why the memory use is O(T)
-per thread instead of O(T^2) per head.
+written as plain loops (no BLAS), a block of 16 query rows at a time: scores for the
+block, a stable softmax (subtract the row max), then the weighted sum of V rows. The T x T
+score matrix is never stored whole, only 16 rows of it per thread: memory is O(T) per
+thread instead of O(T^2) per head.
 
 Parallel over (batch*head, block of query rows): batch*head alone can be smaller than the
 core count (MobileViT-XXS has 4 heads), while the row blocks keep every core busy.
@@ -30,45 +30,47 @@ _ROWS = 16     # query rows per parallel task
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _sdpa(q, k, v, scale, out):
-    # q: (G, Tq, D), k: (G, Tk, D), v: (G, Tk, Dv), out: (G, Tq, Dv); G = batch * heads.
+def _sdpa(q, kt, vt, scale, out):
+    # q: (G, Tq, D); kt: (G, D, Tk) and vt: (G, Dv, Tk), K and V TRANSPOSED so that every
+    # inner loop below runs over keys, contiguous and long (Tk = 64..1024) rather than over
+    # the short head dim (D = 16..64); out: (G, Tq, Dv). G = batch * heads.
     G, Tq, D = q.shape
-    Tk = k.shape[1]
-    Dv = v.shape[2]
+    Tk = kt.shape[2]
+    Dv = vt.shape[1]
     nblk = (Tq + _ROWS - 1) // _ROWS
     for task in numba.prange(G * nblk):
         g = task // nblk
         i0 = (task % nblk) * _ROWS
-        i1 = min(i0 + _ROWS, Tq)
-        qs = np.empty(D, np.float32)
-        p = np.empty(Tk, np.float32)
-        acc = np.empty(Dv, np.float32)
-        for i in range(i0, i1):
-            # scale q once (D multiplies) rather than every score (Tk multiplies)
-            for d in range(D):
-                qs[d] = q[g, i, d] * scale
+        R = min(i0 + _ROWS, Tq) - i0
+        # scores S = (q * scale) K^T for this block of R query rows: one row of K^T at a
+        # time, added into all R score rows while it is in L1. Scaling q (R*D multiplies)
+        # is cheaper than scaling S (R*Tk).
+        s = np.zeros((R, Tk), np.float32)
+        for d in range(D):
+            for r in range(R):
+                a = q[g, i0 + r, d] * scale
+                for j in range(Tk):
+                    s[r, j] += a * kt[g, d, j]
+        # softmax numerators in place; subtracting the row max keeps exp <= 1
+        tot = np.empty(R, np.float32)
+        for r in range(R):
             m = np.float32(-np.inf)
             for j in range(Tk):
-                s = np.float32(0.0)
-                for d in range(D):
-                    s += qs[d] * k[g, j, d]
-                p[j] = s
-                m = max(m, s)
-            tot = np.float32(0.0)
+                m = max(m, s[r, j])
+            t = np.float32(0.0)
             for j in range(Tk):
-                e = math.exp(p[j] - m)
-                p[j] = e
-                tot += e
+                e = math.exp(s[r, j] - m)
+                s[r, j] = e
+                t += e
+            tot[r] = t
+        # out = P V: a dot product over keys per output; dividing the Dv outputs by the
+        # row sum replaces Tk divides of the probabilities (same result, fewer divides)
+        for r in range(R):
             for d in range(Dv):
-                acc[d] = 0.0
-            for j in range(Tk):
-                w = p[j]
-                for d in range(Dv):
-                    acc[d] += w * v[g, j, d]
-            # normalize the Dv outputs instead of the Tk probabilities: same result, fewer
-            # divides (counted as softmax's divide anyway, see the cost function)
-            for d in range(Dv):
-                out[g, i, d] = acc[d] / tot
+                a = np.float32(0.0)
+                for j in range(Tk):
+                    a += s[r, j] * vt[g, d, j]
+                out[g, i0 + r, d] = a / tot[r]
 
 
 def _sdpa_args(q, k, v, scale):
@@ -112,8 +114,9 @@ def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     Tq, D = q.shape[-2:]
     Tk, Dv = v.shape[-2:]
     out = np.empty(lead + (Tq, Dv), np.float32)
-    _sdpa(q.reshape(G, Tq, D), k.reshape(G, Tk, D), v.reshape(G, Tk, Dv), scale,
-          out.reshape(G, Tq, Dv))
+    kt = np.ascontiguousarray(k.reshape(G, Tk, D).transpose(0, 2, 1))     # (G, D, Tk)
+    vt = np.ascontiguousarray(v.reshape(G, Tk, Dv).transpose(0, 2, 1))    # (G, Dv, Tk)
+    _sdpa(q.reshape(G, Tq, D), kt, vt, scale, out.reshape(G, Tq, Dv))
     return out
 
 
@@ -130,7 +133,7 @@ def scaled_dot_product_attention_cost(q_shape, k_shape, v_shape) -> Cost:
     # FLOPs: 2*MACs + the scale multiply on q, G*Tq*D + softmax 5 per score, 5*G*Tq*Tk
     #        (max 1, sub 1, exp 1, sum 1, divide 1; counted per score as the formula has
     #        it, although the kernel divides the Dv outputs instead).
-    # The score matrix lives in a per-thread row buffer, so it is not counted as traffic.
+    # The score matrix lives in a per-thread buffer, so it is not counted as traffic.
     *lead, Tq, D = q_shape
     Tk, Dv = v_shape[-2], v_shape[-1]
     G = numel(lead)
@@ -215,11 +218,14 @@ def multi_head_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj,
     D = C // H
     qkv = np.empty((B * T, 3 * C), np.float32)
     _linear(x.reshape(B * T, C), w_qkv, b_qkv, qkv)
-    # (B, T, 3, H, D) -> (3, B, H, T, D): the same permute timm does; one copy of 3*B*T*C
-    qkv = np.ascontiguousarray(qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4))
+    # split heads as timm does, (B, T, 3, H, D) -> q (B, H, T, D), with k and v transposed
+    # to (B, H, D, T) as _sdpa wants them: one copy of 3*B*T*C elements in all
+    qkv = qkv.reshape(B, T, 3, H, D)
+    q = np.ascontiguousarray(qkv[:, :, 0].transpose(0, 2, 1, 3)).reshape(B * H, T, D)
+    kt = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 3, 1)).reshape(B * H, D, T)
+    vt = np.ascontiguousarray(qkv[:, :, 2].transpose(0, 2, 3, 1)).reshape(B * H, D, T)
     o = np.empty((B * H, T, D), np.float32)
-    _sdpa(qkv[0].reshape(B * H, T, D), qkv[1].reshape(B * H, T, D),
-          qkv[2].reshape(B * H, T, D), np.float32(1.0 / math.sqrt(D)), o)
+    _sdpa(q, kt, vt, np.float32(1.0 / math.sqrt(D)), o)
     # merge heads: (B, H, T, D) -> (B, T, H*D)
     o = np.ascontiguousarray(o.reshape(B, H, T, D).transpose(0, 2, 1, 3)).reshape(B * T, C)
     out = np.empty((B, T, C), np.float32)

@@ -8,8 +8,10 @@ load time (``fold_batchnorm``): the network then has no BN nodes and BN costs no
 ``batch_norm`` kernel is for the rare BN that does not follow a conv (e.g. after a concat).
 
 Statistics (means, variances, softmax sums) are accumulated in float64: the rows are up
-to a few thousand long and this costs nothing measurable in a scalar loop, while float32
-running sums drift by ~1e-5 relative per thousand terms.
+to a few thousand long, and float32 running sums drift by ~1e-5 relative per thousand
+terms. The reductions are compiled with fastmath "reassoc" (and "contract" for FMA) only:
+that lets LLVM split a sum across SIMD lanes, which a strict left-to-right sum forbids,
+while NaN and inf keep their IEEE meaning (no "nnan"/"ninf").
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import numpy as np
 from ..costs import Cost, numel
 from ..errors import InputError
 from .tensor_ops import _axis, _float32_array
+
+_FASTMATH = {"reassoc", "contract"}    # see the module docstring
 
 
 def _vector(v, name: str, C: int, allow_none: bool = False):
@@ -103,7 +107,7 @@ def batch_norm_cost(shape) -> Cost:
 
 def fold_batchnorm(conv_weight, conv_bias, gamma, beta, mean, var, eps: float = 1e-5):
     """Weights equivalent to conv (or linear) followed by inference BN:
-        w' = w * s  (per output channel),   b' = (b - mean) * s + beta,   s = gamma / sqrt(var + eps)
+        s = gamma / sqrt(var + eps),   w' = w * s (per output channel),   b' = (b - mean) * s + beta
     conv_weight: (O, ...) with output channels first (conv (O, I/g, KH, KW), linear (O, I);
     NOT ConvTranspose, whose weight is (I, O/g, KH, KW)); conv_bias: (O,) or None.
     Computed in float64, returned as float32 (weight of the same shape, bias (O,))."""
@@ -123,7 +127,7 @@ def fold_batchnorm(conv_weight, conv_bias, gamma, beta, mean, var, eps: float = 
 # ----------------------------------------------------------------------------------------
 # layer norm
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _layer_norm_rows(x, gamma, beta, out, eps):
     # x, out: (R, C), normalize each row. Two passes (mean, then mean of squared deviations)
     # rather than E[x^2] - E[x]^2, which cancels catastrophically when |mean| >> std.
@@ -145,7 +149,7 @@ def _layer_norm_rows(x, gamma, beta, out, eps):
 _LN2D_BLOCK = 64   # pixels per task: a few cache lines per channel row, many tasks
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _layer_norm_channels(x, gamma, beta, out, eps):
     # x, out: (N, C, L); normalize over C at each of the L pixels. Channel values of one
     # pixel are L apart in memory, so work on a block of pixels at once and sweep c in the
@@ -251,7 +255,7 @@ def layer_norm_2d_cost(shape, affine: bool = True) -> Cost:
 # ----------------------------------------------------------------------------------------
 # softmax
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _softmax_rows(x, out):
     # Subtracting the row max makes every exponent <= 0, so exp cannot overflow and the
     # largest term is exactly 1 (the sum is >= 1, never 0). A row of all -inf gives NaN,

@@ -207,10 +207,12 @@ def max_pool2d_cost(shape, kernel, stride=None, padding=0, dilation=1,
 # ----------------------------------------------------------------------------------------
 # global average pooling (the head of nearly every CNN here)
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _global_avg_pool(x, out):
     # x: (P, L) planes; out: (P,). Sum in float64: L can be thousands (e.g. 56*56), and a
-    # float32 running sum would lose digits the network's logits can feel.
+    # float32 running sum would lose digits the network's logits can feel. fastmath
+    # "reassoc" (only that: NaN/inf keep IEEE meaning) lets LLVM split the sum into SIMD
+    # lanes; a strict left-to-right sum is one add per 4 cycles (measured 14x slower).
     P, L = x.shape
     for p in numba.prange(P):
         acc = 0.0

@@ -20,7 +20,9 @@ from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
 from .tensor_ops import _act_code, _float32_array
 
 
-@numba.njit(parallel=True, cache=True)
+# reassoc + contract: lets LLVM vectorize the pooling sum and the FC dot products (SIMD
+# lanes, FMA); no 'nnan'/'ninf', so NaN and inf behave as in IEEE arithmetic.
+@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
 def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
     # x, out: (N, C, L); w_r: (Crd, C); w_e: (C, Crd).
     N, C, L = x.shape
