@@ -68,8 +68,34 @@ def act_scalar(v, code):
 
 @numba.njit(parallel=True, cache=True)
 def _activation_flat(x, out, code):
-    for i in numba.prange(x.size):
-        out[i] = act_scalar(x[i], code)
+    # One loop per activation, each calling act_scalar with a constant code: after inlining
+    # the branch folds away and the loop vectorizes. (A single loop that tests ``code`` per
+    # element does not vectorize and runs ~50x slower for ReLU.)
+    n = x.size
+    if code == RELU:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], RELU)
+    elif code == RELU6:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], RELU6)
+    elif code == SIGMOID:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], SIGMOID)
+    elif code == HSIGMOID:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], HSIGMOID)
+    elif code == HSWISH:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], HSWISH)
+    elif code == SWISH:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], SWISH)
+    elif code == GELU:
+        for i in numba.prange(n):
+            out[i] = act_scalar(x[i], GELU)
+    else:
+        for i in numba.prange(n):
+            out[i] = x[i]
 
 
 def activation(x: np.ndarray, code, out: np.ndarray | None = None) -> np.ndarray:
