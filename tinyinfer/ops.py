@@ -113,7 +113,8 @@ def _pool_shape(node, in_shapes):
     a = _pool_args(node)
     n, c, h, w = in_shapes[0]
     pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
-    (kh, kw), (sh, sw), (ph, pw) = pair(a["kernel"]), pair(a["stride"]), pair(a["padding"])
+    stride = a["kernel"] if a["stride"] is None else a["stride"]   # PyTorch's default
+    (kh, kw), (sh, sw), (ph, pw) = pair(a["kernel"]), pair(stride), pair(a["padding"])
     dh, dw = pair(a.get("dilation", 1))
     return (n, c, P.pool_output_size(h, kh, sh, ph, dh, a["ceil_mode"]),
             P.pool_output_size(w, kw, sw, pw, dw, a["ceil_mode"]))
