@@ -33,7 +33,7 @@ def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndar
             timings[node.name] = time.perf_counter() - t0
         else:
             values[node.name] = op.run(node, args)
-        for v in node.inputs:
+        for v in set(node.inputs):   # a node may read one value twice (add(x, x))
             if last.get(v) == i and v != graph.output:
                 del values[v]
     return values[graph.output]
