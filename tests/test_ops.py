@@ -33,7 +33,14 @@ def all_kinds_graph(rng):
                                              "ceil_mode": True, "count_include_pad": False})
     node("cat", "concat", ["maxpool", "avgpool"])
     node("sum", "add", ["cat", "cat"], {"act": 2})
-    node("gap", "global_avgpool", ["sum"])
+    node("se", "se", ["sum"], {"act": 1, "gate": 4, "reduce": "fc1", "expand": "fc2"},
+         **{"fc1.weight": w(4, 16, 1, 1), "fc1.bias": w(4), "fc2.weight": w(16, 4, 1, 1),
+            "fc2.bias": w(16)})
+    node("half", "slice", ["se"], {"start": 8, "stop": 16})
+    node("shuffle", "channel_shuffle", ["se"], {"groups": 4})
+    node("gated", "mul", ["shuffle", "se"])
+    node("small", "adaptive_avgpool", ["gated"], {"out_hw": (2, 3)})
+    node("gap", "global_avgpool", ["small"])
     node("fc", "linear", ["gap"], {"act": 0}, weight=w(5, 16), bias=w(5))
     node("flat", "flatten", ["fc"])
     return g, p
@@ -49,7 +56,13 @@ def torch_forward(x, p):
     a = F.avg_pool2d(y, 3, 2, 1, ceil_mode=True, count_include_pad=False)
     c = torch.cat([m, a], 1)
     s = F.relu6(c + c)
-    return F.linear(s.mean((2, 3)), t(p["fc"]["weight"]), t(p["fc"]["bias"]))
+    e = p["se"]
+    z = F.relu(F.conv2d(s.mean((2, 3), keepdim=True), t(e["fc1.weight"]), t(e["fc1.bias"])))
+    s = s * F.hardsigmoid(F.conv2d(z, t(e["fc2.weight"]), t(e["fc2.bias"])))
+    n, c, h, w = s.shape
+    shuffled = s.view(n, 4, c // 4, h, w).transpose(1, 2).reshape(n, c, h, w)
+    small = F.adaptive_avg_pool2d(shuffled * s, (2, 3))
+    return F.linear(small.mean((2, 3)), t(p["fc"]["weight"]), t(p["fc"]["bias"]))
 
 
 def test_every_kind_shape_cost_and_value():

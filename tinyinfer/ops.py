@@ -21,6 +21,7 @@ from .kernels import conv as C
 from .kernels import linear as L
 from .kernels import norm as N
 from .kernels import pooling as P
+from .kernels import se as S
 from .kernels import tensor_ops as T
 
 
@@ -142,6 +143,38 @@ def _flatten_shape(node, in_shapes):
     return (in_shapes[0][0], numel(in_shapes[0][1:]))
 
 
+# ---- squeeze-excite, gating, channel plumbing ----------------------------------------------
+# An SE node's weights are named as its reference names its two 1x1 convs, e.g. timm's
+# "conv_reduce"/"conv_expand", torchvision's "fc1"/"fc2": attrs["reduce"], attrs["expand"].
+def _se_params(node):
+    a, p = node.attrs, node.params
+    return (p[a["reduce"] + ".weight"], p.get(a["reduce"] + ".bias"),
+            p[a["expand"] + ".weight"], p.get(a["expand"] + ".bias"))
+
+
+def _se_cost(node, in_shapes, out_shape):
+    reduced = node.param_shapes[node.attrs["reduce"] + ".weight"][0]
+    return S.squeeze_excite_cost(in_shapes[0], reduced, node.attrs["act"], node.attrs["gate"])
+
+
+def _se_run(node, inputs):
+    return S.squeeze_excite(inputs[0], *_se_params(node), act=node.attrs["act"],
+                            gate=node.attrs["gate"])
+
+
+def _slice_shape(node, in_shapes):
+    n, c = in_shapes[0][:2]
+    start, stop = node.attrs["start"], node.attrs["stop"]
+    if not 0 <= start < stop <= c:
+        raise InputError(f"{node.name}: channel slice {start}:{stop} of {c} channels")
+    return (n, stop - start) + tuple(in_shapes[0][2:])
+
+
+def _adaptive_shape(node, in_shapes):
+    oh, ow = node.attrs["out_hw"]
+    return tuple(in_shapes[0][:2]) + (oh, ow)
+
+
 OPS: dict[str, Op] = {
     "conv2d": Op(_conv_shape, _conv_cost, _conv_run),
     "linear": Op(_linear_shape, _linear_cost, _linear_run),
@@ -159,6 +192,20 @@ OPS: dict[str, Op] = {
     "concat": Op(_concat_shape,
                  lambda node, s, o: T.concat_cost(s, axis=1),
                  lambda node, x: T.concat(x, axis=1)),
+    "se": Op(_same_shape, _se_cost, _se_run),
+    "mul": Op(lambda node, s: tuple(s[0]),
+              lambda node, s, o: T.mul_cost(s[0], s[1]),
+              lambda node, x: T.mul(x[0], x[1])),
+    "channel_shuffle": Op(_same_shape,
+                          lambda node, s, o: T.channel_shuffle_cost(s[0], node.attrs["groups"]),
+                          lambda node, x: T.channel_shuffle(x[0], node.attrs["groups"])),
+    # A view (no copy, no work); the reader copies it if it needs contiguous input.
+    "slice": Op(_slice_shape,
+                lambda node, s, o: Cost(),
+                lambda node, x: x[0][:, node.attrs["start"]:node.attrs["stop"]]),
+    "adaptive_avgpool": Op(_adaptive_shape,
+                           lambda node, s, o: P.adaptive_avg_pool2d_cost(s[0], node.attrs["out_hw"]),
+                           lambda node, x: P.adaptive_avg_pool2d(x[0], node.attrs["out_hw"])),
     "flatten": Op(_flatten_shape,
                   lambda node, s, o: T.flatten_cost(s[0]),
                   lambda node, x: T.flatten(x[0])),

@@ -1,2 +1,12 @@
-"""Importing this module imports every model file, and so registers every model."""
-from . import mobilenet_v1, mobilenet_v2  # noqa: F401
+"""Importing this module imports every model file in this package, and so registers every
+model: a new network is a new file, nothing else to edit."""
+import importlib
+import pkgutil
+
+from . import __path__ as _models_path
+
+_INFRASTRUCTURE = {"registry", "builder", "blocks", "_load_all"}
+
+for _info in sorted(pkgutil.iter_modules(_models_path), key=lambda m: m.name):
+    if _info.name not in _INFRASTRUCTURE:
+        importlib.import_module(f"{__package__}.{_info.name}")

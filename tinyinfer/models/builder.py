@@ -68,6 +68,60 @@ class NetBuilder:
         self.channels[name] = self.channels[x]
         return name
 
+    def se(self, name, x, reduced, act="relu", gate="sigmoid", reduce="conv_reduce",
+           expand="conv_expand") -> str:
+        """Squeeze-excite; ``reduce``/``expand`` name its two 1x1 convs as the reference does."""
+        c = self.channels[x]
+        shapes = {f"{reduce}.weight": (reduced, c, 1, 1), f"{reduce}.bias": (reduced,),
+                  f"{expand}.weight": (c, reduced, 1, 1), f"{expand}.bias": (c,)}
+        self.graph.add_node(name, "se", [x], {"act": act_code(act), "gate": act_code(gate),
+                                              "reduce": reduce, "expand": expand}, shapes)
+        self.channels[name] = c
+        return name
+
+    def pool(self, name, x, kind, kernel, stride=None, padding=0, ceil_mode=False,
+             count_include_pad=True) -> str:
+        """kind: "max_pool2d" or "avg_pool2d"."""
+        attrs = {"kernel": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode}
+        if kind == "avg_pool2d":
+            attrs["count_include_pad"] = count_include_pad
+        self.graph.add_node(name, kind, [x], attrs)
+        self.channels[name] = self.channels[x]
+        return name
+
+    def adaptive_pool(self, name, x, out_hw) -> str:
+        self.graph.add_node(name, "adaptive_avgpool", [x], {"out_hw": tuple(out_hw)})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def concat(self, name, xs) -> str:
+        self.graph.add_node(name, "concat", list(xs))
+        self.channels[name] = sum(self.channels[x] for x in xs)
+        return name
+
+    def slice(self, name, x, start, stop) -> str:
+        """Channels start:stop of x (a view)."""
+        self.graph.add_node(name, "slice", [x], {"start": start, "stop": stop})
+        self.channels[name] = stop - start
+        return name
+
+    def channel_shuffle(self, name, x, groups) -> str:
+        self.graph.add_node(name, "channel_shuffle", [x], {"groups": groups})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def mul(self, name, x, gate) -> str:
+        self.graph.add_node(name, "mul", [x, gate])
+        self.channels[name] = self.channels[x]
+        return name
+
+    def flatten(self, name, x, flat_channels) -> str:
+        """(N, C, H, W) -> (N, C*H*W); ``flat_channels`` = C*H*W (the builder tracks channels
+        only, so the caller states it: e.g. VGG's 512*7*7)."""
+        self.graph.add_node(name, "flatten", [x])
+        self.channels[name] = flat_channels
+        return name
+
     def linear(self, name, x, out_features, bias=True) -> str:
         shapes = {"weight": (out_features, self.channels[x])}
         if bias:
