@@ -8,12 +8,13 @@ third, comparison-only column: NumPy's BLAS matmul (a 1x1 conv is already its ow
 Both sides compute conv + bias with no activation, so they do the same work.
 
 Timing: warm-up first; then the candidates take turns in rounds (tinyinfer, torch, numpy,
-tinyinfer, ...) so that a burst of load from another process on this small machine hits
-all of them alike; the figure is the median over all timed runs. Numba compilation (or,
+tinyinfer, ...), each round timing --runs / 6 calls per candidate; the figure is the
+median of a round, from the quietest round (see _medians for why). Numba compilation (or,
 with the on-disk cache, loading) is timed separately, before the table.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numba
@@ -101,20 +102,25 @@ def _make(layer, batch, rng, torch, F):
 
 
 def _medians(fns, runs, rounds=6):
-    """Median seconds per fn (None stays None); fns take turns in `rounds` rounds."""
+    """Seconds per call for each fn (None stays None): the median of a round of runs, from
+    the quietest of `rounds` rounds. The fns take turns round by round, so a burst of load
+    from another process hits all of them; on 2 cores one busy core stalls a 2-thread
+    kernel for a whole scheduler tick (4-8 ms), which would swamp any plain statistic."""
     live = [f for f in fns if f is not None]
     for f in live:                       # warm-up: caches, allocator, thread pools
         for _ in range(3):
             f()
-    times = {id(f): [] for f in live}
-    per_round = max(1, runs // rounds)
+    best = {id(f): float("inf") for f in live}
+    per_round = max(3, runs // rounds)
     for _ in range(rounds):
         for f in live:
+            ts = []
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 f()
-                times[id(f)].append(time.perf_counter() - t0)
-    return [float(np.median(times[id(f)])) if f is not None else None for f in fns]
+                ts.append(time.perf_counter() - t0)
+            best[id(f)] = min(best[id(f)], float(np.median(ts)))
+    return [best[id(f)] if f is not None else None for f in fns]
 
 
 def _compile_all():
@@ -150,7 +156,10 @@ def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True
           + (f", torch {torch.__version__} threads {torch.get_num_threads()}" if torch else
              ", torch not installed: tinyinfer columns only"))
     print(f"numba first calls: {secs:.2f} s ({compiled} kernel versions compiled, "
-          f"{loaded} loaded from the on-disk cache)\n")
+          f"{loaded} loaded from the on-disk cache)")
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f}" + ("  (other processes are busy: expect noise)"
+                                          if load > 0.7 else "") + "\n")
     head = f"{'kind':<10} {'shape':<26} {'n':>2} {'tinyinfer':>10} {'GFLOP/s':>8}"
     if torch:
         head += f" {'torch':>10} {'GFLOP/s':>8} {'ratio':>6}"

@@ -25,8 +25,9 @@ import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
-from .activations import ACT_FLOPS, act_code, act_scalar, activation_ref
-from .linear import FASTMATH, NO_RES3, NO_RES4, _dot_kernel, check_act, check_array
+from .activations import ACT_FLOPS, act_code, activation_ref
+from .linear import (FASTMATH, NO_RES2, NO_RES4, _dot_kernel, check_act, check_array, epilogue,
+                     epilogue_rows)
 
 # Pixels per tile of the row kernel: 4 output rows x 512 floats = 8 KB of accumulators stay
 # in L1, and the K x 512 input tile mostly in L2. Measured best of 64..512 on this machine.
@@ -162,41 +163,7 @@ def _pointwise_rows(x, w, bias, act, res, has_res, out):
                 _rows1(xs, ws, bias[g], c, p0, p1, out[n, g])
         if act != 0 or has_res:
             for c in range(co, min(co + 4, CoG)):   # fused epilogue, while the tile is in L1
-                _epilogue(out[n, g, c, p0:p1], res[n, g, c, p0:p1] if has_res else None, act)
-
-
-@numba.njit(inline="always", cache=True)
-def _epilogue(o, r, act):
-    """o[:] = act(o) (+ r): the activation and residual add, on one row in cache.
-
-    Each branch calls act_scalar with a literal code, so LLVM folds away the other formulas
-    and vectorizes the loop (with the code as a variable every element would branch).
-    """
-    n = o.shape[0]
-    if act == 1:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 1)
-    elif act == 2:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 2)
-    elif act == 3:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 3)
-    elif act == 4:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 4)
-    elif act == 5:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 5)
-    elif act == 6:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 6)
-    elif act == 7:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 7)
-    if r is not None:
-        for i in range(n):
-            o[i] += r[i]
+                epilogue(out[n, g, c, p0:p1], res[n, g, c, p0:p1] if has_res else None, act)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -217,25 +184,18 @@ def _rows4(x, w, bias, co, p0, p1, out):
         o1[p] = b1
         o2[p] = b2
         o3[p] = b3
-    k = 0
-    while k + 8 <= K:
-        x0 = x[k, p0:p1]
-        x1 = x[k + 1, p0:p1]
-        x2 = x[k + 2, p0:p1]
-        x3 = x[k + 3, p0:p1]
-        x4 = x[k + 4, p0:p1]
-        x5 = x[k + 5, p0:p1]
-        x6 = x[k + 6, p0:p1]
-        x7 = x[k + 7, p0:p1]
-        # 32 weights as scalars: LLVM broadcasts each into a register once per pass
-        a0, a1, a2, a3, a4, a5, a6, a7 = w[co, k], w[co, k + 1], w[co, k + 2], w[co, k + 3], \
-            w[co, k + 4], w[co, k + 5], w[co, k + 6], w[co, k + 7]
-        b0, b1, b2, b3, b4, b5, b6, b7 = w[co + 1, k], w[co + 1, k + 1], w[co + 1, k + 2], \
-            w[co + 1, k + 3], w[co + 1, k + 4], w[co + 1, k + 5], w[co + 1, k + 6], w[co + 1, k + 7]
-        c0, c1, c2, c3, c4, c5, c6, c7 = w[co + 2, k], w[co + 2, k + 1], w[co + 2, k + 2], \
-            w[co + 2, k + 3], w[co + 2, k + 4], w[co + 2, k + 5], w[co + 2, k + 6], w[co + 2, k + 7]
-        d0, d1, d2, d3, d4, d5, d6, d7 = w[co + 3, k], w[co + 3, k + 1], w[co + 3, k + 2], \
-            w[co + 3, k + 3], w[co + 3, k + 4], w[co + 3, k + 5], w[co + 3, k + 6], w[co + 3, k + 7]
+    for k in range(0, K, 8):
+        # 8 input rows; past the end of K (the stem has K = 3*3*3 = 27) repeat the last row
+        # with weight 0: one more full pass is cheaper than up to 7 single-row passes
+        x0, x1, x2, x3 = _row(x, k, p0, p1), _row(x, k + 1, p0, p1), \
+            _row(x, k + 2, p0, p1), _row(x, k + 3, p0, p1)
+        x4, x5, x6, x7 = _row(x, k + 4, p0, p1), _row(x, k + 5, p0, p1), \
+            _row(x, k + 6, p0, p1), _row(x, k + 7, p0, p1)
+        # 32 weights as scalars: LLVM broadcasts each into a vector once per pass
+        a0, a1, a2, a3, a4, a5, a6, a7 = _w8(w, co, k)
+        b0, b1, b2, b3, b4, b5, b6, b7 = _w8(w, co + 1, k)
+        c0, c1, c2, c3, c4, c5, c6, c7 = _w8(w, co + 2, k)
+        d0, d1, d2, d3, d4, d5, d6, d7 = _w8(w, co + 3, k)
         for p in range(L):
             v0, v1, v2, v3 = x0[p], x1[p], x2[p], x3[p]
             v4, v5, v6, v7 = x4[p], x5[p], x6[p], x7[p]
@@ -243,17 +203,6 @@ def _rows4(x, w, bias, co, p0, p1, out):
             o1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
             o2[p] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7
             o3[p] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
-        k += 8
-    while k < K:                          # K not a multiple of 8 (e.g. the stem's 3*3*3 = 27)
-        xk = x[k, p0:p1]
-        a0, b0, c0, d0 = w[co, k], w[co + 1, k], w[co + 2, k], w[co + 3, k]
-        for p in range(L):
-            v = xk[p]
-            o0[p] += a0 * v
-            o1[p] += b0 * v
-            o2[p] += c0 * v
-            o3[p] += d0 * v
-        k += 1
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -263,11 +212,32 @@ def _rows1(x, w, bias, c, p0, p1, out):
     bc = bias[c]
     for p in range(p1 - p0):
         o[p] = bc
-    for k in range(x.shape[0]):
-        xk = x[k, p0:p1]
-        a = w[c, k]
+    for k in range(0, x.shape[0], 8):
+        x0, x1, x2, x3 = _row(x, k, p0, p1), _row(x, k + 1, p0, p1), \
+            _row(x, k + 2, p0, p1), _row(x, k + 3, p0, p1)
+        x4, x5, x6, x7 = _row(x, k + 4, p0, p1), _row(x, k + 5, p0, p1), \
+            _row(x, k + 6, p0, p1), _row(x, k + 7, p0, p1)
+        a0, a1, a2, a3, a4, a5, a6, a7 = _w8(w, c, k)
         for p in range(p1 - p0):
-            o[p] += a * xk[p]
+            o[p] += (a0 * x0[p] + a1 * x1[p] + a2 * x2[p] + a3 * x3[p]
+                     + a4 * x4[p] + a5 * x5[p] + a6 * x6[p] + a7 * x7[p])
+
+
+@numba.njit(inline="always", cache=True)
+def _row(x, k, p0, p1):
+    """x[k, p0:p1], or the last row when k is past the end (it gets weight 0)."""
+    return x[min(k, x.shape[0] - 1), p0:p1]
+
+
+@numba.njit(inline="always", cache=True)
+def _w8(w, c, k):
+    """w[c, k:k+8], zero-filled past the end of the row."""
+    K = w.shape[1]
+    z = np.float32(0.0)
+    return (w[c, k] if k < K else z, w[c, k + 1] if k + 1 < K else z,
+            w[c, k + 2] if k + 2 < K else z, w[c, k + 3] if k + 3 < K else z,
+            w[c, k + 4] if k + 4 < K else z, w[c, k + 5] if k + 5 < K else z,
+            w[c, k + 6] if k + 6 < K else z, w[c, k + 7] if k + 7 < K else z)
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,11 +266,19 @@ def _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols):
                 if iy < 0 or iy >= H:
                     dst[:] = 0.0
                     continue
-                src = x[n, c, iy]
                 dst[:j_lo] = 0.0
                 dst[j_hi:] = 0.0
-                for j in range(j_lo, j_hi):
-                    dst[j] = src[j * sw + off]
+                d = dst[j_lo:j_hi]
+                src = x[n, c, iy, j_lo * sw + off:]
+                if sw == 1:                       # a memcpy, vectorized
+                    for j in range(j_hi - j_lo):
+                        d[j] = src[j]
+                elif sw == 2:                     # a stride LLVM knows, so it can shuffle
+                    for j in range(j_hi - j_lo):
+                        d[j] = src[2 * j]
+                else:
+                    for j in range(j_hi - j_lo):
+                        d[j] = src[j * sw]
 
 
 # ---------------------------------------------------------------------------------------
@@ -400,7 +378,7 @@ def _depthwise(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out, nchun
                             wv = wk[ky, kx]
                             for f in range(L):
                                 acc[f] += wv * t[f]
-                _epilogue(acc, None, act)
+                epilogue(acc, None, act)
                 for oy in range(Ho):                 # keep the Wo valid columns of each row
                     o = out[n, co, oy]
                     a_row = acc[oy * Wq:oy * Wq + Wo]
@@ -515,9 +493,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
         if groups == 1 and P < SMALL_IMAGE:
             # small image: a linear layer over pixels, on the (pixels, channels) transpose
             xt = np.ascontiguousarray(x.reshape(n, cin, P).transpose(0, 2, 1))
-            res = residual.reshape(n, cout, P) if has_res else NO_RES3
-            _dot_kernel(xt, weight.reshape(cout, cin), bias, code, res, has_res,
-                        out.reshape(n, cout, P))
+            _dot_kernel(xt, weight.reshape(cout, cin), bias, out.reshape(n, cout, P))
+            if code or has_res:
+                epilogue_rows(out.reshape(n * cout, P),
+                              residual.reshape(n * cout, P) if has_res else NO_RES2, has_res, code)
             return out
         cols = x.reshape(n, groups, cin_g, P)
     else:

@@ -36,14 +36,15 @@ FASTMATH = {"contract", "reassoc"}
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _dot_kernel(x, w, bias, act, res, has_res, y):
-    """y[g, o, m] = act(bias[o] + sum_k x[g, m, k] * w[o, k]) (+ res[g, o, m])
+def _dot_kernel(x, w, bias, y):
+    """y[g, o, m] = bias[o] + sum_k x[g, m, k] * w[o, k]
 
-    x (G, M, K)   w (O, K)   bias (O,)   res, y (G, O, M)      (all C-contiguous)
+    x (G, M, K)   w (O, K)   bias (O,)   y (G, O, M)      (all C-contiguous)
 
     The output is stored transposed, (O, M): for conv.py that is NCHW directly (g = image,
     o = channel, m = pixel); linear() transposes its (OUT, rows) result back, which costs
-    nothing at batch 1.
+    nothing at batch 1. The activation and residual are a second pass, ``epilogue_rows``:
+    inlined here, 16 times over, they made this function take 30 s to compile.
     """
     G, M, K = x.shape
     O = w.shape[0]
@@ -94,10 +95,11 @@ def _dot_kernel(x, w, bias, act, res, has_res, y):
                 s31 += a3 * b1
                 s32 += a3 * b2
                 s33 += a3 * b3
-            _store4(y, res, has_res, bias, act, g, m, o, s00, s01, s02, s03)
-            _store4(y, res, has_res, bias, act, g, m + 1, o, s10, s11, s12, s13)
-            _store4(y, res, has_res, bias, act, g, m + 2, o, s20, s21, s22, s23)
-            _store4(y, res, has_res, bias, act, g, m + 3, o, s30, s31, s32, s33)
+            # s_ij is (m + i, o + j): output row o + j gets s_0j .. s_3j
+            _put4(y[g, o, m:m + 4], bias[o], s00, s10, s20, s30)
+            _put4(y[g, o + 1, m:m + 4], bias[o + 1], s01, s11, s21, s31)
+            _put4(y[g, o + 2, m:m + 4], bias[o + 2], s02, s12, s22, s32)
+            _put4(y[g, o + 3, m:m + 4], bias[o + 3], s03, s13, s23, s33)
         else:
             # Ragged edge of the output (M or O not a multiple of 4, e.g. batch 1): one dot
             # product at a time. Still vectorized over k, just with less reuse.
@@ -108,24 +110,56 @@ def _dot_kernel(x, w, bias, act, res, has_res, y):
                     s = np.float32(0.0)
                     for k in range(K):
                         s += xr[k] * wr[k]
-                    _store1(y, res, has_res, bias, act, g, mm, oo, s)
+                    y[g, oo, mm] = s + bias[oo]
 
 
 @numba.njit(inline="always", cache=True)
-def _store1(y, res, has_res, bias, act, g, m, o, s):
-    # The fused epilogue: bias, then activation, then the residual (skip) add.
-    v = act_scalar(s + bias[o], act)
-    if has_res:
-        v += res[g, o, m]
-    y[g, o, m] = v
+def _put4(row, b, s0, s1, s2, s3):
+    row[0] = s0 + b
+    row[1] = s1 + b
+    row[2] = s2 + b
+    row[3] = s3 + b
 
 
 @numba.njit(inline="always", cache=True)
-def _store4(y, res, has_res, bias, act, g, m, o, s0, s1, s2, s3):
-    _store1(y, res, has_res, bias, act, g, m, o, s0)
-    _store1(y, res, has_res, bias, act, g, m, o + 1, s1)
-    _store1(y, res, has_res, bias, act, g, m, o + 2, s2)
-    _store1(y, res, has_res, bias, act, g, m, o + 3, s3)
+def epilogue(o, r, act):
+    """o[:] = act(o) (+ r): the activation, then the residual add, on one row.
+
+    Each branch calls act_scalar with a literal code, so LLVM folds away the other formulas
+    and vectorizes the loop (with the code as a variable every element would branch).
+    """
+    n = o.shape[0]
+    if act == 1:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 1)
+    elif act == 2:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 2)
+    elif act == 3:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 3)
+    elif act == 4:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 4)
+    elif act == 5:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 5)
+    elif act == 6:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 6)
+    elif act == 7:
+        for i in range(n):
+            o[i] = act_scalar(o[i], 7)
+    if r is not None:
+        for i in range(n):
+            o[i] += r[i]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def epilogue_rows(y, res, has_res, act):
+    """y[i, :] = act(y[i, :]) (+ res[i, :]) for every row i.   y, res (R, C)"""
+    for i in numba.prange(y.shape[0]):
+        epilogue(y[i], res[i] if has_res else None, act)
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,7 +188,7 @@ def check_act(act) -> int:
 
 # A 1-element stand-in passed when there is no residual, so the kernels see one type
 # (Numba compiles a new version for every distinct argument type, None included).
-NO_RES3 = np.zeros((1, 1, 1), np.float32)
+NO_RES2 = np.zeros((1, 1), np.float32)
 NO_RES4 = np.zeros((1, 1, 1, 1), np.float32)
 
 
@@ -182,8 +216,11 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     if rows == 0 or out_f == 0:
         return np.zeros(lead + (out_f,), np.float32)
     yt = np.empty((1, out_f, rows), np.float32)          # the kernel writes y transposed
-    _dot_kernel(x.reshape(1, rows, in_f), weight, bias, np.int64(code), NO_RES3, False, yt)
-    return np.ascontiguousarray(yt[0].T).reshape(lead + (out_f,))
+    _dot_kernel(x.reshape(1, rows, in_f), weight, bias, yt)
+    y = np.ascontiguousarray(yt[0].T)
+    if code:
+        epilogue_rows(y, NO_RES2, False, np.int64(code))
+    return y.reshape(lead + (out_f,))
 
 
 def linear_ref(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
