@@ -27,12 +27,27 @@ def cmd_summary(args):
         print(rep)
 
 
+def models_markdown() -> str:
+    """The README's model table, generated from the registry (a test keeps them equal)."""
+    from .models.registry import get_spec, list_models
+    lines = ["| name | reference implementation | checkpoint layouts accepted | pretrained |",
+             "|---|---|---|---|"]
+    for name in list_models():
+        spec = get_spec(name)
+        pre = f"`{spec.pretrained.filename}`" if spec.pretrained else "-"
+        lines.append(f"| `{name}` | `{spec.reference}` | {', '.join(spec.layouts)} | {pre} |")
+    return "\n".join(lines)
+
+
 def cmd_list(args):
     from .models.registry import get_spec, list_models
+    if args.markdown:
+        print(models_markdown())
+        return
     for name in list_models():
         spec = get_spec(name)
         pre = "pretrained" if spec.pretrained else ""
-        print(f"{name:20s} {spec.reference:36s} layouts: {', '.join(spec.layouts):22s} {pre}")
+        print(f"{name:22s} {spec.reference:40s} layouts: {', '.join(spec.layouts):22s} {pre}")
 
 
 def main(argv=None) -> int:
@@ -52,6 +67,7 @@ def main(argv=None) -> int:
     s.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
     s.set_defaults(fn=cmd_summary)
     ls = sub.add_parser("list", help="the models tinyinfer knows")
+    ls.add_argument("--markdown", action="store_true", help="as the README's table")
     ls.set_defaults(fn=cmd_list)
     args = p.parse_args(argv)
     try:

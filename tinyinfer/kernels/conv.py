@@ -11,10 +11,11 @@ dilation, groups), with bias, activation and a residual add fused into the epilo
 
 ``conv2d`` validates in Python, then picks one of four loops (all Numba, no BLAS):
 
-    1x1, stride 1, groups=1, big image  -> _pointwise_rows   (out row += w * x row)
-    1x1, stride 1, groups=1, small image -> linear._dot_kernel on (pixels, channels)
-    groups == Cin == Cout/m              -> _depthwise        (per channel plane)
-    anything else                        -> _im2col + _pointwise_rows (per group)
+    groups == Cin (Cout = m*Cin), k > 1 or stride > 1  -> _depthwise (plane by plane)
+    1x1, no padding, >= 128 output pixels per image    -> _pointwise_rows (out row += w*x row)
+    1x1, no padding, groups=1, < 128 pixels (7x7 maps) -> linear._dot_kernel on (pixels, Cin)
+    anything else                                       -> _im2col, then _pointwise_rows
+(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]).
 
 ``conv2d_ref`` is the plain-NumPy definition that the tests compare all of them against.
 """
@@ -98,7 +99,9 @@ def conv2d_cost(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, act
 
 def conv2d_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
                residual=None) -> np.ndarray:
-    """out[n, o, i, j] = sum_{c, ky, kx} w[o, c, ky, kx] * xpad[n, g*Cg + c, i*sh + ky*dh, j*sw + kx*dw]"""
+    """out[n, o, i, j] = sum over c, ky, kx of
+           w[o, c, ky, kx] * xpad[n, g*Cg + c, i*sh + ky*dh, j*sw + kx*dw]
+    with g = o // (Cout/groups) the group of output channel o and Cg = Cin/groups."""
     sh, sw = _pair(stride, "stride", 1)
     dh, dw = _pair(dilation, "dilation", 1)
     pt, pb, pl, pr = normalize_padding(padding)
