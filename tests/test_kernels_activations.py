@@ -45,3 +45,12 @@ def test_in_place_and_cost():
 def test_unknown_activation_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown activation 'mish'.*known:"):
         activation(np.zeros(3, np.float32), "mish")
+
+
+def test_nan_propagates_like_torch():
+    x = np.array([np.nan, -1.0, 7.0], np.float32)
+    for name, fn in TORCH.items():
+        want = fn(torch.from_numpy(x)).numpy()
+        got = activation(x, name)
+        assert np.isnan(got[0]) == np.isnan(want[0]), name
+        np.testing.assert_allclose(got[1:], want[1:], rtol=1e-5, atol=1e-6)

@@ -33,25 +33,39 @@ class Op:
 
 
 # ---- convolution (standard, group, depthwise, pointwise: the kernel dispatches) --------
-def _conv_geometry(node):
+def _conv_geometry(node, in_shape=None):
     a = node.attrs
-    return a["stride"], a["padding"], a["dilation"]
+    padding = a["padding"]
+    if padding == "same":
+        padding = tf_same_padding(in_shape, node.param_shapes["weight"], a["stride"],
+                                  a["dilation"])
+    return a["stride"], padding, a["dilation"]
+
+
+def tf_same_padding(in_shape, w_shape, stride, dilation) -> tuple:
+    """TensorFlow's "SAME" padding as (top, bottom, left, right): the output is
+    ceil(input / stride) and the odd pixel of padding goes after (bottom / right). Unlike
+    PyTorch's symmetric padding it depends on the input size, so a conv node may carry
+    padding="same" and have it resolved here, whenever shapes are known."""
+    (sh, sw), (dh, dw) = stride, dilation
+    kh, kw = w_shape[2], w_shape[3]
+    return C.same_padding(in_shape[2], kh, sh, dh) + C.same_padding(in_shape[3], kw, sw, dw)
 
 
 def _conv_shape(node, in_shapes):
-    stride, padding, dilation = _conv_geometry(node)
+    stride, padding, dilation = _conv_geometry(node, in_shapes[0])
     return C.conv2d_out_shape(in_shapes[0], node.param_shapes["weight"], stride, padding, dilation)
 
 
 def _conv_cost(node, in_shapes, out_shape):
-    stride, padding, dilation = _conv_geometry(node)
+    stride, padding, dilation = _conv_geometry(node, in_shapes[0])
     return C.conv2d_cost(in_shapes[0], node.param_shapes["weight"], stride, padding, dilation,
                          node.attrs["groups"], act=node.attrs.get("act", 0),
                          has_bias="bias" in node.param_shapes, residual=len(in_shapes) > 1)
 
 
 def _conv_run(node, inputs):
-    stride, padding, dilation = _conv_geometry(node)
+    stride, padding, dilation = _conv_geometry(node, inputs[0].shape)
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
                     residual=inputs[1] if len(inputs) > 1 else None)

@@ -46,20 +46,28 @@ def act_code(name_or_code) -> int:
 
 
 @numba.njit(inline="always", cache=True)
+def _clamp(v, lo, hi):
+    # Written with < and > so that NaN passes through (every comparison with NaN is false),
+    # as in torch; min()/max() would turn NaN into a bound.
+    return lo if v < lo else (hi if v > hi else v)
+
+
+@numba.njit(inline="always", cache=True)
 def act_scalar(v, code):
     """The activation formulas, for use inside other kernels' loops (float32 in, float32 out)."""
+    zero, three, six = np.float32(0.0), np.float32(3.0), np.float32(6.0)
     if code == 0:
         return v
     elif code == 1:
-        return v if v > 0.0 else np.float32(0.0)
+        return zero if v < zero else v
     elif code == 2:
-        return min(max(v, np.float32(0.0)), np.float32(6.0))
+        return _clamp(v, zero, six)
     elif code == 3:
         return np.float32(1.0) / (np.float32(1.0) + math.exp(-v))
     elif code == 4:
-        return min(max(v + np.float32(3.0), np.float32(0.0)), np.float32(6.0)) / np.float32(6.0)
+        return _clamp(v + three, zero, six) / six
     elif code == 5:
-        return v * min(max(v + np.float32(3.0), np.float32(0.0)), np.float32(6.0)) / np.float32(6.0)
+        return v * _clamp(v + three, zero, six) / six
     elif code == 6:
         return v / (np.float32(1.0) + math.exp(-v))
     else:

@@ -1,24 +1,36 @@
-"""The block grammar of the MBConv family, and the scaling rules that act on it.
+"""The block grammar of the MBConv family, and the rounding rules that act on it.
 
-One string describes one stage (a run of identical blocks), as in timm's
-``_efficientnet_builder.py``, so MobileNetV1/V2/V3, MnasNet, EfficientNet, MixNet, FBNet
-and TinyNet are all tables of these strings fed to one builder (``builder.py``):
+One string describes one run of identical blocks, as in timm's ``_efficientnet_builder.py``,
+so MobileNetV1/V2/V3, MnasNet, EfficientNet (V1, Lite, V2), MixNet, FBNet and TinyNet are
+all tables of these strings fed to one builder (``builder.py``):
 
-    ir_r2_k3_s2_e6_c24_se0.25_nsw
-    |  |  |  |  |  |   |      `-- activation override: re=ReLU r6=ReLU6 hs=h-swish sw=swish
-    |  |  |  |  |  |   `--------- squeeze-excite, ratio of the block's *input* channels
-    |  |  |  |  |  `------------- output channels (before the width multiplier)
-    |  |  |  |  `---------------- expansion ratio t (ir/er only)
-    |  |  |  `------------------- stride of the first block of the stage (the others: 1)
-    |  |  `---------------------- depthwise kernel size
-    |  `------------------------- repeats n
-    `---------------------------- block type:
-        ds   depthwise separable: dw kxk + BN + act, pw 1x1 + BN        (MobileNetV2's t=1 block)
-        dsa  the same with an activation after the pointwise conv and no shortcut (MobileNetV1)
-        ir   inverted residual: pw 1x1 expand + BN + act, dw kxk + BN + act, [SE],
-             pw 1x1 linear projection + BN, + shortcut                   (MBConv)
-        cn   plain conv kxk + BN + act
-    other options: noskip (no shortcut even where shapes allow one)
+    ir_r2_k3.5_a1.1_p1.1_s2_e6_c24_se0.25_nsw
+    |  |  |     |    |    |  |  |   |      `-- activation override: re=ReLU r6=ReLU6
+    |  |  |     |    |    |  |  |   |          hs=h-swish sw=swish
+    |  |  |     |    |    |  |  |   `--------- squeeze-excite ratio (of the block's *input*
+    |  |  |     |    |    |  |  |              channels in timm's EfficientNet; of the
+    |  |  |     |    |    |  |  |              expanded ones in MobileNetV3: see se_channels)
+    |  |  |     |    |    |  |  `------------- output channels (before the width multiplier)
+    |  |  |     |    |    |  `---------------- expansion ratio t (ir/er only)
+    |  |  |     |    |    `------------------- stride of the first block of the run
+    |  |  |     |    `------------------------ kernel of the last 1x1 conv (1.1: MixNet's
+    |  |  |     |                              grouped pointwise conv in two halves)
+    |  |  |     `----------------------------- kernel of the expansion conv (as p)
+    |  |  `----------------------------------- depthwise kernel; 3.5 = MixConv: the channels
+    |  |                                        are split into groups with kernels 3 and 5
+    |  `-------------------------------------- repeats n
+    `----------------------------------------- block type:
+        ds   depthwise separable: dw kxk + BN + act, [SE], pw 1x1 + BN   (MobileNetV2's t=1)
+        dsa  the same with an activation after the pw conv, never a shortcut (MobileNetV1)
+        ir   inverted residual (MBConv): pw 1x1 expand + BN + act, dw kxk + BN + act, [SE],
+             pw 1x1 linear projection + BN, + shortcut
+        er   edge residual (Fused-MBConv, EfficientNetV2): kxk expand conv + BN + act, [SE],
+             pw 1x1 linear projection + BN, + shortcut
+        cn   plain conv kxk + BN + act (a shortcut only with the "skip" option)
+    other options: noskip (no shortcut even where shapes allow one), skip (cn with one).
+
+Stochastic depth and drop-connect are training-time regularizers: identity at inference,
+so the grammar has no option for them.
 """
 from __future__ import annotations
 
@@ -27,20 +39,34 @@ import re
 from dataclasses import dataclass, replace
 
 ACT_ABBREVIATIONS = {"re": "relu", "r6": "relu6", "hs": "hswish", "sw": "swish", "ge": "gelu"}
-BLOCK_TYPES = ("ds", "dsa", "ir", "cn")
+BLOCK_TYPES = ("ds", "dsa", "ir", "er", "cn")
 
 
 @dataclass(frozen=True)
 class BlockArgs:
     type: str
     repeats: int
-    kernel: int
+    kernel: int | tuple[int, ...]    # one size, or one per channel group (MixConv)
     stride: int
     out_chs: int
     exp_ratio: float = 1.0
     se_ratio: float = 0.0
-    act: str | None = None   # None: the network's default activation
+    act: str | None = None           # None: the network's default activation
     noskip: bool = False
+    skip: bool = False               # cn only: add a shortcut where shapes allow
+    exp_kernel: int | tuple[int, ...] = 1
+    pw_kernel: int | tuple[int, ...] = 1
+
+
+def _kernel(text: str, block: str):
+    """'3' -> 3, '3.5.7' -> (3, 5, 7): timm's _parse_ksize."""
+    try:
+        sizes = tuple(int(k) for k in text.split("."))
+    except ValueError:
+        raise ValueError(f"block {block!r}: bad kernel size {text!r}") from None
+    if any(k < 1 for k in sizes):
+        raise ValueError(f"block {block!r}: kernel sizes must be >= 1, got {text!r}")
+    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def decode_block(text: str) -> BlockArgs:
@@ -51,10 +77,10 @@ def decode_block(text: str) -> BlockArgs:
         raise ValueError(f"block {text!r}: unknown type {kind!r} (known: {', '.join(BLOCK_TYPES)})")
     args = {"type": kind}
     for opt in opts:
-        if opt == "noskip":
-            args["noskip"] = True
+        if opt in ("noskip", "skip"):
+            args[opt] = True
             continue
-        m = re.fullmatch(r"(se|r|k|s|e|c|n)([\w.]+)", opt)
+        m = re.fullmatch(r"(se|r|k|s|e|c|n|a|p)([\w.]+)", opt)
         if not m:
             raise ValueError(f"block {text!r}: cannot read option {opt!r}")
         key, val = m.groups()
@@ -63,22 +89,40 @@ def decode_block(text: str) -> BlockArgs:
                 raise ValueError(f"block {text!r}: unknown activation {val!r} "
                                  f"(known: {', '.join(ACT_ABBREVIATIONS)})")
             args["act"] = ACT_ABBREVIATIONS[val]
+        elif key in ("k", "a", "p"):
+            args[{"k": "kernel", "a": "exp_kernel", "p": "pw_kernel"}[key]] = _kernel(val, text)
         else:
-            field = {"r": "repeats", "k": "kernel", "s": "stride", "e": "exp_ratio",
-                     "c": "out_chs", "se": "se_ratio"}[key]
-            args[field] = float(val) if field in ("exp_ratio", "se_ratio") else int(val)
+            field = {"r": "repeats", "s": "stride", "e": "exp_ratio", "c": "out_chs",
+                     "se": "se_ratio"}[key]
+            try:
+                args[field] = float(val) if field in ("exp_ratio", "se_ratio") else int(val)
+            except ValueError:
+                raise ValueError(f"block {text!r}: option {opt!r} is not a number") from None
     missing = {"repeats", "kernel", "stride", "out_chs"} - set(args)
     if missing:
         raise ValueError(f"block {text!r}: missing {', '.join(sorted(missing))}")
     return BlockArgs(**args)
 
 
-# ---- scaling rules ------------------------------------------------------------------------
+def kernels(k) -> tuple[int, ...]:
+    """A kernel option as a tuple: 3 -> (3,), (3, 5) -> (3, 5)."""
+    return (k,) if isinstance(k, int) else tuple(k)
+
+
+def split_channels(channels: int, groups: int) -> list[int]:
+    """MixConv's channel split (timm's ``_split_channels``, from the TF reference): equal
+    parts, the remainder all to the first group. 40 channels, 3 kernels -> [14, 13, 13]."""
+    split = [channels // groups] * groups
+    split[0] += channels - sum(split)
+    return split
+
+
+# ---- rounding rules ----------------------------------------------------------------------
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None,
                    round_limit: float = 0.9) -> int:
     """Round channels to a multiple of ``divisor`` (the rule of the TF reference, torchvision's
     ``_make_divisible`` and timm's ``make_divisible``): nearest multiple, but never more than
-    10% below ``v``."""
+    10% below ``v`` (``round_limit`` 0 turns that guard off, as timm's EfficientNetV2-base)."""
     min_value = min_value or divisor
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
     if new_v < round_limit * v:
@@ -93,11 +137,39 @@ def round_channels(channels: int, multiplier: float = 1.0, divisor: int = 8) -> 
     return make_divisible(channels * multiplier, divisor)
 
 
+# How many channels an SE block squeezes to. The references disagree, and their pretrained
+# weights fix the choice, so each network names its rule:
+#   timm_effnet  timm's EfficientNet class: the ratio counts the block's *input* channels
+#                (the builder divides it by the expansion ratio, then multiplies by the
+#                expanded channels) and Python's round() (half to even) rounds it
+#   timm_mnv3    timm's MobileNetV3 class: ratio of the expanded channels, make_divisible(., 8)
+#   tv_effnet    torchvision's EfficientNet: max(1, input channels // 4)
+#   tv_mnv3      torchvision's MobileNetV3: _make_divisible(expanded channels // 4, 8)
+#   lite_effnet  the TF reference / EfficientNet-PyTorch: max(1, int(input channels * ratio))
+SE_RULES = ("timm_effnet", "timm_mnv3", "tv_effnet", "tv_mnv3", "lite_effnet")
+
+
+def se_channels(rule: str, in_chs: int, mid_chs: int, se_ratio: float, exp_ratio: float) -> int:
+    if rule == "timm_effnet":
+        return round(mid_chs * (se_ratio / exp_ratio))     # same float order as timm
+    if rule == "timm_mnv3":
+        return make_divisible(mid_chs * se_ratio)
+    if rule == "tv_effnet":
+        return max(1, in_chs // 4)
+    if rule == "tv_mnv3":
+        return make_divisible(mid_chs // 4)
+    if rule == "lite_effnet":
+        return max(1, int(in_chs * se_ratio))
+    raise ValueError(f"unknown squeeze-excite rule {rule!r}; known: {', '.join(SE_RULES)}")
+
+
 def scale_stage_depth(repeats: list[int], depth_multiplier: float, rounding: str = "ceil") -> list[int]:
     """The depth multiplier applied to one stage made of several rows (timm's
     ``_scale_stage_depth``): scale the stage's total block count with ceil (or round), then
     hand the blocks out to the rows from the last row backwards, so later rows get any
     rounding surplus. For a stage of one row this is just ceil(n * d) (or round)."""
+    if rounding not in ("ceil", "round"):
+        raise ValueError(f"depth rounding must be 'ceil' or 'round', got {rounding!r}")
     total = sum(repeats)
     if rounding == "round":
         scaled = max(1, round(total * depth_multiplier))
@@ -115,7 +187,8 @@ def scale_stage_depth(repeats: list[int], depth_multiplier: float, rounding: str
 def decode_arch(arch: list[list[str]], depth_multiplier: float = 1.0,
                 depth_rounding: str = "ceil", fix_first_last: bool = False) -> list[list[BlockArgs]]:
     """A table (stages of rows of block strings) -> stages of BlockArgs, with depth scaling.
-    ``fix_first_last`` leaves the first and last stage unscaled (timm's option)."""
+    ``fix_first_last`` leaves the first and last stage unscaled (timm's option, used by
+    EfficientNet-Lite)."""
     stages = []
     for i, rows in enumerate(arch):
         blocks = [decode_block(r) for r in rows]
