@@ -1,30 +1,11 @@
-"""Test set-up shared by every test file.
-
-torchvision 0.28's compiled extension on this machine is a CUDA build that fails to load,
-so ``import torchvision`` raises "operator torchvision::nms does not exist" while it
-registers meta kernels for detection ops. The model classes do not need those, so when
-(and only when) the plain import fails we stand an empty module in for
-``torchvision._meta_registrations`` and import again.
-"""
-import sys
-import types
-
+"""Test set-up shared by every test file: torchvision imported through the workaround in
+tinyinfer/bench/_torch.py (its CUDA-built extension does not load here), torch on 2 threads."""
 import numpy as np
 import pytest
 
+from tinyinfer.bench._torch import import_torchvision
 
-def _import_torchvision():
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [m for m in sys.modules if m.startswith("torchvision")]:
-            del sys.modules[name]
-        sys.modules["torchvision._meta_registrations"] = types.ModuleType(
-            "torchvision._meta_registrations")
-        import torchvision  # noqa: F401
-
-
-_import_torchvision()
+import_torchvision()
 
 import torch  # noqa: E402
 

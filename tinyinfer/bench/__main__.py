@@ -21,9 +21,24 @@ def _kernels(sub: argparse.ArgumentParser):
     return run
 
 
+def _models(sub: argparse.ArgumentParser):
+    from .models import DEFAULT_MODELS
+    sub.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    sub.add_argument("--batch", type=int, default=1)
+    sub.add_argument("--resolution", type=int, default=224)
+    sub.add_argument("--runs", type=int, default=30, help="timed calls per round (default 30)")
+    sub.add_argument("--rounds", type=int, default=5, help="rounds per engine (default 5)")
+
+    def run(args):
+        from .models import main
+        return main(args.models, args.batch, args.resolution, args.runs, args.rounds)
+    return run
+
+
 # name -> (help, function that configures the sub-parser and returns the runner)
 SUBCOMMANDS = {
     "kernels": ("conv / linear layers of MobileNetV2, tinyinfer vs PyTorch", _kernels),
+    "models": ("whole networks, tinyinfer vs PyTorch eager (and ONNX Runtime)", _models),
 }
 
 
