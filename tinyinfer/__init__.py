@@ -7,8 +7,9 @@
     print(m.summary(resolution=160))                     # per-layer MACs, params, bytes
 """
 from .api import load, list_models, preprocess_for, run  # noqa: F401
-from .errors import (CheckpointError, ImageError, InputError, ModelNotFoundError,  # noqa: F401
-                     TinyInferError, WeightsMismatchError, WeightsNotFoundError)
+from .errors import (CheckpointError, CheckpointNotFoundError, ImageError,  # noqa: F401
+                     InputError, ModelNotFoundError, TinyInferError, WeightsMismatchError,
+                     WeightsNotFoundError)
 
 __version__ = "0.1.0"
 

@@ -68,9 +68,7 @@ def run(name: str, image, topk: int = 5, weights=DEFAULT) -> list[tuple[str, flo
     if key not in _CACHE:
         _CACHE.clear()
         _CACHE[key] = load(name, weights=weights)
-    model = _CACHE[key]
-    result = model.predict(image, topk=topk)
-    return result[0] if isinstance(result, list) and result and isinstance(result[0], list) else result
+    return _CACHE[key].predict(image, topk=topk)
 
 
 def preprocess_for(name: str, image) -> np.ndarray:

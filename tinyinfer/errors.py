@@ -19,6 +19,10 @@ class CheckpointError(TinyInferError, ValueError):
     """A checkpoint file that is malformed, truncated, unsafe or of an unknown format."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path that does not exist."""
+
+
 class WeightsMismatchError(TinyInferError, KeyError):
     """A checkpoint whose keys or shapes do not match the network."""
 

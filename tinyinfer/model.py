@@ -62,9 +62,11 @@ class Model:
         r = resolution or self.spec.input_size
         return summarize(self, (batch, self.graph.in_channels, r, r))
 
-    def predict(self, image, topk: int = 5):
+    def predict(self, image, topk: int = 5) -> list[tuple[str, float]]:
+        """One image (path, PIL image, HxWx3 uint8) -> top-k (label, probability), with this
+        model's own preprocessing."""
         from .image import preprocess, topk as top
         x = preprocess(image, resize=self.spec.resize, crop=self.spec.input_size,
                        mean=self.spec.mean, std=self.spec.std,
                        interpolation=self.spec.interpolation)
-        return top(self(x), k=topk)
+        return top(self(x)[0], k=topk)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, CheckpointNotFoundError, InputError
 from . import torch_pickle
 from .safetensors_format import looks_like_safetensors, read_safetensors_bytes
 
@@ -52,10 +52,6 @@ __all__ = ["read_checkpoint", "read_torch", "read_safetensors", "read_npz", "det
            "CheckpointError", "CheckpointNotFoundError"]
 
 FORMATS = "torch.save .pth/.pt (zip or legacy), .safetensors, .npz"
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """A checkpoint path that does not exist."""
 
 
 def read_checkpoint(path) -> dict[str, np.ndarray]:
