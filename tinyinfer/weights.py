@@ -19,24 +19,41 @@ def _listing(title, items, limit=12):
     return f"  {title} ({len(items)}):\n" + "\n".join(f"    {i}" for i in items[:limit]) + more
 
 
-def translate(state: dict, keymap: dict[str, str] | None) -> tuple[dict, list[str]]:
-    """Rename checkpoint keys to graph keys. Returns (renamed dict, keys with no mapping)."""
+def translate(state: dict, keymap: dict[str, str | None] | None) -> tuple[dict, list[str]]:
+    """Rename checkpoint keys to graph keys. Returns (renamed dict, keys with no mapping).
+    A key mapped to None is known and deliberately dropped."""
     state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
     if keymap is None:
         return dict(state), []
     renamed, unmapped = {}, []
     for k, v in state.items():
-        if k in keymap:
-            renamed[keymap[k]] = v
-        else:
+        if k not in keymap:
             unmapped.append(k)
+        elif keymap[k] is not None:     # None: a key the map names as not needed at
+            renamed[keymap[k]] = v      # inference (e.g. GoogLeNet's auxiliary classifiers)
     return renamed, unmapped
 
 
+def _squeezed(shape) -> tuple:
+    """A shape without trailing 1s past the second axis: (1280, 960, 1, 1) -> (1280, 960)."""
+    shape = tuple(shape)
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
 def check_state(graph: Graph, state: dict, keymap=None, source="checkpoint", layout="") -> dict:
-    """Translate and verify; return {graph key: float32 array} or raise WeightsMismatchError."""
+    """Translate and verify; return {graph key: float32 array} or raise WeightsMismatchError.
+
+    The one shape difference accepted is a 1x1 conv stored where the network has a fully
+    connected layer or the reverse ((O, I, 1, 1) vs (O, I)): the same numbers, which
+    references disagree on (MobileNetV3's head is a Linear in torchvision, a conv in timm)."""
     renamed, unmapped = translate(state, keymap)
     expected = graph.expected_params()
+    for k, shape in expected.items():
+        if k in renamed and tuple(np.shape(renamed[k])) != shape \
+                and _squeezed(np.shape(renamed[k])) == _squeezed(shape):
+            renamed[k] = np.reshape(renamed[k], shape)
     missing = [k for k in expected if k not in renamed]
     unexpected = unmapped + [k for k in renamed if k not in expected]
     wrong = [f"{k}: checkpoint {tuple(np.shape(renamed[k]))}, network {expected[k]}"
@@ -106,5 +123,6 @@ def random_init(graph: Graph, seed: int = 0) -> None:
                 params[p] = np.zeros(shape, np.float32)
             else:
                 fan_in = int(np.prod(shape[1:]))
-                params[p] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+                params[p] = rng.standard_normal(shape, dtype=np.float32) \
+                    * np.float32(np.sqrt(2.0 / fan_in))
         node.params = params
