@@ -12,8 +12,10 @@ dilation, groups), with bias, activation and a residual add fused into the epilo
 ``conv2d`` validates in Python, then picks one of four loops (all Numba, no BLAS):
 
     groups == Cin (Cout = m*Cin), k > 1 or stride > 1  -> _depthwise (plane by plane)
+    1 < groups < Cin, k > 1                            -> conv_group._grouped (direct)
     1x1, no padding, >= 128 output pixels per image    -> _pointwise_rows (out row += w*x row)
-    1x1, no padding, groups=1, < 128 pixels (7x7 maps) -> linear._dot_kernel on (pixels, Cin)
+    groups = 1, < 128 output pixels (7x7 maps)         -> [_im2col,] linear._dot_kernel on
+                                                          the (pixels, K) transpose
     anything else                                       -> _im2col, then _pointwise_rows
 (a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]).
 
@@ -488,25 +490,31 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
                    has_res, out, numba.get_num_threads())
         return out
 
+    if 1 < groups < cin and kh * kw > 1:
+        # grouped 3x3 etc. (RegNet, ResNeXt): a direct kernel beats im2col per group
+        from .conv_group import grouped_conv2d_into   # conv_group imports this module
+        return grouped_conv2d_into(x, weight, bias, (sh, sw), (pt, pb, pl, pr), (dh, dw),
+                                   groups, code, residual, out)
+
+    P = ho * wo
     if kh == 1 and kw == 1 and pt == pb == pl == pr == 0:
         # 1x1 without padding: stride only subsamples the input
         if sh > 1 or sw > 1:
             x = np.ascontiguousarray(x[:, :, ::sh, ::sw])
-        P = ho * wo
-        if groups == 1 and P < SMALL_IMAGE:
-            # small image: a linear layer over pixels, on the (pixels, channels) transpose
-            xt = np.ascontiguousarray(x.reshape(n, cin, P).transpose(0, 2, 1))
-            _dot_kernel(xt, weight.reshape(cout, cin), bias, out.reshape(n, cout, P))
-            if code or has_res:
-                epilogue_rows(out.reshape(n * cout, P),
-                              residual.reshape(n * cout, P) if has_res else NO_RES2, has_res, code)
-            return out
-        cols = x.reshape(n, groups, cin_g, P)
+        cols = x.reshape(n, cin, P)
     else:
-        kk = cin_g * kh * kw
-        cols = np.empty((n, cin * kh * kw, ho * wo), np.float32)
+        cols = np.empty((n, cin * kh * kw, P), np.float32)
         _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols)
-        cols = cols.reshape(n, groups, kk, ho * wo)
+    if groups == 1 and P < SMALL_IMAGE:
+        # small image (7x7, 14x14 at stride 2...): rows of P pixels are too short to
+        # vectorize, so run it as a linear layer over pixels on the (pixels, K) transpose
+        xt = np.ascontiguousarray(cols.transpose(0, 2, 1))
+        _dot_kernel(xt, weight.reshape(cout, -1), bias, out.reshape(n, cout, P))
+        if code or has_res:
+            epilogue_rows(out.reshape(n * cout, P),
+                          residual.reshape(n * cout, P) if has_res else NO_RES2, has_res, code)
+        return out
+    cols = cols.reshape(n, groups, cin_g * kh * kw, P)
     og = cout // groups
     res = residual.reshape(n, groups, og, ho * wo) if has_res else NO_RES4
     _pointwise_rows(cols, weight.reshape(groups, og, -1), bias.reshape(groups, og), code, res,
