@@ -1,4 +1,4 @@
-"""The command line: tinyinfer run | summary | list."""
+"""The command line: tinyinfer run | summary | profile | list."""
 from __future__ import annotations
 
 import argparse
@@ -18,13 +18,28 @@ def cmd_summary(args):
     from .api import load
     kwargs = {"width_mult": args.width} if args.width is not None else {}
     model = load(args.model, weights=None, **kwargs)
-    rep = model.summary(resolution=args.resolution, batch=args.batch)
-    if args.format == "csv":
+    rep = model.summary(resolution=args.resolution, batch=args.batch, itemsize=args.itemsize,
+                        convention=args.convention)
+    _print_report(rep, args.format)
+
+
+def _print_report(rep, fmt):
+    if fmt == "csv":
         print(rep.to_csv(), end="")
-    elif args.format == "markdown":
+    elif fmt == "markdown":
         print(rep.to_markdown())
     else:
         print(rep)
+
+
+def cmd_profile(args):
+    """Per-layer measured time on one image (random weights unless --weights is given:
+    the time does not depend on the weights' values)."""
+    from .api import load
+    model = load(args.model, weights=args.weights)
+    rep = model.profile(args.image, runs=args.runs, itemsize=args.itemsize,
+                        convention=args.convention)
+    _print_report(rep, args.format)
 
 
 def models_markdown() -> str:
@@ -50,6 +65,15 @@ def cmd_list(args):
         print(f"{name:22s} {spec.reference:40s} layouts: {', '.join(spec.layouts):22s} {pre}")
 
 
+def _report_options(p):
+    from .conventions import CONVENTIONS
+    p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    p.add_argument("--convention", choices=list(CONVENTIONS), default="paper",
+                   help="also count as this tool/convention does (see tinyinfer/conventions.py)")
+    p.add_argument("--itemsize", type=int, default=4,
+                   help="bytes per element for the bytes and memory columns (2: float16)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tinyinfer", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -64,8 +88,17 @@ def main(argv=None) -> int:
     s.add_argument("--resolution", type=int, default=None)
     s.add_argument("--width", type=float, default=None, help="width multiplier")
     s.add_argument("--batch", type=int, default=1)
-    s.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    _report_options(s)
     s.set_defaults(fn=cmd_summary)
+    pr = sub.add_parser("profile", help="per-layer measured time, GFLOP/s and %% of this "
+                                        "machine's peak, next to the counts")
+    pr.add_argument("model")
+    pr.add_argument("image", help="an image file (preprocessed as the model expects)")
+    pr.add_argument("--runs", type=int, default=5, help="timed runs (fastest per layer)")
+    pr.add_argument("--weights", default=None,
+                    help="checkpoint path or 'pretrained' (default: random weights)")
+    _report_options(pr)
+    pr.set_defaults(fn=cmd_profile)
     ls = sub.add_parser("list", help="the models tinyinfer knows")
     ls.add_argument("--markdown", action="store_true", help="as the README's table")
     ls.set_defaults(fn=cmd_list)

@@ -56,11 +56,22 @@ class Model:
         """x: float32 (N, 3, H, W), normalized as the model expects -> logits (N, classes)."""
         return execute(self.plan, self.check_input(x))
 
-    def summary(self, resolution: int | None = None, batch: int = 1):
-        """Static per-layer counts at ``resolution`` (default: the model's input size)."""
+    def summary(self, resolution: int | None = None, batch: int = 1, itemsize: int = 4,
+                convention: str = "paper"):
+        """Static per-layer counts at ``resolution`` (default: the model's input size).
+        itemsize: bytes per element for the bytes/memory columns (2 for float16);
+        convention: add a column counted as another tool does (see conventions.py)."""
         from .report import summarize
         r = resolution or self.spec.input_size
-        return summarize(self, (batch, self.graph.in_channels, r, r))
+        return summarize(self, (batch, self.graph.in_channels, r, r), itemsize, convention)
+
+    def profile(self, x, runs: int = 5, warmup: int = 1, itemsize: int = 4,
+                convention: str = "paper"):
+        """Measured per-layer report: x is a (N, 3, H, W) float32 array or an image (path,
+        PIL image, HxWx3 uint8), run warmup + runs times; each layer's fastest time,
+        GFLOP/s and share of this machine's measured peak (tinyinfer.machine)."""
+        from .report import profile
+        return profile(self, x, runs, warmup, itemsize, convention)
 
     def predict(self, image, topk: int = 5) -> list[tuple[str, float]]:
         """One image (path, PIL image, HxWx3 uint8) -> top-k (label, probability), with this

@@ -35,10 +35,19 @@ def _models(sub: argparse.ArgumentParser):
     return run
 
 
+def _machine(sub: argparse.ArgumentParser):
+    def run(args):
+        from ..machine import main
+        return main()
+    return run
+
+
 # name -> (help, function that configures the sub-parser and returns the runner)
 SUBCOMMANDS = {
     "kernels": ("conv / linear layers of MobileNetV2, tinyinfer vs PyTorch", _kernels),
     "models": ("whole networks, tinyinfer vs PyTorch eager (and ONNX Runtime)", _models),
+    "machine": ("this machine's measured peak FLOP/s and memory bandwidth (the roofline)",
+                _machine),
 }
 
 
