@@ -23,9 +23,11 @@ def _kernels(sub: argparse.ArgumentParser):
 
 def _models(sub: argparse.ArgumentParser):
     from .models import DEFAULT_MODELS
-    sub.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    sub.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                     help="model names, or 'all'")
     sub.add_argument("--batch", type=int, default=1)
-    sub.add_argument("--resolution", type=int, default=224)
+    sub.add_argument("--resolution", type=int, default=None,
+                     help="input size (default: each model's own, e.g. 600 for efficientnet_b7)")
     sub.add_argument("--runs", type=int, default=30, help="timed calls per round (default 30)")
     sub.add_argument("--rounds", type=int, default=5, help="rounds per engine (default 5)")
 

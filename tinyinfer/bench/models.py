@@ -42,11 +42,13 @@ def torch_reference(name: str):
     from ._torch import import_torchvision
     torchvision = import_torchvision()
     from ..models.registry import get_spec
-    module, attr = get_spec(name).reference.rsplit(".", 1)
-    if module.startswith("timm"):
+    module, _, attr = get_spec(name).reference.rpartition(".")
+    if module == "timm.models":
         import timm
         return timm.create_model(attr).eval()
-    return getattr(torchvision.models, attr)().eval()
+    if module == "torchvision.models":
+        return getattr(torchvision.models, attr)().eval()
+    return None   # a reference outside torchvision/timm: tinyinfer's column only
 
 
 def onnx_session(ref, x):
@@ -102,8 +104,12 @@ def bench_model(name: str, batch: int, resolution: int, runs: int, rounds: int) 
             "gmacs": model.summary(resolution).macs * batch / 1e9, **best}
 
 
-def main(models=DEFAULT_MODELS, batch=1, resolution=224, runs=30, rounds=5) -> int:
+def main(models=DEFAULT_MODELS, batch=1, resolution=None, runs=30, rounds=5) -> int:
     import numba
+
+    from ..models.registry import get_spec, list_models
+    if list(models) == ["all"]:
+        models = list_models()
     print(f"# {platform.machine()} {os.cpu_count()} cores, numba {numba.__version__} with "
           f"{numba.config.NUMBA_NUM_THREADS} threads, load average "
           f"{os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d')}")
@@ -111,12 +117,13 @@ def main(models=DEFAULT_MODELS, batch=1, resolution=224, runs=30, rounds=5) -> i
           "onnxruntime ms | first call s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in models:
-        r = bench_model(name, batch, resolution, runs, rounds)
+        res = resolution or get_spec(name).input_size
+        r = bench_model(name, batch, res, runs, rounds)
         t, o = r.get("torch"), r.get("onnxruntime")
         fmt = lambda v: f"{v:.1f}" if v else "-"
-        print(f"| {name} | {batch} | {resolution} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
+        print(f"| {name} | {batch} | {res} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
               f"{fmt(t)} | {r['tinyinfer'] / t:.2f} | {fmt(o)} | {r['first_call_s']:.1f} |"
               if t else
-              f"| {name} | {batch} | {resolution} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
+              f"| {name} | {batch} | {res} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
               f"- | - | - | {r['first_call_s']:.1f} |", flush=True)
     return 0
