@@ -7,6 +7,7 @@ ImageNet checkpoint mobilenet_v2-b0353104.pth is the pretrained default); timm's
 """
 from __future__ import annotations
 
+from ._torchvision_layout import block_prefixes, expand
 from .builder import build_mbconv_net
 from .registry import Pretrained, ModelSpec, register
 
@@ -50,22 +51,15 @@ def torchvision_keymap(graph) -> dict[str, str]:
     """torchvision checkpoint key -> graph key, written out module by module:
     features.0 = stem, features.1..17 = the blocks in order, features.18 = head conv,
     classifier.1 = the fully connected layer (classifier.0 is dropout)."""
-    params = graph.expected_params()
     modules = {"features.0.0": "conv_stem", "features.0.1": "bn1", "classifier.1": "classifier"}
-    blocks = sorted({".".join(k.split(".")[:3]) for k in params if k.startswith("blocks.")},
-                    key=lambda p: tuple(int(i) for i in p.split(".")[1:]))
+    blocks = block_prefixes(graph)
     for k, prefix in enumerate(blocks, start=1):
-        kind = "ir" if f"{prefix}.conv_pwl.weight" in params else "ds"
+        kind = "ir" if f"{prefix}.conv_pwl" in {n.name for n in graph} else "ds"
         for tv, ours in _TV_BLOCK[kind].items():
             modules[f"features.{k}.{tv}"] = f"{prefix}.{ours}"
     modules[f"features.{len(blocks) + 1}.0"] = "conv_head"
     modules[f"features.{len(blocks) + 1}.1"] = "bn2"
-    keymap = {}
-    for tv, ours in modules.items():
-        for key in params:
-            if key.startswith(ours + ".") and key.count(".") == ours.count(".") + 1:
-                keymap[f"{tv}.{key.rsplit('.', 1)[1]}"] = key
-    return keymap
+    return expand(graph, modules)
 
 
 MOBILENET_V2_IMAGENET = Pretrained(
