@@ -7,6 +7,8 @@
    applies the activation while the output is still in registers.
 3. ``fuse_residual``: conv -> add(conv, skip) (MobileNetV2's linear bottleneck + shortcut)
    becomes a conv that adds ``skip`` in its epilogue.
+4. MixConv (one conv per kernel size, concatenated): the BN and activation after the concat
+   go into each conv, BN's vectors sliced per conv (``fold_batchnorm_through_concat``).
 
 Each rewrite only fires when the intermediate value has exactly one reader, so no other
 node ever sees a changed value. The fused node keeps its name and records what it absorbed
@@ -42,12 +44,49 @@ def fold_batchnorm(graph: Graph) -> Graph:
     return graph
 
 
+def _concat_of_plain_convs(graph: Graph, node) -> bool:
+    """A concat whose every input is a conv that only it reads, with no activation or
+    residual yet: MixConv's output (one depthwise conv per kernel size, concatenated)."""
+    return node.kind == "concat" and all(
+        i != graph.INPUT and graph[i].kind == "conv2d" and len(graph[i].inputs) == 1
+        and graph[i].attrs.get("act", 0) == 0 and _sole_consumer(graph, i) is node
+        for i in node.inputs)
+
+
+def fold_batchnorm_through_concat(graph: Graph) -> Graph:
+    """concat(conv_a, conv_b, ...) -> BN: BN is per channel, so each conv takes the slice of
+    BN's vectors that covers its own output channels."""
+    for bn in [n for n in graph if n.kind == "batchnorm"]:
+        src = bn.inputs[0]
+        if src == graph.INPUT or not _concat_of_plain_convs(graph, graph[src]) \
+                or _sole_consumer(graph, src) is not bn:
+            continue
+        p, start = bn.params, 0
+        for conv in [graph[i] for i in graph[src].inputs]:
+            part = slice(start, start + conv.param_shapes["weight"][0])
+            start = part.stop
+            w, b = fold_bn_weights(conv.params["weight"], conv.params.get("bias"),
+                                   p["weight"][part], p["bias"][part], p["running_mean"][part],
+                                   p["running_var"][part], bn.attrs["eps"])
+            conv.params["weight"], conv.params["bias"] = w, b
+            conv.param_shapes["bias"] = b.shape
+        graph[src].fused.append(bn.name)
+        graph.remove(bn.name, replace_with=src)
+    return graph
+
+
 def fuse_activation(graph: Graph) -> Graph:
     for act in [n for n in graph if n.kind == "act"]:
         src = act.inputs[0]
         if src == graph.INPUT:
             continue
         producer = graph[src]
+        if _concat_of_plain_convs(graph, producer) and _sole_consumer(graph, src) is act:
+            for conv in [graph[i] for i in producer.inputs]:   # act(concat) = concat(act)
+                conv.attrs["act"] = act.attrs["act"]
+            producer.fused.append(act.name)
+            graph.remove(act.name, replace_with=src)
+            continue
         if producer.kind not in ("conv2d", "linear", "add") or producer.attrs.get("act", 0) != 0 \
                 or (producer.kind == "conv2d" and len(producer.inputs) > 1) \
                 or _sole_consumer(graph, src) is not act:
@@ -86,6 +125,7 @@ def optimize(graph: Graph) -> Graph:
     for n in g:  # weight arrays are replaced, never mutated, so the copy may share them
         n.params = dict(n.params)
     fold_batchnorm(g)
+    fold_batchnorm_through_concat(g)
     fuse_residual(g)
     fuse_activation(g)
     return g
