@@ -29,3 +29,17 @@ def test_folding_does_not_touch_the_built_graph():
     assert set(bn.params) == {"weight", "bias", "running_mean", "running_var"}
     assert "bias" not in model.graph["conv_stem"].params
     assert model.plan["conv_stem"].fused == ["bn1", "bn1.act"]
+
+
+def test_mixconv_bn_and_activation_fold_through_the_concat():
+    """MixNet: concat(dw3x3, dw5x5, ...) -> BN -> act becomes convs with the BN's sliced
+    vectors folded in and the activation in their epilogues; the result is unchanged."""
+    import timm
+    ref = randomize(timm.create_model("mixnet_s"), seed=8)
+    model = tinyinfer.load("mixnet_s", weights=state_dict_numpy(ref))
+    kinds = [n.kind for n in model.plan]
+    assert "batchnorm" not in kinds and "act" not in kinds
+    assert any(n.kind == "concat" and n.fused for n in model.plan)
+    x = np.random.default_rng(8).standard_normal((1, 3, 64, 64), dtype=np.float32)
+    slow = execute(model.graph, x)
+    assert np.abs(model(x) - slow).max() <= 1e-4 * (1 + np.abs(slow).max())
