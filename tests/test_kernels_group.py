@@ -125,7 +125,7 @@ def test_noncontiguous_input():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(groups=3), "divisible by 3"),                       # 8 input channels
+    (dict(groups=3), r"input channels \(8\) must be divisible by groups \(3\)"),
     (dict(groups=0), "groups must be an int >= 1"),
     (dict(groups=2.0), "groups must be an int >= 1"),
     (dict(groups=2, bias=np.zeros(5, np.float32)), r"bias must have shape \(8,\)"),

@@ -430,20 +430,17 @@ def _tap(buf, ky, kx, sh, sw, dh, dw, Wq, L):
 # ---------------------------------------------------------------------------------------
 # The dispatcher
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
-           residual=None) -> np.ndarray:
-    """out = act(conv2d(x, weight) + bias) + residual; shapes in the module docstring.
-
-    stride, dilation: int or (h, w). padding: int, (ph, pw) or (top, bottom, left, right).
-    act: an activation code or name (see activations.py).
-    """
+def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, residual):
+    """Validate conv2d's arguments (every conv entry point shares this); returns
+    (x, weight, bias, (sh, sw), (top, bottom, left, right), (dh, dw), groups, act code,
+    residual, out_shape) with arrays float32 C-contiguous and bias zeros when None."""
     x = check_array(x, "x", 4)
     weight = check_array(weight, "weight", 4)
     code = check_act(act)
     sh, sw = _pair(stride, "stride", 1)
     dh, dw = _pair(dilation, "dilation", 1)
     pt, pb, pl, pr = normalize_padding(padding)
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise InputError(f"groups must be an int >= 1, got {groups!r}")
     groups = int(groups)
     n, cin, h, w_in = x.shape
@@ -477,6 +474,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
         if residual.shape != out_shape:
             raise InputError(f"residual must have the output's shape {out_shape}, "
                              f"got {residual.shape}")
+    return (x, weight, bias, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, code, residual,
+            out_shape)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
+           residual=None) -> np.ndarray:
+    """out = act(conv2d(x, weight) + bias) + residual; shapes in the module docstring.
+
+    stride, dilation: int or (h, w). padding: int, (ph, pw) or (top, bottom, left, right).
+    act: an activation code or name (see activations.py).
+    """
+    (x, weight, bias, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, code, residual,
+     out_shape) = check_conv_args(x, weight, bias, stride, padding, dilation, groups, act,
+                                  residual)
+    n, cin, h, w_in = x.shape
+    cout, cin_g, kh, kw = weight.shape
+    ho, wo = out_shape[2], out_shape[3]
+    has_res = residual is not None
     out = np.empty(out_shape, np.float32)
     if out.size == 0:
         return out

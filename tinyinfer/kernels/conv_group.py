@@ -34,9 +34,8 @@ import numba
 import numpy as np
 
 from ..costs import Cost
-from ..errors import InputError
-from .conv import _pair, conv2d_cost, conv2d_out_shape, conv2d_ref, normalize_padding
-from .linear import FASTMATH, NO_RES4, check_act, check_array, epilogue
+from .conv import _w8, check_conv_args, conv2d_cost, conv2d_ref
+from .linear import FASTMATH, NO_RES4, epilogue
 
 # The NumPy definition this kernel is tested against (float64, any groups): conv.py's.
 grouped_conv2d_ref = conv2d_ref
@@ -216,17 +215,6 @@ def _w8_full(w, c, k):
     return r[k], r[k + 1], r[k + 2], r[k + 3], r[k + 4], r[k + 5], r[k + 6], r[k + 7]
 
 
-@numba.njit(inline="always", cache=True)
-def _w8(w, c, k):
-    """w[c, k:k+8], zero-filled past the end of the row."""
-    K = w.shape[1]
-    z = np.float32(0.0)
-    return (w[c, k] if k < K else z, w[c, k + 1] if k + 1 < K else z,
-            w[c, k + 2] if k + 2 < K else z, w[c, k + 3] if k + 3 < K else z,
-            w[c, k + 4] if k + 4 < K else z, w[c, k + 5] if k + 5 < K else z,
-            w[c, k + 6] if k + 6 < K else z, w[c, k + 7] if k + 7 < K else z)
-
-
 # ---------------------------------------------------------------------------------------
 # Entry points
 
@@ -248,38 +236,9 @@ def grouped_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
                    residual=None) -> np.ndarray:
     """out = act(conv2d(x, weight, groups) + bias) + residual; shapes in the module docstring.
     Same arguments and result as conv.conv2d (which it is meant to serve for groups > 1)."""
-    x = check_array(x, "x", 4)
-    weight = check_array(weight, "weight", 4)
-    code = check_act(act)
-    stride = _pair(stride, "stride", 1)
-    dilation = _pair(dilation, "dilation", 1)
-    padding = normalize_padding(padding)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise InputError(f"groups must be an int >= 1, got {groups!r}")
-    n, cin, h, w_in = x.shape
-    cout, cin_g, kh, kw = weight.shape
-    if min(cout, cin_g, kh, kw) < 1:
-        raise InputError(f"weight must have no zero-sized dimension, got shape {weight.shape}")
-    if cin_g * groups != cin or cout % groups:
-        raise InputError(f"x has {cin} channels and weight {weight.shape} (Cout, Cin/groups, "
-                         f"KH, KW) with groups={groups} needs Cin = {cin_g * groups} and Cout "
-                         f"divisible by {groups}; check the layout is NCHW")
-    out_shape = conv2d_out_shape(x.shape, weight.shape, stride, padding, dilation)
-    if out_shape[2] < 1 or out_shape[3] < 1:
-        raise InputError(f"output size would be {out_shape[2]}x{out_shape[3]}: input {h}x{w_in}"
-                         f" with padding {padding} is smaller than the dilated kernel; pad "
-                         f"more or use a larger input")
-    if bias is None:
-        bias = np.zeros(cout, np.float32)
-    else:
-        bias = check_array(bias, "bias", 1)
-        if bias.shape != (cout,):
-            raise InputError(f"bias must have shape ({cout},), got {bias.shape}")
-    if residual is not None:
-        residual = check_array(residual, "residual", 4)
-        if residual.shape != out_shape:
-            raise InputError(f"residual must have the output's shape {out_shape}, "
-                             f"got {residual.shape}")
+    (x, weight, bias, stride, padding, dilation, groups, code, residual,
+     out_shape) = check_conv_args(x, weight, bias, stride, padding, dilation, groups, act,
+                                  residual)
     out = np.empty(out_shape, np.float32)
     if out.size == 0:
         return out
