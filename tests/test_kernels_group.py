@@ -10,31 +10,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinyinfer.errors import InputError
-from tinyinfer.kernels.activations import HSIGMOID, NONE, RELU, RELU6, SIGMOID, SWISH
-from tinyinfer.kernels.conv import conv2d_out_shape
+from tinyinfer.kernels.activations import NONE, RELU
 from tinyinfer.kernels.conv_group import grouped_conv2d, grouped_conv2d_ref
-
-TORCH_ACT = {NONE: lambda t: t, RELU: F.relu, RELU6: lambda t: F.hardtanh(t, 0.0, 6.0),
-             SIGMOID: torch.sigmoid, HSIGMOID: F.hardsigmoid, SWISH: F.silu}
-
-
-def tol(k):
-    return dict(rtol=1e-4, atol=1e-5 * math.sqrt(k) + 1e-6)
-
-
-def torch_conv(x, w, b, stride, pad4, dilation, groups, act, residual):
-    top, bottom, left, right = pad4
-    y = F.conv2d(F.pad(torch.from_numpy(x), (left, right, top, bottom)), torch.from_numpy(w),
-                 None if b is None else torch.from_numpy(b), stride, 0, dilation, groups)
-    y = TORCH_ACT[act](y)
-    return (y if residual is None else y + torch.from_numpy(residual)).numpy()
-
+from conv_ref import TORCH_ACT, make_arrays, tol, torch_conv
 
 @st.composite
 def grouped_cases(draw):
@@ -57,22 +39,10 @@ def grouped_cases(draw):
                 residual=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 32 - 1)))
 
 
-def arrays(c):
-    rng = np.random.default_rng(c["seed"])
-    k = c["cin"] // c["groups"] * c["kh"] * c["kw"]
-    x = rng.standard_normal((c["n"], c["cin"], c["h"], c["w"]), dtype=np.float32)
-    w = (rng.standard_normal((c["cout"], c["cin"] // c["groups"], c["kh"], c["kw"]))
-         / math.sqrt(k)).astype(np.float32)
-    b = rng.standard_normal(c["cout"], dtype=np.float32) if c["bias"] else None
-    shape = conv2d_out_shape(x.shape, w.shape, c["stride"], c["pad"], c["dil"])
-    res = rng.standard_normal(shape, dtype=np.float32) if c["residual"] else None
-    return x, w, b, res, k
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grouped_cases())
 def test_grouped_conv_matches_torch(c):
-    x, w, b, res, k = arrays(c)
+    x, w, b, res, k = make_arrays(c)
     got = grouped_conv2d(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
     want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
     assert got.shape == want.shape
