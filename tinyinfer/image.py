@@ -264,7 +264,16 @@ def topk(logits, k=5):
     ``logits`` of shape (1000,) gives a list of ``(label, probability)``, best first;
     shape (N, 1000) gives a list of N such lists. The softmax is computed in float64 with
     the maximum subtracted; equal logits are ordered by class index.
+    ``top_classes`` gives the same with each class's index.
     """
+    def without_index(row):
+        return [(label, p) for _, label, p in row]
+    top = top_classes(logits, k)
+    return without_index(top) if np.ndim(logits) == 1 else [without_index(r) for r in top]
+
+
+def top_classes(logits, k=5):
+    """As ``topk``, with ``(index, label, probability)`` tuples (index: the class index)."""
     x = np.asarray(logits)
     if x.dtype.kind not in "iuf" or x.ndim not in (1, 2) or x.shape[-1] != _NUM_CLASSES:
         raise InputError(
@@ -282,5 +291,5 @@ def topk(logits, k=5):
         e = np.exp(row - row.max())
         probs = e / e.sum()
         order = np.argsort(-row, kind="stable")[:int(k)]
-        rows.append([(labels[i], float(probs[i])) for i in order])
+        rows.append([(int(i), labels[i], float(probs[i])) for i in order])
     return rows[0] if x.ndim == 1 else rows
