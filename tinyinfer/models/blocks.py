@@ -184,14 +184,53 @@ def scale_stage_depth(repeats: list[int], depth_multiplier: float, rounding: str
     return out[::-1]
 
 
-def decode_arch(arch: list[list[str]], depth_multiplier: float = 1.0,
-                depth_rounding: str = "ceil", fix_first_last: bool = False) -> list[list[BlockArgs]]:
-    """A table (stages of rows of block strings) -> stages of BlockArgs, with depth scaling.
-    ``fix_first_last`` leaves the first and last stage unscaled (timm's option, used by
-    EfficientNet-Lite)."""
+# ---- paper tables ------------------------------------------------------------------------
+def paper_block(t: float, c: int, n: int, s: int, k: int = 3, *, op: str = "mb",
+                se: bool = False, se_ratio: float = 0.25, act: str | None = None,
+                noskip: bool = False) -> BlockArgs:
+    """One row of a paper's bottleneck table -> block arguments, with the papers' names:
+    t expansion factor, c output channels, n repeats, s stride of the first repeat, k kernel;
+    op "mb" (MBConv) or "fused" (Fused-MBConv, EfficientNetV2's Table 4); se: the row has
+    squeeze-excite (of ratio ``se_ratio``); act: None for the network's default activation.
+
+    The one rule the tables leave implicit: a bottleneck with t = 1 has no expansion conv.
+    An MBConv becomes depthwise separable ("ds": dw kxk + BN + act, [SE], linear 1x1 + BN;
+    MobileNetV2's first bottleneck, EfficientNet's MBConv1, MnasNet's SepConv), a
+    Fused-MBConv a single kxk conv + BN + act with a shortcut ("cn ... skip"). With t > 1
+    they are "ir" (pw expand, dw kxk, [SE], pw project) and "er" (kxk expand, [SE], pw
+    project)."""
+    if op not in ("mb", "fused"):
+        raise ValueError(f"op must be 'mb' (MBConv) or 'fused' (Fused-MBConv), got {op!r}")
+    se_ratio = se_ratio if se else 0.0
+    common = dict(repeats=n, kernel=k, stride=s, out_chs=c, act=act, noskip=noskip)
+    if t == 1 and op == "mb":
+        return BlockArgs("ds", se_ratio=se_ratio, **common)
+    if t == 1:
+        if se:
+            raise ValueError("a Fused-MBConv with t = 1 is a plain conv: it has no squeeze-excite")
+        return BlockArgs("cn", skip=True, **common)
+    return BlockArgs("ir" if op == "mb" else "er", exp_ratio=float(t), se_ratio=se_ratio,
+                     **common)
+
+
+def paper_table(table: list[tuple], columns: str, **common) -> list[list[BlockArgs]]:
+    """A paper's table, one stage per row, -> stages of block arguments. ``columns`` names
+    the table's columns in order with paper_block's argument names ("t c n s" for
+    MobileNetV2's Table 2, "t k c n s" for EfficientNet's Table 1); ``common`` holds what
+    every row shares (e.g. ``se=True``)."""
+    names = columns.split()
+    return [[paper_block(**common, **dict(zip(names, row, strict=True)))] for row in table]
+
+
+def decode_arch(arch: list[list[str | BlockArgs]], depth_multiplier: float = 1.0,
+                depth_rounding: str = "ceil",
+                fix_first_last: bool = False) -> list[list[BlockArgs]]:
+    """A table (stages of rows: block strings, or BlockArgs from paper_table) -> stages of
+    BlockArgs, with depth scaling. ``fix_first_last`` leaves the first and last stage
+    unscaled (timm's option, used by EfficientNet-Lite)."""
     stages = []
     for i, rows in enumerate(arch):
-        blocks = [decode_block(r) for r in rows]
+        blocks = [r if isinstance(r, BlockArgs) else decode_block(r) for r in rows]
         d = 1.0 if fix_first_last and i in (0, len(arch) - 1) else depth_multiplier
         counts = scale_stage_depth([b.repeats for b in blocks], d, depth_rounding)
         stages.append([replace(b, repeats=n) for b, n in zip(blocks, counts)])

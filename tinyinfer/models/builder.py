@@ -1,4 +1,5 @@
-"""One builder for the whole MBConv family: a table of block strings in, a graph out.
+"""One builder for the whole MBConv family: a table of blocks in (block strings, or block
+arguments from a paper's table: blocks.paper_table), a graph out.
 
 Node names follow timm's EfficientNet/MobileNet modules (conv_stem, bn1, blocks.{stage}.{i}.
 conv_pw / bn1 / conv_dw / bn2 / conv_pwl / bn3, conv_head, bn2, classifier), so timm
@@ -252,10 +253,11 @@ def squeeze_excite(b: NetBuilder, y: str, prefix: str, args: BlockArgs, in_ch: i
 HEADS = ("conv", "pooled_conv", "pooled_fc")
 
 
-def build_mbconv_net(arch: list[list[str]], *, stem_size: int = 32, num_features: int = 1280,
-                     width_mult: float = 1.0, depth_mult: float = 1.0, act: str = "relu6",
-                     num_classes: int = 1000, fix_stem: bool = False, head_rule: str = "max",
-                     head: str = "conv", depth_rounding: str = "ceil",
+def build_mbconv_net(arch: list[list[str | BlockArgs]], *, stem_size: int = 32,
+                     num_features: int = 1280, width_mult: float = 1.0,
+                     depth_mult: float = 1.0, act: str = "relu6", num_classes: int = 1000,
+                     fix_stem: bool = False, head_rule: str = "max", head: str = "conv",
+                     depth_rounding: str = "ceil",
                      fix_first_last: bool = False, style: Style = Style(),
                      in_channels: int = 3) -> Graph:
     """stem conv -> stages of blocks -> head -> classifier.

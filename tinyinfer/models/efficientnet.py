@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import partial
 
 from ._torchvision_layout import efficientnet_keymap
+from .blocks import paper_table
 from .builder import Style, build_mbconv_net
 from .registry import ModelSpec, register
 
@@ -34,6 +35,7 @@ EFFICIENTNET_B0 = [
     (6, 5, 192, 4, 2),
     (6, 3, 320, 1, 1),
 ]
+B0_COLUMNS = "t k c n s"        # the columns above, for blocks.paper_table
 
 # Published scaled models: width w, depth d, native resolution r (the TF reference's
 # efficientnet_params; timm's and torchvision's use the same numbers).
@@ -50,19 +52,12 @@ COEFFICIENTS = {
 }
 
 
-def table_to_arch(table, se: bool = True):
-    """(t, k, c, n, s) rows -> block strings. A t = 1 MBConv has no expansion conv: a
-    depthwise separable block ("ds")."""
-    se_opt = "_se0.25" if se else ""
-    return [[f"ds_r{n}_k{k}_s{s}_c{c}{se_opt}" if t == 1 else
-             f"ir_r{n}_k{k}_s{s}_e{t}_c{c}{se_opt}"] for t, k, c, n, s in table]
-
-
 def efficientnet(width_mult: float = 1.0, depth_mult: float = 1.0, style: Style = Style(),
                  num_classes: int = 1000):
     """EfficientNet-B0 scaled by width ``width_mult`` and depth ``depth_mult`` (the number of
     layers of each stage becomes ceil(n * d)); swish everywhere, SE inside every block."""
-    return build_mbconv_net(table_to_arch(EFFICIENTNET_B0), stem_size=32, num_features=1280,
+    arch = paper_table(EFFICIENTNET_B0, B0_COLUMNS, se=True)
+    return build_mbconv_net(arch, stem_size=32, num_features=1280,
                             width_mult=width_mult, depth_mult=depth_mult, act="swish",
                             num_classes=num_classes, head_rule="scaled", style=style)
 

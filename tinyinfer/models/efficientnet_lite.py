@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from ._torchvision_layout import block_prefixes, expand
 from .builder import Style, build_mbconv_net
-from .efficientnet import EFFICIENTNET_B0, table_to_arch
+from .blocks import paper_table
+from .efficientnet import B0_COLUMNS, EFFICIENTNET_B0
 from .registry import ModelSpec, Pretrained, register
 
 
@@ -27,7 +28,7 @@ def efficientnet_lite(width_mult: float = 1.0, depth_mult: float = 1.0, padding:
                       bn_eps: float = 1e-3, num_classes: int = 1000):
     """EfficientNet-B0's table without SE, with ReLU6; stem, head and the first and last
     stage's depth are not scaled (lite1-4 are width/depth 1.0/1.1, 1.1/1.2, 1.2/1.4, 1.4/1.8)."""
-    return build_mbconv_net(table_to_arch(EFFICIENTNET_B0, se=False), stem_size=32,
+    return build_mbconv_net(paper_table(EFFICIENTNET_B0, B0_COLUMNS, se=False), stem_size=32,
                             num_features=1280, width_mult=width_mult, depth_mult=depth_mult,
                             act="relu6", num_classes=num_classes, fix_stem=True,
                             head_rule="fixed", fix_first_last=True,

@@ -12,6 +12,7 @@ depthwise ones on small early-stage channel counts.
 from __future__ import annotations
 
 from ._torchvision_layout import efficientnet_keymap
+from .blocks import paper_table
 from .builder import Style, build_mbconv_net
 from .registry import ModelSpec, register
 
@@ -30,23 +31,11 @@ EFFICIENTNET_V2_S = [
 ]
 
 
-def table_to_arch(table):
-    """A Fused-MBConv with t = 1 is a single kxk conv + BN + act with a shortcut ("cn ...
-    skip"); with t > 1 a kxk expansion then a 1x1 projection ("er", edge residual)."""
-    arch = []
-    for op, t, k, c, n, s, se in table:
-        se_opt = "_se0.25" if se else ""
-        if op == "fused":
-            arch.append([f"cn_r{n}_k{k}_s{s}_c{c}_skip" if t == 1 else
-                         f"er_r{n}_k{k}_s{s}_e{t}_c{c}{se_opt}"])
-        else:
-            arch.append([f"ir_r{n}_k{k}_s{s}_e{t}_c{c}{se_opt}"])
-    return arch
-
-
 def efficientnet_v2_s(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000):
     """SiLU (swish) everywhere; torchvision's BN epsilon 1e-3 and SE rule max(1, c_in // 4)."""
-    return build_mbconv_net(table_to_arch(EFFICIENTNET_V2_S), stem_size=24, num_features=1280,
+    # a Fused-MBConv with t = 1 is a single kxk conv with a shortcut (blocks.paper_block)
+    arch = paper_table(EFFICIENTNET_V2_S, "op t k c n s se")
+    return build_mbconv_net(arch, stem_size=24, num_features=1280,
                             width_mult=width_mult, depth_mult=depth_mult, act="swish",
                             num_classes=num_classes, head_rule="scaled",
                             style=Style(se_rule="tv_effnet", bn_eps=1e-3))

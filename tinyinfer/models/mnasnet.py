@@ -14,9 +14,11 @@ make_divisible(c * alpha, 8) (torchvision's _round_to_multiple_of is the same ru
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from ._torchvision_layout import mnasnet_keymap
+from .blocks import paper_table
 from .builder import Style, build_mbconv_net
 from .registry import ModelSpec, register
 
@@ -47,20 +49,19 @@ MNASNET_A1 = [
 ]
 
 
-def table_to_arch(table):
-    """Rows -> block strings. The first (SepConv) and last layers never get a shortcut in
-    the TF reference ("noskip"; their shapes never allow one at these widths anyway)."""
-    arch = []
-    for i, (t, k, c, n, s, se) in enumerate(table):
-        opts = ("_se0.25" if se else "") + ("_noskip" if i in (0, len(table) - 1) else "")
-        arch.append([f"ds_r{n}_k{k}_s{s}_c{c}{opts}" if t == 1 else
-                     f"ir_r{n}_k{k}_s{s}_e{t}_c{c}{opts}"])
+def mnasnet_arch(table):
+    """The table as block arguments. The first (SepConv) and last layers never get a
+    shortcut in the TF reference ("noskip"; their shapes never allow one at these widths
+    anyway)."""
+    arch = paper_table(table, "t k c n s se")
+    for i in (0, -1):
+        arch[i] = [replace(block, noskip=True) for block in arch[i]]
     return arch
 
 
 def mnasnet(table, width_mult: float = 1.0, num_classes: int = 1000):
     """MnasNet with ReLU; SE (A1 only) squeezes to round(0.25 * c_in), ReLU, sigmoid gate."""
-    return build_mbconv_net(table_to_arch(table), stem_size=32, num_features=1280,
+    return build_mbconv_net(mnasnet_arch(table), stem_size=32, num_features=1280,
                             width_mult=width_mult, act="relu", num_classes=num_classes,
                             head_rule="fixed", style=Style(se_rule="timm_effnet"))
 

@@ -8,6 +8,7 @@ ImageNet checkpoint mobilenet_v2-b0353104.pth is the pretrained default); timm's
 from __future__ import annotations
 
 from ._torchvision_layout import block_prefixes, expand
+from .blocks import paper_table
 from .builder import build_mbconv_net
 from .registry import Pretrained, ModelSpec, register
 
@@ -26,16 +27,10 @@ MOBILENET_V2 = [
 ]
 
 
-def table_to_arch(table):
-    """(t, c, n, s) rows -> block strings. A t = 1 bottleneck has no expansion conv: it is
-    a depthwise separable block with a linear 1x1 ("ds"); the rest are inverted residuals."""
-    return [[f"ds_r{n}_k3_s{s}_c{c}" if t == 1 else f"ir_r{n}_k3_s{s}_e{t}_c{c}"]
-            for t, c, n, s in table]
-
-
 def mobilenet_v2(width_mult: float = 1.0, num_classes: int = 1000):
     """MobileNetV2 at width multiplier ``width_mult`` (the paper uses 0.35 to 1.4)."""
-    return build_mbconv_net(table_to_arch(MOBILENET_V2), stem_size=32, num_features=1280,
+    # every depthwise kernel is 3x3; t = 1 means no expansion conv (blocks.paper_block)
+    return build_mbconv_net(paper_table(MOBILENET_V2, "t c n s"), stem_size=32, num_features=1280,
                             width_mult=width_mult, act="relu6", num_classes=num_classes)
 
 

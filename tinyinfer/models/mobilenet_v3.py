@@ -24,6 +24,7 @@ from __future__ import annotations
 from functools import partial
 
 from ._torchvision_layout import mobilenet_v3_keymap
+from .blocks import BlockArgs, paper_block
 from .builder import Style, build_mbconv_net
 from .registry import ModelSpec, register
 
@@ -68,22 +69,21 @@ SMALL = [
 HEAD = {"large": 1280, "small": 1024}   # the paper's "conv2d 1x1, NBN" after pooling
 
 
-def table_to_arch(table, minimal=False):
-    """Paper rows -> the block grammar, one stage per run of equal output widths (timm's
-    stages). A bottleneck whose expansion size equals its input has no expansion conv ("ds");
-    the others expand by exp / c_in. The minimalistic variants (in the paper's results) drop SE,
+def mobilenet_v3_arch(table, minimal=False):
+    """Paper rows -> block arguments, one stage per run of equal output widths (timm's
+    stages). The paper gives expansion *sizes*: the expansion factor is t = exp / c_in, so a
+    bottleneck whose expansion size equals its input (t = 1) has no expansion conv
+    (blocks.paper_block). The minimalistic variants (in the paper's results) drop SE,
     h-swish and 5x5 kernels: ReLU and 3x3 everywhere."""
     stages, c_in, last_out = [], 16, None
     for k, exp, out, se, nl, s in table:
-        act = "" if minimal else {"RE": "_nre", "HS": ""}[nl]   # the network default is h-swish
+        # None: the network's default, h-swish (ReLU in the minimalistic variants)
+        act = None if minimal else {"RE": "relu", "HS": None}[nl]
         k = 3 if minimal and k == 5 else k
-        se = "_se0.25" if se and not minimal else ""
-        if exp is None:
-            block = f"cn_r1_k{k}_s{s}_c{out}{act}"
-        elif exp == c_in:
-            block = f"ds_r1_k{k}_s{s}_c{out}{se}{act}"
+        if exp is None:                  # the last 1x1 conv + BN + act, no bottleneck
+            block = BlockArgs("cn", repeats=1, kernel=k, stride=s, out_chs=out, act=act)
         else:
-            block = f"ir_r1_k{k}_s{s}_e{exp / c_in:g}_c{out}{se}{act}"
+            block = paper_block(exp / c_in, out, 1, s, k, se=se and not minimal, act=act)
         if out != last_out:
             stages.append([])
         stages[-1].append(block)
@@ -102,7 +102,7 @@ def mobilenet_v3(size: str, width_mult: float = 1.0, minimal: bool = False,
     timm keeps the 16-channel stem below width 0.75 (``fix_stem``) and the head width fixed."""
     table = {"large": LARGE, "small": SMALL}[size]
     return build_mbconv_net(
-        table_to_arch(table, minimal), stem_size=16, num_features=HEAD[size],
+        mobilenet_v3_arch(table, minimal), stem_size=16, num_features=HEAD[size],
         width_mult=width_mult, act="relu" if minimal else "hswish", num_classes=num_classes,
         fix_stem=width_mult < 0.75, head_rule="fixed", head=head, style=style)
 

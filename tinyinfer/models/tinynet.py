@@ -11,7 +11,8 @@ w = sqrt(c / (r^2 d)) that spends the rest. The paper (and timm) give the result
 from __future__ import annotations
 
 from .builder import build_mbconv_net
-from .efficientnet import EFFICIENTNET_B0, table_to_arch
+from .blocks import paper_table
+from .efficientnet import B0_COLUMNS, EFFICIENTNET_B0
 from .registry import ModelSpec, register
 
 #  name: resolution multiplier r (input int(224 r)), width w, depth d
@@ -29,7 +30,8 @@ def tinynet(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int =
     """EfficientNet-B0's table at width w and depth d, with timm's TinyNet rules: stage depths
     round(n * d) (not ceil: small multipliers must be able to shrink a stage), the stem kept
     at 32, the head max(1280, round(1280 w)). SE and swish as in B0."""
-    return build_mbconv_net(table_to_arch(EFFICIENTNET_B0), stem_size=32, num_features=1280,
+    arch = paper_table(EFFICIENTNET_B0, B0_COLUMNS, se=True)
+    return build_mbconv_net(arch, stem_size=32, num_features=1280,
                             width_mult=width_mult, depth_mult=depth_mult, act="swish",
                             num_classes=num_classes, fix_stem=True, head_rule="max",
                             depth_rounding="round")
