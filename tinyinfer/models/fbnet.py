@@ -26,9 +26,13 @@ FBNET_C = [
 ]
 
 
-def fbnet_c(width_mult: float = 1.0, bn_eps: float = 1e-3, num_classes: int = 1000):
+def fbnet_c(width_mult: float = 1.0, bn_eps: float = 1e-5, num_classes: int = 1000):
     """ReLU, no SE; even t = 1 rows keep their 1x1 expansion conv (timm's "ir ... e1").
-    BN epsilon 1e-3: timm's pretrained fbnetc_100 weights were trained with it."""
+
+    BN epsilon 1e-5, as ``timm.create_model("fbnetc_100")`` builds it. timm's published
+    checkpoint (fbnetc_100-c345b898.pth) was trained with 1e-3, and timm switches to 1e-3
+    only when it loads that file itself (``pretrained=True``): load that checkpoint with
+    ``tinyinfer.load("fbnetc_100", weights=..., bn_eps=1e-3)``."""
     arch = [[f"ir_r{n}_k{k}_s{s}_e{t}_c{c}" for t, k, c, n, s in stage] for stage in FBNET_C]
     return build_mbconv_net(arch, stem_size=16, num_features=1984, width_mult=width_mult,
                             act="relu", num_classes=num_classes, head_rule="fixed",
@@ -41,5 +45,5 @@ register(ModelSpec(
     paper="Wu et al. 2019, FBNet (arXiv:1812.03443)",
     reference="timm.models.fbnetc_100",
     layouts={"timm": None},
-    defaults={"width_mult": 1.0, "bn_eps": 1e-3},
+    defaults={"width_mult": 1.0, "bn_eps": 1e-5},
 ))
