@@ -1,10 +1,20 @@
 """Runs a graph: walks the nodes in order, calls each node's kernel through ``ops.OPS``, and
 drops every intermediate array as soon as its last reader has run (so peak memory is the
-liveness peak, not the sum of all activations)."""
+liveness peak, not the sum of all activations).
+
+Threads: Numba runs parallel kernels on OpenMP or TBB where the machine has them, else on its
+own "workqueue" layer, which is not thread-safe: two Python threads launching kernels at
+once abort the process ("Concurrent access has been detected"). So under that layer, and
+before Numba has chosen its layer (on the first parallel launch), a graph runs under one
+process-wide lock; under OpenMP and TBB calls run concurrently.
+"""
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
+import numba
 import numpy as np
 
 from .graph import Graph
@@ -20,8 +30,30 @@ def last_uses(graph: Graph) -> dict[str, int]:
     return last
 
 
+_launch_lock = threading.Lock()
+_layer_is_threadsafe: bool | None = None     # None: Numba has not chosen its layer yet
+
+
+def _serialize_launches() -> bool:
+    """True while kernel launches from several threads could meet on the workqueue layer."""
+    global _layer_is_threadsafe
+    if _layer_is_threadsafe is None:
+        try:
+            layer = numba.threading_layer()
+        except ValueError:          # no parallel kernel has run in this process yet
+            return True
+        _layer_is_threadsafe = layer != "workqueue"
+    return not _layer_is_threadsafe
+
+
 def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndarray:
-    """Run ``graph`` on ``x``. If ``timings`` is a dict, each node's wall time (s) is stored in it."""
+    """Run ``graph`` on ``x``. If ``timings`` is a dict, each node's wall time (s) is stored in
+    it. Safe to call from several threads (see the module docstring)."""
+    with _launch_lock if _serialize_launches() else contextlib.nullcontext():
+        return _run_nodes(graph, x, timings)
+
+
+def _run_nodes(graph: Graph, x: np.ndarray, timings: dict | None) -> np.ndarray:
     values = {graph.INPUT: x}
     last = last_uses(graph)
     for i, node in enumerate(graph):
