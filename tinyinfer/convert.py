@@ -1,12 +1,12 @@
 """Convert a checkpoint (.pth / .safetensors) into a plain NumPy .npz of its state dict.
 
-    python -m tinyinfer.convert mobilenet_v2-b0353104.pth weights/mobilenet_v2-b0353104.npz
+    python -m tinyinfer.convert mobilenet_v2-b0353104.pth mobilenet_v2-b0353104.npz
 
 The .npz keeps the checkpoint's own keys (the model's key map reads it like the original),
 stores float32 arrays (other float dtypes are converted; integer buffers such as
 num_batches_tracked are dropped, inference does not use them), and is byte-for-byte
 reproducible: entries are written in key order with a fixed timestamp, so the sha256 in
-weights/MANIFEST.txt can be re-derived by anyone from the original file.
+tinyinfer/data/weights/MANIFEST.txt can be re-derived by anyone from the original file.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Lookup order for ``tinyinfer.load(name)`` with default weights, first hit wins:
 
 1. ``$TINYINFER_WEIGHTS/<file>`` (a directory you choose), then the converted ``<stem>.npz``
-2. the ``weights/`` directory of a tinyinfer source checkout (converted ``.npz`` files that
-   ship with the repository, see weights/README.md)
+2. ``tinyinfer/data/weights/``: converted ``.npz`` files that ship inside the package (so
+   any install, editable or not, has them; provenance in tinyinfer/data/weights/README.md)
 3. ``~/.cache/tinyinfer/<file>``
 4. torch hub's checkpoint cache: ``$TORCH_HOME/hub/checkpoints/<file>`` (default
    ``~/.cache/torch/hub/checkpoints``), where torchvision keeps what it downloaded
@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import WeightsNotFoundError
 from .models.registry import Pretrained
 
-REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "data" / "weights"
 
 
 def sha256_of(path) -> str:
@@ -57,7 +57,7 @@ def candidates(p: Pretrained) -> list[Path]:
     env = os.environ.get("TINYINFER_WEIGHTS")
     if env:
         places += [Path(env) / p.filename, Path(env) / converted_name(p)]
-    places.append(REPO_WEIGHTS / converted_name(p))
+    places.append(BUNDLED_WEIGHTS / converted_name(p))
     places += [cache_dir() / p.filename, torch_hub_dir() / p.filename]
     for package, relpath in p.packages:
         top = relpath.split("/")[0]
@@ -72,7 +72,7 @@ def candidates(p: Pretrained) -> list[Path]:
 
 def verify(path: Path, p: Pretrained) -> bool:
     """An original file must match the published sha256; a converted .npz the one recorded
-    in weights/MANIFEST.txt (when the manifest knows it)."""
+    in tinyinfer/data/weights/MANIFEST.txt (when the manifest knows it)."""
     if path.suffix == ".npz":
         expected = manifest().get(path.name)
         return expected is None or sha256_of(path) == expected
@@ -80,7 +80,7 @@ def verify(path: Path, p: Pretrained) -> bool:
 
 
 def manifest() -> dict[str, str]:
-    f = REPO_WEIGHTS / "MANIFEST.txt"
+    f = BUNDLED_WEIGHTS / "MANIFEST.txt"
     if not f.exists():
         return {}
     out = {}
