@@ -1,108 +1,19 @@
 """The group-convolution and squeeze families (ShuffleNetV2, SqueezeNet, GhostNet, RegNet,
-SE-ResNet) and the classic baselines (AlexNet, VGG16, GoogLeNet, ResNet) vs their PyTorch
-references: random weights, randomized BN statistics, native resolution at batch 1 and an
-odd resolution (129) at batch 3.
-
-Tolerance: tests/test_models.py's rule, max|ours - ref| <= 1e-3 * (1 + max|ref|) (float32 on
-both sides, different summation orders, BN folded on ours: ~1e-5 relative per layer).
-That rule is only meaningful for logits of size >= 1, and several references initialise so
-that they are not (AlexNet's and VGG's FC layers are N(0, 0.01), GoogLeNet's convs
-truncated N(0, 0.01): AlexNet's logits come out ~0.03, where 1e-3 would be a 3% error).
-So on top of torch_ref.randomize every conv / linear weight is drawn He-normal (variance
-2 / fan_in, which keeps activations O(1) through ReLUs) and every bias N(0, 0.1^2) (the
-references zero-initialise biases, which would hide a bias left unloaded), and each test
-asserts max|ref| >= 1 before comparing.
+SE-ResNet) and the classic baselines (AlexNet, VGG16, GoogLeNet, ResNet): the checks beyond
+the parity test every network gets in tests/test_models.py (their references and weight
+recipe are in tests/reference_registry.py): GoogLeNet's auxiliary-classifier keys, RegNet's
+two channel roundings and cross-loading, wrong checkpoints and options.
 """
-import math
-
-import numpy as np
 import pytest
 import timm
-import torch
 import torchvision
 
 import tinyinfer
 from tinyinfer.errors import InputError, WeightsMismatchError
 from tinyinfer.models.registry import get_spec
-from torch_ref import forward, randomize, state_dict_numpy
+from torch_ref import check_network, he_init, randomize, state_dict_numpy
 
-TOL = 1e-3
 tv = torchvision.models
-
-REFERENCES = {
-    "alexnet": tv.alexnet,
-    "vgg16": tv.vgg16,
-    "resnet18": tv.resnet18,
-    "resnet50": tv.resnet50,
-    "seresnet50": lambda: timm.create_model("seresnet50"),
-    # transform_input=False is torchvision's default without pretrained weights (see
-    # models/googlenet.py); aux_logits=False leaves the training-only heads out of the state
-    # dict (their keys are checked separately below)
-    "googlenet": lambda: tv.googlenet(aux_logits=False, transform_input=False,
-                                      init_weights=True),
-    "squeezenet1_0": tv.squeezenet1_0,
-    "squeezenet1_1": tv.squeezenet1_1,
-    **{f"shufflenet_v2_{w}": getattr(tv, f"shufflenet_v2_{w}")
-       for w in ("x0_5", "x1_0", "x1_5", "x2_0")},
-    **{n: getattr(tv, n) for n in ("regnet_x_400mf", "regnet_y_400mf", "regnet_y_800mf")},
-    **{n: (lambda n=n: timm.create_model(n))
-       for n in ("regnetx_002", "regnety_002", "regnety_004", "regnety_006", "regnety_008",
-                 "regnety_016", "ghostnet_050", "ghostnet_100", "ghostnet_130")},
-}
-
-
-def he_randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """torch_ref.randomize (random BN statistics), with He-normal weights and N(0, 0.1^2)
-    biases in every conv and linear layer (see the module docstring)."""
-    g = torch.Generator().manual_seed(seed + 1000)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2 / fan_in))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    return randomize(model, seed)
-
-
-_CACHE = {}
-
-
-def reference_and_model(name):
-    """Built once per test process and shared by a network's two resolutions."""
-    if name not in _CACHE:
-        _CACHE.clear()                    # keep one pair alive (VGG16 alone is 0.5 GB)
-        ref = he_randomize(REFERENCES[name]())
-        _CACHE[name] = ref, tinyinfer.load(name, weights=state_dict_numpy(ref))
-    return _CACHE[name]
-
-
-def assert_matches(want, got, what):
-    scale = np.abs(want).max()
-    assert scale >= 1, f"{what}: reference logits too small ({scale}) for the tolerance"
-    err = np.abs(got - want).max()
-    assert err <= TOL * (1 + scale), f"{what}: max err {err} (max |ref| {scale})"
-
-
-@pytest.mark.parametrize("batch,resolution", [(1, 224), (3, 129)])
-@pytest.mark.parametrize("name", list(REFERENCES))
-def test_network_matches_reference(name, batch, resolution):
-    ref, model = reference_and_model(name)
-    x = np.random.default_rng(resolution).standard_normal((batch, 3, resolution, resolution),
-                                                          dtype=np.float32)
-    want = forward(ref, x)
-    got = model(x)
-    assert got.shape == want.shape == (batch, 1000)
-    assert_matches(want, got, f"{name} @{batch}x{resolution}")
-
-
-def test_every_registered_model_of_this_family_is_tested():
-    """A model file registering a network without a reference here would go untested."""
-    files = ("resnet", "alexnet_vgg", "squeezenet", "shufflenet_v2", "googlenet", "regnet",
-             "ghostnet")
-    mine = {n for n in tinyinfer.list_models()
-            if get_spec(n).build.__module__.rsplit(".", 1)[-1] in files}
-    assert mine == set(REFERENCES)
 
 
 def test_googlenet_aux_classifier_keys_are_listed_as_ignored():
@@ -139,11 +50,9 @@ def test_regnet_group_rounding_follows_each_reference():
 def test_timm_regnet_weights_load_into_torchvision_named_model():
     """timm's regnetx_004_tv (torchvision's rounding, timm's key names) loads into
     regnet_x_400mf: the layout is detected, and the outputs match timm's."""
-    ref = he_randomize(timm.create_model("regnetx_004_tv"), 5)
-    model = tinyinfer.load("regnet_x_400mf", weights=state_dict_numpy(ref))
+    ref = randomize(he_init(timm.create_model("regnetx_004_tv"), 5), 5)
+    model = check_network("regnet_x_400mf", ref, 1, 97, seed=5)
     assert "timm layout" in model.weights_source
-    x = np.random.default_rng(5).standard_normal((1, 3, 97, 97), dtype=np.float32)
-    assert_matches(forward(ref, x), model(x), "regnetx_004_tv -> regnet_x_400mf")
 
 
 def test_wrong_width_checkpoint_is_refused():

@@ -1,16 +1,11 @@
 """The MBConv family (MobileNetV3, MnasNet, EfficientNet B0-B7 / Lite / V2, TinyNet, MixNet,
-FBNet) vs its PyTorch references (torchvision, timm, efficientnet_lite_pytorch), with random
-weights and randomized BN statistics, at each network's native resolution (batch 1) and at
-an odd one (129, batch 3); every checkpoint layout a network accepts is loaded from a real
-reference module's state dict; and property tests of the new pieces (block grammar against
-timm's builder, MixConv, TF "same" padding, the rounding rules).
-
-Tolerance: max |ours - ref| <= 1e-3 * max |ref| over the logits. Both sides compute in
-float32 in different orders (and we fold BN into conv weights), so they agree to ~1e-6
-relative here (measured 1e-7 .. 2e-6); any wrong weight, stride, padding, activation or
-channel split gives O(1) differences. Relative to max |ref| rather than 1 + max |ref|:
-torchvision's classifier init (std 0.01) gives logits of ~0.03, where an absolute 1e-3
-would let a wrong network pass.
+FBNet): the checks beyond the parity test every network gets in tests/test_models.py (their
+references are in tests/reference_registry.py): every checkpoint layout a network accepts,
+loaded from a real reference module's state dict; the paper tables against timm's
+architecture definitions; and property tests of the new pieces (block grammar against
+timm's builder, MixConv, TF "same" padding, the rounding rules). Network and block outputs
+are compared with torch_ref.assert_matches (max|ours - ref| <= 1e-3 * max|ref|), single
+convs with its tolerance tightened to 1e-4.
 """
 import math
 from functools import partial
@@ -35,17 +30,22 @@ from torchvision.models._utils import _make_divisible as tv_make_divisible
 import tinyinfer
 from tinyinfer.errors import InputError
 from tinyinfer.graph import Graph
-from tinyinfer.models.blocks import (decode_arch, decode_block, make_divisible,
-                                     scale_stage_depth, split_channels)
+from tinyinfer.models.blocks import (decode_arch, decode_block, make_divisible, paper_block,
+                                     paper_table, scale_stage_depth, split_channels)
+from tinyinfer.models.efficientnet import B0_COLUMNS, EFFICIENTNET_B0
+from tinyinfer.models.efficientnet_v2 import EFFICIENTNET_V2_S
+from tinyinfer.models.mnasnet import MNASNET_B1, mnasnet_arch
+from tinyinfer.models.mobilenet_v2 import MOBILENET_V2
 from tinyinfer.models.builder import NetBuilder, Style, add_block, conv
 from tinyinfer.models.registry import get_spec
 from tinyinfer.ops import infer_shapes, node_costs, tf_same_padding
 from tinyinfer.passes import optimize
 from tinyinfer.runtime import execute
-from torch_ref import forward, randomize, state_dict_numpy
+from torch_ref import (assert_matches, check_network, forward, image_batch, randomize,
+                       state_dict_numpy)
 
-TOL = 1e-3
 TV = torchvision.models
+CONV_RTOL = 1e-4      # one conv (or MixConv) vs torch: no depth for rounding to accumulate
 
 
 def timm_model(name, **kw):
@@ -54,91 +54,7 @@ def timm_model(name, **kw):
 
 def lite_pytorch(resolution):
     # EfficientNet-PyTorch pads for a fixed image size given at construction
-    return LiteEfficientNet.from_name("efficientnet-lite0", image_size=resolution)
-
-
-# name -> (reference constructor, native resolution). A constructor taking ``resolution``
-# is called with it. The paper's resolutions for B0-B7 (torchvision's weights crop B2 at 288).
-REFERENCES = {
-    "mobilenet_v3_large": (TV.mobilenet_v3_large, 224),
-    "mobilenet_v3_small": (TV.mobilenet_v3_small, 224),
-    "mobilenetv3_large_100": (timm_model("mobilenetv3_large_100"), 224),
-    "mobilenetv3_small_100": (timm_model("mobilenetv3_small_100"), 224),
-    "mobilenetv3_large_075": (timm_model("mobilenetv3_large_075"), 224),
-    "mobilenetv3_small_075": (timm_model("mobilenetv3_small_075"), 224),
-    "tf_mobilenetv3_large_minimal_100": (timm_model("tf_mobilenetv3_large_minimal_100"), 224),
-    "tf_mobilenetv3_small_minimal_100": (timm_model("tf_mobilenetv3_small_minimal_100"), 224),
-    "mnasnet0_5": (TV.mnasnet0_5, 224),
-    "mnasnet0_75": (TV.mnasnet0_75, 224),
-    "mnasnet1_0": (TV.mnasnet1_0, 224),
-    "mnasnet1_3": (TV.mnasnet1_3, 224),
-    "semnasnet_100": (timm_model("semnasnet_100"), 224),
-    "efficientnet_b0": (TV.efficientnet_b0, 224),
-    "efficientnet_b1": (TV.efficientnet_b1, 240),
-    "efficientnet_b2": (TV.efficientnet_b2, 260),
-    "efficientnet_b3": (TV.efficientnet_b3, 300),
-    "efficientnet_b4": (TV.efficientnet_b4, 380),
-    "efficientnet_b5": (TV.efficientnet_b5, 456),
-    "efficientnet_b6": (TV.efficientnet_b6, 528),
-    "efficientnet_b7": (TV.efficientnet_b7, 600),
-    "efficientnet_v2_s": (TV.efficientnet_v2_s, 384),
-    "efficientnet_lite0": (lite_pytorch, 224),
-    "tf_efficientnet_lite0": (timm_model("tf_efficientnet_lite0"), 224),
-    "tinynet_a": (timm_model("tinynet_a"), 192),
-    "tinynet_b": (timm_model("tinynet_b"), 188),
-    "tinynet_c": (timm_model("tinynet_c"), 184),
-    "tinynet_d": (timm_model("tinynet_d"), 152),
-    "tinynet_e": (timm_model("tinynet_e"), 106),
-    "mixnet_s": (timm_model("mixnet_s"), 224),
-    "mixnet_m": (timm_model("mixnet_m"), 224),
-    "mixnet_l": (timm_model("mixnet_l"), 224),
-    # BN epsilon 1e-5, as create_model builds it (its pretrained=True uses 1e-3: see below)
-    "fbnetc_100": (timm_model("fbnetc_100"), 224),
-}
-REFERENCES.update({f"tf_efficientnet_b{i}": (timm_model(f"tf_efficientnet_b{i}"),
-                                             REFERENCES[f"efficientnet_b{i}"][1])
-                   for i in range(8)})
-HEAVY = {f"{p}efficientnet_b{i}" for p in ("", "tf_") for i in (4, 5, 6, 7)} | {"efficientnet_v2_s"}
-
-
-def reference(make, resolution):
-    return make(resolution) if make is lite_pytorch else make()
-
-
-def compare(name, ref, batch, resolution, seed=0, layout=None, **kwargs):
-    """Load ``ref``'s state dict into tinyinfer ``name`` and compare logits."""
-    model = tinyinfer.load(name, weights=state_dict_numpy(ref), layout=layout, **kwargs)
-    x = np.random.default_rng(seed).standard_normal((batch, 3, resolution, resolution),
-                                                    dtype=np.float32)
-    want = forward(ref, x)
-    got = model(x)
-    assert got.shape == want.shape == (batch, 1000)
-    err = np.abs(got - want).max()
-    assert err <= TOL * np.abs(want).max(), f"{name} @{resolution}: max err {err}"
-    return model
-
-
-CASES = [(name, 1, res) for name, (_, res) in REFERENCES.items()] + \
-        [(name, 3, 129) for name in REFERENCES]
-
-
-def _id(case):
-    name, batch, res = case
-    return f"{name}-b{batch}-{res}"
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in HEAVY or c[1] == 3], ids=_id)
-def test_network_matches_reference(case):
-    name, batch, res = case
-    make, _ = REFERENCES[name]
-    compare(name, randomize(reference(make, res), 0), batch, res)
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in HEAVY and c[1] == 1], ids=_id)
-def test_large_network_at_native_resolution(case):
-    """B4-B7 (torchvision and TF ports) and V2-S at 380..600 pixels: ~5-25 s each."""
-    name, batch, res = case
-    compare(name, randomize(REFERENCES[name][0](), 0), batch, res)
+    return lambda: LiteEfficientNet.from_name("efficientnet-lite0", image_size=resolution)
 
 
 # ---- second layouts: another reference's checkpoint into the same network -----------------
@@ -149,7 +65,7 @@ def test_large_network_at_native_resolution(case):
     ("efficientnet_b3", timm_model("efficientnet_b3"), {}, "timm"),
     ("mnasnet1_0", timm_model("mnasnet_100"), {}, "timm"),
     ("efficientnet_lite0", timm_model("tf_efficientnet_lite0"), {}, "timm"),
-    ("tf_efficientnet_lite0", partial(lite_pytorch, 129), {}, "efficientnet_lite_pytorch"),
+    ("tf_efficientnet_lite0", lite_pytorch(129), {}, "efficientnet_lite_pytorch"),
     # timm's efficientnet_lite0 pads like PyTorch and uses BN epsilon 1e-5
     ("efficientnet_lite0", timm_model("efficientnet_lite0"),
      {"padding": "symmetric", "bn_eps": 1e-5}, "timm"),
@@ -159,7 +75,7 @@ def test_large_network_at_native_resolution(case):
 ], ids=lambda v: v if isinstance(v, str) and not v.endswith(("timm", "pytorch")) else "")
 def test_second_layout_loads_into_the_same_network(name, make, kwargs, layout):
     """The layout is detected from the keys (no layout= given) and the logits match."""
-    model = compare(name, randomize(make(), 1), 3, 129, seed=1, **kwargs)
+    model = check_network(name, randomize(make(), 1), 3, 129, seed=1, **kwargs)
     assert model.weights_source.endswith(f"({layout} layout)")
 
 
@@ -177,7 +93,7 @@ def test_timm_layout_of_efficientnet_v2_s():
     ref = timm.create_model("efficientnetv2_s", bn_eps=1e-3)
     missing, unexpected = ref.load_state_dict(timm_state, strict=False)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
-    model = compare("efficientnet_v2_s", ref.eval(), 1, 129, seed=2)
+    model = check_network("efficientnet_v2_s", ref.eval(), 1, 129, seed=2)
     assert "timm" in model.weights_source
 
 
@@ -197,9 +113,45 @@ def test_mobilenet_v3_loads_the_other_references_checkpoint(name, other):
     for m in ref.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eps = eps
-    x = np.random.default_rng(7).standard_normal((1, 3, 160, 160), dtype=np.float32)
-    want = forward(ref, x)
-    assert np.abs(model(x) - want).max() <= 1e-3 * np.abs(want).max()
+    x = image_batch(1, 160, seed=7)
+    assert_matches(model(x), forward(ref, x), f"{other}'s checkpoint in {name}")
+
+
+# ---- paper tables vs timm's architecture definitions ---------------------------------------
+def timm_arch_def(generator, variant, monkeypatch):
+    """The block strings timm's ``generator`` (e.g. _gen_mobilenet_v2) builds ``variant`` from."""
+    seen = []
+    real = timm.models.efficientnet.decode_arch_def
+    monkeypatch.setattr(timm.models.efficientnet, "decode_arch_def",
+                        lambda arch, *a, **kw: seen.append(arch) or real(arch, *a, **kw))
+    getattr(timm.models.efficientnet, generator)(variant)
+    return seen[0]
+
+
+@pytest.mark.parametrize("table,generator,variant", [
+    (lambda: paper_table(MOBILENET_V2, "t c n s"), "_gen_mobilenet_v2", "mobilenetv2_100"),
+    (lambda: paper_table(EFFICIENTNET_B0, B0_COLUMNS, se=True), "_gen_efficientnet",
+     "efficientnet_b0"),
+    (lambda: mnasnet_arch(MNASNET_B1), "_gen_mnasnet_b1", "mnasnet_100"),
+    (lambda: paper_table(EFFICIENTNET_V2_S, "op t k c n s se"), "_gen_efficientnetv2_s",
+     "efficientnetv2_s"),
+], ids=["mobilenet_v2", "efficientnet_b0", "mnasnet_b1", "efficientnet_v2_s"])
+def test_paper_table_gives_timms_blocks(table, generator, variant, monkeypatch):
+    """The papers' tables, through blocks.paper_table's t = 1 rule, give the block arguments
+    of timm's hand-written block strings, row for row."""
+    theirs = timm_arch_def(generator, variant, monkeypatch)
+    assert table() == [[decode_block(text) for text in stage] for stage in theirs]
+
+
+def test_paper_block_rule():
+    assert paper_block(1, 16, 1, 1).type == "ds"
+    assert paper_block(6, 24, 2, 2, se=True) == decode_block("ir_r2_k3_s2_e6_c24_se0.25")
+    assert paper_block(1, 24, 2, 1, op="fused") == decode_block("cn_r2_k3_s1_c24_skip")
+    assert paper_block(4, 48, 4, 2, op="fused").type == "er"
+    with pytest.raises(ValueError, match="no squeeze-excite"):
+        paper_block(1, 24, 2, 1, op="fused", se=True)
+    with pytest.raises(ValueError, match="op must be"):
+        paper_block(6, 24, 2, 2, op="fussed")
 
 
 # ---- the block grammar vs timm's builder ---------------------------------------------------
@@ -268,8 +220,7 @@ def test_block_matches_timm_builder(block, in_chs, se_from_exp, same, seed):
     x = np.random.default_rng(seed).standard_normal((2, in_chs, 17, 17), dtype=np.float32)
     want = forward(ref, x)
     got = execute(optimize(graph), x)
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= TOL * max(np.abs(want).max(), 1e-3)
+    assert_matches(got, want, block)
 
 
 @given(channels=st.integers(1, 4096), groups=st.integers(1, 8))
@@ -301,7 +252,7 @@ def test_mixconv_matches_timm(kernels, in_ch, depthwise, stride, same, size, see
     x = np.random.default_rng(seed).standard_normal((1, in_ch, size, size), dtype=np.float32)
     want = forward(ref, x)
     got = execute(b.graph, x)
-    assert np.abs(got - want).max() <= 1e-4 * max(np.abs(want).max(), 1.0)
+    assert_matches(got, want, f"MixConv {kernels}", rtol=CONV_RTOL)
     # MACs: each group k_i^2 * (c_in_i or 1) * c_out_i * H_out * W_out
     shape = (1, in_ch, size, size)
     macs = sum(c.macs for _, _, c in node_costs(b.graph, shape))
@@ -347,8 +298,7 @@ def test_same_padded_conv_matches_pad_then_conv(h, w, kernel, stride, depthwise,
                     torch.from_numpy(weight), torch.from_numpy(bias), stride, groups=groups)
     assert infer_shapes(b.graph, x.shape)["c"] == tuple(want.shape) \
         == (2, cout, math.ceil(h / stride), math.ceil(w / stride))
-    got = execute(b.graph, x)
-    assert np.abs(got - want.numpy()).max() <= 1e-4 * max(np.abs(want.numpy()).max(), 1.0)
+    assert_matches(execute(b.graph, x), want.numpy(), "same-padded conv", rtol=CONV_RTOL)
 
 
 @given(v=st.floats(1, 5000), divisor=st.sampled_from([4, 8, 16]))

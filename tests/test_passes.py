@@ -5,11 +5,12 @@ import numpy as np
 
 import tinyinfer
 from tinyinfer.runtime import execute
-from torch_ref import REFERENCES, randomize, state_dict_numpy
+from reference_registry import reference
+from torch_ref import randomize, state_dict_numpy
 
 
 def test_optimized_graph_equals_unfused_graph():
-    ref = randomize(REFERENCES["mobilenet_v2"](width_mult=0.5), seed=5)
+    ref = reference("mobilenet_v2", seed=5, width_mult=0.5)
     model = tinyinfer.load("mobilenet_v2", weights=state_dict_numpy(ref), width_mult=0.5)
     kinds = [n.kind for n in model.plan]
     assert "batchnorm" not in kinds and "act" not in kinds and "add" not in kinds

@@ -1,0 +1,129 @@
+"""Every registered network's PyTorch reference, in one table: name -> how to build the
+reference module, the (batch, resolution) cases its parity test runs, and how its weights
+are randomized. tests/test_models.py runs the parity test over this table and fails when a
+registered model is in neither REFERENCES nor NO_REFERENCE (name -> why it cannot have one).
+
+The cases: batch 1 at the network's native resolution and batch 3 at an odd one, chosen per
+family for speed (a 600-pixel EfficientNet-B7 at batch 3 would take minutes): 193 for the
+first networks, 129 for the others. The tolerance is the same for all (torch_ref.RTOL).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import timm
+import torch
+import torchvision
+from efficientnet_lite_pytorch import EfficientNet as LiteEfficientNet
+
+from torch_ref import he_init, randomize
+
+tv = torchvision.models
+
+
+@dataclass(frozen=True)
+class Reference:
+    # build(**options) -> the reference module; options are tinyinfer.load's architecture
+    # options it accepts (e.g. width_mult), translated to the reference's arguments
+    build: Callable[..., torch.nn.Module]
+    cases: tuple[tuple[int, int], ...]     # (batch, resolution) pairs of the parity test
+    # "reference": the reference's own conv / linear init; "he": torch_ref.he_init. Either
+    # way torch_ref.randomize then draws every norm layer's statistics and affine.
+    weights: str = "reference"
+    # the module is built for one input size (its padding is fixed at construction): build
+    # gets image_size=resolution, and each case builds its own
+    sized: bool = False
+
+    def __post_init__(self):
+        assert self.weights in ("reference", "he"), f"unknown weights recipe {self.weights!r}"
+
+
+def reference(name: str, resolution: int | None = None, seed: int = 0,
+              **options) -> torch.nn.Module:
+    """``name``'s reference module, randomized by its recipe, in eval mode."""
+    ref = REFERENCES[name]
+    if ref.sized:
+        options["image_size"] = resolution
+    module = ref.build(**options)
+    if ref.weights == "he":
+        he_init(module, seed)
+    return randomize(module, seed)
+
+
+def _timm(name: str, **kw):
+    return lambda: timm.create_model(name, **kw)
+
+
+def _mbconv(native: int) -> tuple[tuple[int, int], ...]:
+    return ((1, native), (3, 129))
+
+
+def _lite_pytorch(image_size: int) -> torch.nn.Module:
+    # EfficientNet-PyTorch pads for a fixed image size given at construction
+    return LiteEfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+
+
+FIRST = ((1, 224), (3, 193))
+MBCONV = _mbconv(224)
+# The group family's references initialise so that logits come out ~0.03 (AlexNet, VGG) or
+# with zero biases: he_init (see torch_ref). Native 224 and an odd 129.
+GROUP = ((1, 224), (3, 129))
+
+REFERENCES: dict[str, Reference] = {
+    # ---- MobileNet V1 / V2 (tinyinfer's first networks) ---------------------------------
+    "mobilenet_v2": Reference(lambda width_mult=1.0: tv.mobilenet_v2(width_mult=width_mult),
+                              FIRST),
+    # timm registers fixed widths; its generator functions take the multiplier
+    "mobilenetv2_100": Reference(
+        lambda width_mult=1.0: timm.models.efficientnet._gen_mobilenet_v2(
+            "mobilenetv2_100", channel_multiplier=width_mult), FIRST),
+    "mobilenetv1_100": Reference(
+        lambda width_mult=1.0: timm.models.efficientnet._gen_mobilenet_v1(
+            "mobilenetv1_100", channel_multiplier=width_mult), FIRST),
+
+    # ---- the MBConv family, at each network's native resolution --------------------------
+    "mobilenet_v3_large": Reference(tv.mobilenet_v3_large, MBCONV),
+    "mobilenet_v3_small": Reference(tv.mobilenet_v3_small, MBCONV),
+    **{n: Reference(_timm(n), MBCONV) for n in (
+        "mobilenetv3_large_100", "mobilenetv3_small_100", "mobilenetv3_large_075",
+        "mobilenetv3_small_075", "tf_mobilenetv3_large_minimal_100",
+        "tf_mobilenetv3_small_minimal_100", "semnasnet_100", "tf_efficientnet_lite0",
+        "mixnet_s", "mixnet_m", "mixnet_l")},
+    **{n: Reference(getattr(tv, n), MBCONV)
+       for n in ("mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3")},
+    # the paper's resolutions for B0-B7 (torchvision's weights crop B2 at 288)
+    **{f"efficientnet_b{i}": Reference(getattr(tv, f"efficientnet_b{i}"), _mbconv(r))
+       for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))},
+    **{f"tf_efficientnet_b{i}": Reference(_timm(f"tf_efficientnet_b{i}"), _mbconv(r))
+       for i, r in enumerate((224, 240, 260, 300, 380, 456, 528, 600))},
+    "efficientnet_v2_s": Reference(tv.efficientnet_v2_s, _mbconv(384)),
+    "efficientnet_lite0": Reference(_lite_pytorch, MBCONV, sized=True),
+    **{f"tinynet_{v}": Reference(_timm(f"tinynet_{v}"), _mbconv(r))
+       for v, r in zip("abcde", (192, 188, 184, 152, 106))},
+    # BN epsilon 1e-5, as create_model builds it (its pretrained=True uses 1e-3; the
+    # second-layout test in test_mbconv_family.py loads that network)
+    "fbnetc_100": Reference(_timm("fbnetc_100"), MBCONV),
+
+    # ---- group convolution and squeeze families, and the baselines ---------------------
+    "alexnet": Reference(tv.alexnet, GROUP, "he"),
+    "vgg16": Reference(tv.vgg16, GROUP, "he"),
+    "resnet18": Reference(tv.resnet18, GROUP, "he"),
+    "resnet50": Reference(tv.resnet50, GROUP, "he"),
+    "seresnet50": Reference(_timm("seresnet50"), GROUP, "he"),
+    # transform_input=False is torchvision's default without pretrained weights (see
+    # models/googlenet.py); aux_logits=False leaves the training-only heads out of the state
+    # dict (test_group_family.py checks their keys separately)
+    "googlenet": Reference(lambda: tv.googlenet(aux_logits=False, transform_input=False,
+                                                init_weights=True), GROUP, "he"),
+    **{n: Reference(getattr(tv, n), GROUP, "he") for n in (
+        "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
+        "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "regnet_x_400mf", "regnet_y_400mf",
+        "regnet_y_800mf")},
+    **{n: Reference(_timm(n), GROUP, "he") for n in (
+        "regnetx_002", "regnety_002", "regnety_004", "regnety_006", "regnety_008",
+        "regnety_016", "ghostnet_050", "ghostnet_100", "ghostnet_130")},
+}
+
+# name -> why it has no parity test against a PyTorch reference (none today).
+NO_REFERENCE: dict[str, str] = {}
