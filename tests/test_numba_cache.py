@@ -26,12 +26,16 @@ def run_probe(cache_dir):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                          text=True, check=True, timeout=600)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
 def test_second_process_does_not_recompile(tmp_path):
-    first = run_probe(tmp_path)
+    """...and only the compiling process prints runtime.CompileNote's line, once."""
+    note = "tinyinfer: compiling kernels once"
+    first, first_err = run_probe(tmp_path)
     assert first["misses"] > 0          # an empty cache: everything was compiled
-    second = run_probe(tmp_path)
+    assert first_err.count(note) == 1, first_err
+    second, second_err = run_probe(tmp_path)
     assert second["misses"] == 0, second
     assert second["hits"] > 0            # ...and everything it ran came from the cache
+    assert note not in second_err, second_err

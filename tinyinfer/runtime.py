@@ -7,14 +7,19 @@ own "workqueue" layer, which is not thread-safe: two Python threads launching ke
 once abort the process ("Concurrent access has been detected"). So under that layer, and
 before Numba has chosen its layer (on the first parallel launch), a graph runs under one
 process-wide lock; under OpenMP and TBB calls run concurrently.
+
+First call: Numba compiles each kernel once and caches it on disk; compiling takes 20-30 s,
+so when that happens one line on stderr says so (see ``CompileNote``).
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 
 import numba
+import numba.core.event
 import numpy as np
 
 from .graph import Graph
@@ -29,6 +34,29 @@ def last_uses(graph: Graph) -> dict[str, int]:
             last[v] = i
     return last
 
+
+class CompileNote(numba.core.event.Listener):
+    """Prints one line on stderr when the first tinyinfer kernel of the process is compiled.
+    Numba emits "numba:compile" only when a kernel is not in its disk cache (a cache hit
+    loads without the event), so the line appears on a cold cache and never on warm runs."""
+
+    MESSAGE = ("tinyinfer: compiling kernels once, ~20-30 s; "
+               "later runs load them from the cache")
+
+    def __init__(self):
+        self.printed = False
+
+    def on_start(self, event):
+        module = getattr(event.data["dispatcher"].py_func, "__module__", None) or ""
+        if not self.printed and module.startswith("tinyinfer."):
+            self.printed = True
+            print(self.MESSAGE, file=sys.stderr, flush=True)
+
+    def on_end(self, event):
+        pass
+
+
+numba.core.event.register("numba:compile", CompileNote())
 
 _launch_lock = threading.Lock()
 _layer_is_threadsafe: bool | None = None     # None: Numba has not chosen its layer yet
