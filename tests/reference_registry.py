@@ -111,6 +111,9 @@ REFERENCES: dict[str, Reference] = {
     "resnet18": Reference(tv.resnet18, GROUP, "he"),
     "resnet50": Reference(tv.resnet50, GROUP, "he"),
     "seresnet50": Reference(_timm("seresnet50"), GROUP, "he"),
+    # timm.models.senet, a port of the SENet authors' Caffe models (models/resnet.py)
+    "legacy_seresnet18": Reference(_timm("legacy_seresnet18"), GROUP, "he"),
+    "legacy_seresnet34": Reference(_timm("legacy_seresnet34"), GROUP, "he"),
     # transform_input=False is torchvision's default without pretrained weights (see
     # models/googlenet.py); aux_logits=False leaves the training-only heads out of the state
     # dict (test_group_family.py checks their keys separately)

@@ -46,6 +46,10 @@ PUBLISHED = [
     ("googlenet", 1500, 50, 6.6, 0.05, "torchvision meta: 1.5G, 6.6M (3x3 'five')"),
     ("resnet18", 1810, 5, 11.7, 0.05, "torchvision meta; paper Table 1: 1.8G"),
     ("resnet50", 4090, 5, 25.6, 0.05, "torchvision meta, ResNet v1.5 (see below)"),
+    ("legacy_seresnet18", 1820, 5, 11.78, 0.005,
+     "SENet paper (arXiv:1709.01507v4) Table 2: 1.82 GFLOPs; timm model index: 11.78M"),
+    ("legacy_seresnet34", 3660, 5, 21.96, 0.005,
+     "SENet paper Table 2: 3.66 GFLOPs; timm model index: 21.96M"),
 ]
 
 
@@ -111,6 +115,19 @@ def test_se_resnet50_adds_the_paper_s_2_5m_parameters():
     assert se.params - plain.params == params == 2_530_992
     assert se.macs - plain.macs == macs
     assert within(params / 1e6, 2.5, 0.02, 0.05)
+
+
+def test_legacy_se_resnet18_adds_unrounded_se_blocks():
+    """SE-ResNet-18 as the SENet authors built it (timm's legacy_seresnet18): each basic block
+    gets an SE of two 1x1 convs C -> C//16 -> C with biases, C = 64, 128, 256, 512 (2 blocks
+    each), with no rounding of C//16 (4 for C = 64, where timm's SEModule would give 8).
+    Its stem max pool pads differently from torchvision's (ceil mode, no padding), which
+    changes no count: everything else equals resnet18."""
+    plain, se = summary("resnet18"), summary("legacy_seresnet18")
+    blocks = [(64, 2), (128, 2), (256, 2), (512, 2)]
+    assert se.params - plain.params == sum(n * (2 * c * (c // 16) + c // 16 + c)
+                                           for c, n in blocks) == 89_080
+    assert se.macs - plain.macs == sum(n * 2 * c * (c // 16) for c, n in blocks)
 
 
 def test_googlenet_paper_table_1():
