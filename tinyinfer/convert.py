@@ -7,6 +7,11 @@ stores float32 arrays (other float dtypes are converted; integer buffers such as
 num_batches_tracked are dropped, inference does not use them), and is byte-for-byte
 reproducible: entries are written in key order with a fixed timestamp, so the sha256 in
 tinyinfer/data/weights/MANIFEST.txt can be re-derived by anyone from the original file.
+
+A checkpoint that cannot be read, or a destination that cannot be written, is reported in
+one line on stderr (exit status 2). Checkpoints over 4 GiB are refused unless the
+environment variable TINYINFER_MAX_CHECKPOINT_BYTES allows more (see
+tinyinfer/checkpoint/limits.py).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import zipfile
 import numpy as np
 
 from .checkpoint import read_checkpoint
+from .errors import TinyInferError
 
 
 def state_to_npz_bytes(state: dict) -> bytes:
@@ -51,7 +57,14 @@ def main(argv=None) -> int:
     p.add_argument("src")
     p.add_argument("dest")
     args = p.parse_args(argv)
-    digest = convert(args.src, args.dest)
+    try:
+        digest = convert(args.src, args.dest)
+    except TinyInferError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{p.prog}: error: cannot write {args.dest}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(f"{digest}  {args.dest}")
     return 0
 

@@ -4,19 +4,55 @@ unexpected key and every shape mismatch at once (never a warning, never a partia
 """
 from __future__ import annotations
 
+import reprlib
+
 import numpy as np
 
-from .errors import WeightsMismatchError
+from .errors import InputError, WeightsMismatchError
 from .graph import Graph
 
 # Buffers that training keeps and inference does not need.
 IGNORED_SUFFIXES = (".num_batches_tracked",)
+MAX_NAME_CHARS = 120
+
+
+def printable(key) -> str:
+    """A key as it can be shown on a terminal: cut to MAX_NAME_CHARS, then every character
+    that does not print escaped (a file's key names may carry terminal escape codes)."""
+    try:
+        text = key if isinstance(key, str) else reprlib.repr(key)
+    except ValueError:       # an int of more than 4300 digits has no repr
+        text = f"a huge {type(key).__name__}"
+    cut = f"... ({len(text):,} characters)" if len(text) > MAX_NAME_CHARS else ""
+    return "".join(c if c.isprintable() else repr(c)[1:-1]
+                   for c in text[:MAX_NAME_CHARS]) + cut
 
 
 def _listing(title, items, limit=12):
     """Items in network order (the first layer first: usually the most telling one)."""
     more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
     return f"  {title} ({len(items)}):\n" + "\n".join(f"    {i}" for i in items[:limit]) + more
+
+
+def _is_array(value) -> bool:
+    return isinstance(value, np.ndarray) or hasattr(value, "__array__")   # torch tensors too
+
+
+def check_entries(state: dict, source="the state dict") -> None:
+    """One error naming every entry that cannot be a weight: keys must be str, values
+    arrays (NumPy arrays, or anything NumPy can take as one, such as torch tensors)."""
+    keys = [printable(k) for k in state if not isinstance(k, str)]
+    values = [f"{printable(k)}: {type(v).__name__}" for k, v in state.items()
+              if isinstance(k, str) and not _is_array(v)]
+    if keys or values:
+        parts = [f"{source} has entries that cannot be weights:"]
+        if keys:
+            parts.append(_listing("keys that are not str", keys))
+        if values:
+            parts.append(_listing("values that are not arrays", values))
+        parts.append("Pass a dict of parameter name (str) -> array, e.g. "
+                     "{k: v.numpy() for k, v in model.state_dict().items()}.")
+        raise InputError("\n".join(parts))
 
 
 def translate(state: dict, keymap: dict[str, str | None] | None) -> tuple[dict, list[str]]:
@@ -55,7 +91,7 @@ def check_state(graph: Graph, state: dict, keymap=None, source="checkpoint", lay
                 and _squeezed(np.shape(renamed[k])) == _squeezed(shape):
             renamed[k] = np.reshape(renamed[k], shape)
     missing = [k for k in expected if k not in renamed]
-    unexpected = unmapped + [k for k in renamed if k not in expected]
+    unexpected = [printable(k) for k in unmapped + [k for k in renamed if k not in expected]]
     wrong = [f"{k}: checkpoint {tuple(np.shape(renamed[k]))}, network {expected[k]}"
              for k in expected if k in renamed and tuple(np.shape(renamed[k])) != expected[k]]
     if missing or unexpected or wrong:
@@ -73,9 +109,14 @@ def check_state(graph: Graph, state: dict, keymap=None, source="checkpoint", lay
         raise WeightsMismatchError("\n".join(parts))
     out = {}
     for k, v in renamed.items():
-        a = np.asarray(v)
+        try:
+            a = np.asarray(v)
+        except (TypeError, ValueError, RuntimeError) as e:   # e.g. a tensor that needs grad
+            raise InputError(f"{source}: {printable(k)} cannot be read as an array ({str(e)[:120]}); pass "
+                             "NumPy arrays (for a torch tensor: t.detach().numpy())") from None
         if not np.issubdtype(a.dtype, np.floating):
-            raise WeightsMismatchError(f"{source}: {k} has dtype {a.dtype}; expected floats")
+            raise WeightsMismatchError(f"{source}: {printable(k)} has dtype {a.dtype}; "
+                                       "expected floats")
         out[k] = np.ascontiguousarray(a, dtype=np.float32)
     return out
 
@@ -90,6 +131,7 @@ def load_into(graph: Graph, state: dict, layouts: dict, layout: str | None = Non
     """Load ``state`` into ``graph`` using ``layout`` or, if None, the layout whose key set
     matches; returns the layout used. With no exact match, the error reports the layout that
     came closest."""
+    check_entries(state, source)
     if layout is not None:
         if layout not in layouts:
             raise WeightsMismatchError(f"unknown layout {layout!r} for this model; "

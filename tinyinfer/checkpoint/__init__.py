@@ -11,7 +11,7 @@ trusted) and reads:
   read with an Unpickler that refuses every global except a few inert stand-ins, so a
   hostile file raises CheckpointError instead of running code.
 * safetensors files (safetensors_format.py explains the layout).
-* NumPy ``.npz`` archives, read with ``allow_pickle=False``.
+* NumPy ``.npz`` archives, never unpickling anything (npz_format.py).
 
 What you get: a flat dict name -> C-contiguous ndarray that owns its memory, in the file's
 order, in the stored dtype (float32, float16, float64, int64, int32, int16, int8, uint8,
@@ -30,6 +30,16 @@ If every name starts with 'module.' (an ``nn.DataParallel`` save) that prefix is
 Every malformed, truncated, unsafe or unknown file raises ``CheckpointError`` (a
 ValueError) saying what was wrong; a missing path raises ``CheckpointNotFoundError``, which
 is also a FileNotFoundError.
+
+Limits
+======
+Only a regular file is read (a FIFO or device is refused without blocking), and a file
+can make the readers allocate only so much: the file and its arrays may each take at most
+4 GiB, a pickle 1/1024 of that, all checked before anything is read, inflated or copied.
+limits.py has the details. To read a bigger checkpoint you trust::
+
+    read_checkpoint(path, max_bytes=20 * 2**30)          # one call
+    TINYINFER_MAX_CHECKPOINT_BYTES=21474836480 tinyinfer run ...   # the whole process
 """
 from __future__ import annotations
 
@@ -37,6 +47,7 @@ import contextlib
 import io
 import os
 import pickle
+import stat
 import struct
 import zipfile
 import zlib
@@ -45,7 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, CheckpointNotFoundError, InputError
-from . import torch_pickle
+from . import limits, torch_pickle
+from .npz_format import read_npz_bytes
 from .safetensors_format import looks_like_safetensors, read_safetensors_bytes
 
 __all__ = ["read_checkpoint", "read_torch", "read_safetensors", "read_npz", "detect_format",
@@ -54,40 +66,46 @@ __all__ = ["read_checkpoint", "read_torch", "read_safetensors", "read_npz", "det
 FORMATS = "torch.save .pth/.pt (zip or legacy), .safetensors, .npz"
 
 
-def read_checkpoint(path) -> dict[str, np.ndarray]:
-    """Read any supported checkpoint (a path, or the file's bytes) -> {name: ndarray}."""
-    data, label = _read_source(path)
+def read_checkpoint(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Read any supported checkpoint (a path, or the file's bytes) -> {name: ndarray}.
+    ``max_bytes``: how much the file and its arrays may each take (see "Limits" above;
+    default: $TINYINFER_MAX_CHECKPOINT_BYTES, else 4 GiB)."""
+    max_bytes = limits.resolve_max_bytes(max_bytes)
+    data, label = _read_source(path, max_bytes)
     kind = detect_format(data, label)
     reader = {"torch-zip": torch_pickle.read_torch_bytes,
               "torch-legacy": torch_pickle.read_torch_bytes,
-              "safetensors": read_safetensors_bytes, "npz": _read_npz_bytes}[kind]
+              "safetensors": read_safetensors_bytes, "npz": read_npz_bytes}[kind]
     with _as_checkpoint_error(label, kind):
-        return reader(data)
+        return reader(data, max_bytes)
 
 
-def read_torch(path_or_bytes) -> dict[str, np.ndarray]:
+def read_torch(path_or_bytes, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read a torch.save file (zip or legacy format) -> {name: ndarray}."""
-    data, label = _read_source(path_or_bytes)
+    max_bytes = limits.resolve_max_bytes(max_bytes)
+    data, label = _read_source(path_or_bytes, max_bytes)
     kind = detect_format(data, label)
     if kind not in ("torch-zip", "torch-legacy"):
         raise CheckpointError(f"{label} is a {kind} file, not a torch.save file; "
                               "use read_checkpoint to read any format")
     with _as_checkpoint_error(label, kind):
-        return torch_pickle.read_torch_bytes(data)
+        return torch_pickle.read_torch_bytes(data, max_bytes)
 
 
-def read_safetensors(path_or_bytes) -> dict[str, np.ndarray]:
+def read_safetensors(path_or_bytes, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read a .safetensors file -> {name: ndarray}; ``__metadata__`` is ignored."""
-    data, label = _read_source(path_or_bytes)
+    max_bytes = limits.resolve_max_bytes(max_bytes)
+    data, label = _read_source(path_or_bytes, max_bytes)
     with _as_checkpoint_error(label, "safetensors"):
-        return read_safetensors_bytes(data)
+        return read_safetensors_bytes(data, max_bytes)
 
 
-def read_npz(path_or_bytes) -> dict[str, np.ndarray]:
+def read_npz(path_or_bytes, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read a NumPy .npz archive (no pickled object arrays) -> {name: ndarray}."""
-    data, label = _read_source(path_or_bytes)
+    max_bytes = limits.resolve_max_bytes(max_bytes)
+    data, label = _read_source(path_or_bytes, max_bytes)
     with _as_checkpoint_error(label, "npz"):
-        return _read_npz_bytes(data)
+        return read_npz_bytes(data, max_bytes)
 
 
 def detect_format(data: bytes, label: str = "the checkpoint") -> str:
@@ -108,10 +126,13 @@ def detect_format(data: bytes, label: str = "the checkpoint") -> str:
             return "npz"
         raise CheckpointError(f"{label} is a zip archive but neither a torch.save file (no "
                               "<folder>/data.pkl) nor an .npz (members not all .npy)")
-    if data[:1] == b"\x80":      # pickle protocol 2+ starts with the PROTO opcode
-        return "torch-legacy"
+    # safetensors before pickle: a safetensors header length may start with any byte,
+    # 0x80 (pickle's PROTO opcode) included, while a torch pickle never looks like a length
+    # followed by "{".
     if looks_like_safetensors(data):
         return "safetensors"
+    if data[:1] == b"\x80":      # pickle protocol 2+ starts with the PROTO opcode
+        return "torch-legacy"
     raise CheckpointError(f"{label} is not a checkpoint tinyinfer can read "
                           f"({_what_is_it(data)}); supported: {FORMATS}")
 
@@ -136,28 +157,49 @@ def _what_is_it(data: bytes) -> str:
         return f"unknown leading bytes {head[:8].hex(' ')}"
 
 
-def _read_source(path_or_bytes):
-    """A path or the file's bytes -> (bytes, label for messages)."""
+def _read_source(path_or_bytes, max_bytes):
+    """A path or the file's bytes -> (bytes, label for messages). Only a regular file is
+    read, and only if it fits the limit: its type and size are checked before reading, so a
+    FIFO or device never blocks and a 50 GB sparse file is never read."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return bytes(path_or_bytes), "the checkpoint (given as bytes)"
+        label = "the checkpoint (given as bytes)"
+        if memoryview(path_or_bytes).nbytes > max_bytes:
+            raise limits.over_limit(f"{label} is {memoryview(path_or_bytes).nbytes:,} bytes",
+                                    max_bytes)
+        return bytes(path_or_bytes), label
     try:
         path = Path(os.fspath(path_or_bytes))
     except TypeError:
         raise InputError(f"a checkpoint is given as a path or bytes, not "
                          f"{type(path_or_bytes).__name__}") from None
-    if not path.exists():
-        raise CheckpointNotFoundError(f"no checkpoint at {path}: the file does not exist. "
-                                      "Check the path (and the working directory).")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, not a checkpoint file; pass the path "
-                              f"of the file inside it ({FORMATS})")
-    if not path.is_file():
-        raise CheckpointError(f"{path} is not a regular file (a device or pipe?); pass the "
-                              "path of a checkpoint file")
     try:
-        return path.read_bytes(), str(path)
+        _check_regular_file(path, os.stat(path), max_bytes)
+        # O_NONBLOCK: if the path was swapped for a FIFO since stat, opening must not wait
+        # for a writer; fstat then sees what was really opened.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            _check_regular_file(path, os.fstat(f.fileno()), max_bytes)
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise CheckpointNotFoundError(f"no checkpoint at {path}: the file does not exist. "
+                                      "Check the path (and the working directory).") from None
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    except MemoryError:
+        raise CheckpointError(f"not enough memory to read {path}") from None
+    if len(data) > max_bytes:     # it grew while being read
+        raise limits.over_limit(f"{path} is over {max_bytes:,} bytes", max_bytes)
+    return data, str(path)
+
+
+def _check_regular_file(path, st, max_bytes):
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file; pass the path "
+                              f"of the file inside it ({FORMATS})")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{path} is not a regular file (a device or pipe?); pass the "
+                              "path of a checkpoint file")
+    if st.st_size > max_bytes:
+        raise limits.over_limit(f"{path} is {st.st_size:,} bytes", max_bytes)
 
 
 # What a corrupted file can make the standard library or NumPy raise while we parse it.
@@ -179,36 +221,3 @@ def _as_checkpoint_error(label, kind):
         raise CheckpointError(f"{label} is a damaged or truncated {kind} file "
                               f"({type(e).__name__}: {str(e)[:200]}); fetch or save it "
                               "again") from None
-
-
-def _read_npz_bytes(data: bytes) -> dict:
-    """An .npz is a zip of .npy files: a magic string, a small header (dtype, order, shape)
-    and the raw array bytes. The header is checked against the member's size before any
-    array is made, and object (pickled) arrays are refused."""
-    zf = zipfile.ZipFile(io.BytesIO(data))
-    out = {}
-    for info in zf.infolist():
-        if not info.filename.endswith(".npy"):
-            raise CheckpointError(f"an .npz member {info.filename[:60]!r} is not a .npy array")
-        raw = torch_pickle.zip_member(zf, info, len(data))
-        f = io.BytesIO(raw)
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise CheckpointError(f".npy format version {version} is not supported")
-        name = info.filename[:-len(".npy")]
-        if dtype.kind not in "biuf" or dtype.fields is not None:
-            raise CheckpointError(f"array {name[:60]!r} has dtype {dtype}; tinyinfer reads "
-                                  "numeric arrays only (never pickled objects)")
-        count = int(np.prod(shape, dtype=object))
-        if count * dtype.itemsize > len(raw) - f.tell():
-            raise CheckpointError(f"truncated .npz: array {name[:60]!r} of shape {shape} needs "
-                                  f"{count * dtype.itemsize} bytes, its member has "
-                                  f"{len(raw) - f.tell()}")
-        array = np.frombuffer(raw, dtype=dtype, count=count, offset=f.tell())
-        array = array.reshape(shape, order="F" if fortran else "C")
-        out[name] = np.array(array, order="C").astype(dtype.newbyteorder("="), copy=False)
-    return out

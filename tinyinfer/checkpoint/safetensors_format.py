@@ -31,6 +31,7 @@ import struct
 import numpy as np
 
 from ..errors import CheckpointError
+from . import limits
 from .torch_pickle import STORED_DTYPES, decode_elements
 
 # safetensors dtype code -> dtype name (see torch_pickle.STORED_DTYPES for the layouts)
@@ -41,11 +42,12 @@ MAX_HEADER_BYTES = 100_000_000  # the reference implementation's limit too
 
 
 def looks_like_safetensors(data: bytes) -> bool:
-    """8-byte length that fits in the file, followed by a JSON object."""
+    """A plausible 8-byte header length followed by a JSON object. (The length may exceed
+    the file: read_safetensors_bytes then says the file is truncated.)"""
     if len(data) < 10:
         return False
     (n,) = struct.unpack("<Q", data[:8])
-    return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+    return 2 <= n <= MAX_HEADER_BYTES and data[8:9] == b"{"
 
 
 def _no_duplicates(pairs):
@@ -84,9 +86,10 @@ def _entry(name, info, buffer_len):
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 
-def read_safetensors_bytes(data: bytes) -> dict:
+def read_safetensors_bytes(data: bytes, max_bytes: int) -> dict:
     """The bytes of a .safetensors file -> {name: np.ndarray}, in the header's order
-    (which is the order of the data). BF16 is widened to float32."""
+    (which is the order of the data). BF16 is widened to float32; the arrays may take at
+    most max_bytes in total (see limits.py)."""
     if len(data) < 8:
         raise CheckpointError(f"truncated safetensors file: {len(data)} bytes, the header "
                               "length alone takes 8")
@@ -121,6 +124,10 @@ def read_safetensors_bytes(data: bytes) -> dict:
     if position != buffer_len:
         raise CheckpointError(f"corrupted safetensors file: the tensors cover {position} bytes "
                               f"of a {buffer_len}-byte data buffer")
+    widened = sum(end - begin for dtype, _, begin, end in entries.values() if dtype == "bfloat16")
+    if buffer_len + widened > max_bytes:     # bfloat16 doubles in size as float32
+        raise limits.over_limit(f"the tensors would take {buffer_len + widened:,} bytes",
+                                max_bytes)
 
     out = {}
     for name, (dtype, shape, begin, end) in entries.items():

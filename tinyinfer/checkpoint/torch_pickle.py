@@ -67,7 +67,9 @@ build descriptions (``StorageRef``, ``TensorRef``); arrays are cut out after the
 pickle has been read, and every size, offset and stride is checked against the bytes that
 are really there before ``np.lib.stride_tricks.as_strided`` looks at them. Before unpickling,
 ``pickletools.genops`` walks the opcodes once to find where the pickle ends and to refuse
-absurd memo indices (``LONG_BINPUT 2**30`` would make CPython allocate gigabytes).
+what would make CPython's unpickler allocate gigabytes or crash (``_scan_pickle``). A zip's
+members must be stored, as torch.save writes them, so nothing is inflated; limits.py bounds
+the rest.
 """
 from __future__ import annotations
 
@@ -82,6 +84,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import CheckpointError
+from . import limits
 
 # dtype name -> how its elements are stored (little-endian). bfloat16 is read as its raw
 # 16 bits and widened to float32; bool is read as bytes and compared with 0.
@@ -330,28 +333,127 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._persistent_load(pid)
 
 
-def _scan_pickle(data, start, what):
+# Hashing is where a pickle can hurt CPython: a dict key, set member or frozenset item is
+# hashed on insertion, and hashing a tuple hashes its items by recursing in C, with no depth
+# check and no caching. So a key of 150,000 nested 1-tuples overflows the C stack and kills
+# the process, and a key t40 where t[i+1] = (t[i], t[i]) (shared through the memo: a few
+# bytes per level) takes 2**40 steps. Lists and dicts cannot be hashed, so only chains of
+# tuples (and frozensets) matter. _TupleTracker follows the unpickler's stack without
+# building anything, and bounds their depth and how much of them is reached again through
+# the memo (or DUP).
+_TUPLE_OPS = {"EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "FROZENSET"}
+_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
+_KINDS = {"MEMOIZE": "memoize", "GET": "get", "BINGET": "get", "LONG_BINGET": "get",
+          "DUP": "dup", "MARK": "mark", "POP": "pop", **dict.fromkeys(_PUT_OPS, "put"),
+          **dict.fromkeys(_TUPLE_OPS, "tuple")}
+
+
+def _stack_effect(op):
+    """-> (kind, pops down to the last MARK first?, entries it pops (below that MARK if
+    any), entries it pushes), from pickletools' description of the opcode."""
+    to_mark = pickletools.markobject in op.stack_before
+    below = op.stack_before.index(pickletools.markobject) if to_mark else len(op.stack_before)
+    return _KINDS.get(op.name, "other"), to_mark, below, len(op.stack_after)
+
+
+_STACK_EFFECT = {op: _stack_effect(op) for op in pickletools.opcodes}
+
+
+class _TupleTracker:
+    """The unpickler's stack, simulated: each entry is None, or (depth, nodes) for a tuple:
+    how deeply tuples nest in it and how many tuples hashing it visits. MARKs are kept apart,
+    as CPython does."""
+
+    def __init__(self, what):
+        self.what, self.stack, self.marks, self.memo, self.shared = what, [], [], {}, 0
+
+    def step(self, opcode, arg):
+        kind, to_mark, below, pushes = _STACK_EFFECT[opcode]
+        stack, marks = self.stack, self.marks
+        if kind == "other" and not to_mark:     # most opcodes: nothing to follow but the stack
+            if below:
+                del stack[-below:]
+            if pushes:
+                stack.append(None)
+            return
+        if kind in ("put", "memoize"):
+            self.memo[arg if kind == "put" else len(self.memo)] = stack[-1] if stack else None
+            return
+        if kind == "mark":
+            marks.append(len(stack))
+            return
+        if kind == "pop" and marks and marks[-1] == len(stack):
+            marks.pop()        # POP right after a MARK removes the MARK
+            return
+        if to_mark:
+            cut = marks.pop() if marks else 0
+            items = stack[cut:]
+            cut -= below
+        else:
+            cut = len(stack) - below
+            items = stack[cut:]
+        del stack[max(cut, 0):]
+        if kind == "tuple":
+            parts = [item for item in items if item]
+            depth = 1 + max((d for d, _ in parts), default=0)
+            if depth > limits.MAX_NESTING:
+                raise CheckpointError(f"refusing to load: {self.what} nests tuples more than "
+                                      f"{limits.MAX_NESTING} deep (a state dict's nest 2 "
+                                      "deep); this file is damaged or malicious")
+            stack.append((depth, 1 + sum(n for _, n in parts)))
+        elif kind in ("get", "dup"):
+            entry = self.memo.get(arg) if kind == "get" else (items[-1] if items else None)
+            if entry:
+                self.shared += entry[1]
+                if self.shared > limits.MAX_SHARED_TUPLES:
+                    raise CheckpointError(
+                        f"refusing to load: {self.what} refers back to the same tuples so "
+                        f"often that hashing them would visit over {limits.MAX_SHARED_TUPLES:,}"
+                        " tuples (a state dict's: none); this file is damaged or malicious")
+            stack.extend([entry] * pushes)
+        elif pushes:
+            stack.append(None)
+
+
+def _scan_pickle(data, start, what, max_bytes):
     """Walk the opcodes of the pickle at data[start:] without building anything; return
-    the offset just past its STOP opcode. Refuses memo indices a real pickler never writes
-    (it numbers memo entries 0, 1, 2, ...): CPython would allocate memory for all of them."""
-    stream = io.BytesIO(data)
-    stream.seek(start)
+    the offset just past its STOP opcode. What no real pickle does is refused here, before
+    CPython's unpickler (which would obey it) sees the bytes:
+
+    * a memo index beyond the number of opcodes so far (a pickler numbers its memo 0, 1,
+      2, ...): ``LONG_BINPUT 2**30`` would make CPython allocate gigabytes;
+    * more than ``limits.pickle_limit(max_bytes)`` bytes: even opcodes that do nothing take
+      time (a few seconds per million here);
+    * tuples nested too deep or shared too often (_TupleTracker above)."""
+    cap = limits.pickle_limit(max_bytes)
+    window = data[start:start + cap]
+    stream = io.BytesIO(window)
+    tracker = _TupleTracker(what)
     try:
         for count, (opcode, arg, _) in enumerate(pickletools.genops(stream), 1):
-            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > count:
+            if opcode.name in _PUT_OPS and arg > count:
                 raise CheckpointError(f"corrupted {what}: memo index {arg} at opcode "
                                       f"{count}; a real pickle numbers its memo from 0")
+            tracker.step(opcode, arg)
     except (ValueError, TypeError, OverflowError) as e:
         if isinstance(e, CheckpointError):
             raise
+        if stream.tell() >= len(window) and len(data) - start > cap:
+            raise _pickle_too_long(what, max_bytes) from None
         raise CheckpointError(f"corrupted or truncated {what} ({str(e)[:200]}); fetch or "
                               "save the file again") from None
-    return stream.tell()
+    return start + stream.tell()
 
 
-def unpickle(data, start, what, persistent_load=None):
+def _pickle_too_long(what, max_bytes):
+    return limits.over_limit(f"{what} is a pickle of more than {limits.pickle_limit(max_bytes):,}"
+                             f" bytes (a pickle may take 1/{limits.PICKLE_SHARE} of the limit)",
+                             max_bytes)
+
+
+def unpickle(data, start, what, max_bytes, persistent_load=None):
     """Unpickle data[start:] safely; return (object, offset just past the pickle)."""
-    end = _scan_pickle(data, start, what)
+    end = _scan_pickle(data, start, what, max_bytes)
     unpickler = RestrictedUnpickler(io.BytesIO(data[start:end]), persistent_load)
     return unpickler.load(), end
 
@@ -374,18 +476,29 @@ def _text(value):
 # ---------------------------------------------------------------------------------------
 # The zip format
 
-def zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> bytes:
-    """Read one member after checking that its declared size is possible: a stored member
-    cannot be larger than the archive, a deflated one not more than ~1032x its compressed
-    size (zip bombs declare absurd sizes). zipfile checks the CRC as it reads."""
+def check_zip_member(info: zipfile.ZipInfo, archive_size: int, stored_only: bool) -> None:
+    """Refuse a member whose flags or declared sizes are impossible, before reading it: an
+    encrypted one, a stored one larger than the archive, a deflated one that claims more than
+    deflate's maximum expansion (zip bombs declare absurd sizes). With ``stored_only``, any
+    compression is refused: torch.save never compresses, and a compressed member could
+    inflate to any size."""
     if info.flag_bits & 0x1:
-        raise CheckpointError(f"zip member {info.filename} is encrypted; torch.save never "
-                              "encrypts, so the file is damaged")
-    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else DEFLATE_MAX_RATIO
-    if info.file_size > ratio * info.compress_size + 1024 or info.compress_size > archive_size:
-        raise CheckpointError(f"corrupted zip: member {info.filename} declares "
+        raise CheckpointError(f"zip member {info.filename[:60]!r} is encrypted; neither "
+                              "torch.save nor NumPy encrypts, so the file is damaged")
+    if stored_only and info.compress_type != zipfile.ZIP_STORED:
+        method = zipfile.compressor_names.get(info.compress_type,
+                                              f"method {info.compress_type}")
+        raise CheckpointError(f"zip member {info.filename[:60]!r} is compressed ({method}); "
+                              "torch.save never compresses, so another tool re-packed this "
+                              "file, and tinyinfer reads torch files with stored members only. "
+                              "Load it with torch and save the state dict again with "
+                              "torch.save")
+    ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: DEFLATE_MAX_RATIO}.get(
+        info.compress_type)
+    if (info.compress_size > archive_size
+            or ratio is not None and info.file_size > ratio * info.compress_size + 1024):
+        raise CheckpointError(f"corrupted zip: member {info.filename[:60]!r} declares "
                               f"{info.file_size} bytes in {info.compress_size}")
-    return zf.read(info)
 
 
 def find_torch_prefix(names):
@@ -395,9 +508,10 @@ def find_torch_prefix(names):
     return prefixes[0] if len(prefixes) == 1 else None
 
 
-def read_torch_zip(data: bytes):
+def read_torch_zip(data: bytes, max_bytes: int):
     """A zip-format torch.save file -> (unpickled object with TensorRefs in it, total
-    storage bytes, whether the storages are big-endian)."""
+    storage bytes, whether the storages are big-endian). Members must be stored (not
+    compressed), so nothing read is larger than the file."""
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = set(zf.namelist())
     prefix = find_torch_prefix(names)
@@ -407,6 +521,10 @@ def read_torch_zip(data: bytes):
     if f"{prefix}/constants.pkl" in names or any(n.startswith(f"{prefix}/code/") for n in names):
         raise CheckpointError("this is a TorchScript archive (torch.jit.save), not a state dict; "
                               "save model.state_dict() with torch.save and load that")
+    for info in zf.infolist():
+        check_zip_member(info, len(data), stored_only=True)
+    if zf.getinfo(f"{prefix}/data.pkl").file_size > limits.pickle_limit(max_bytes):
+        raise _pickle_too_long("data.pkl", max_bytes)
 
     def member(name):
         try:
@@ -414,7 +532,7 @@ def read_torch_zip(data: bytes):
         except KeyError:
             raise CheckpointError(f"corrupted checkpoint: the zip has no member {prefix}/{name}"
                                   " (truncated or incomplete file?)") from None
-        return info, zip_member(zf, info, len(data))
+        return info, zf.read(info)     # zipfile checks the CRC
 
     big_endian = False
     if f"{prefix}/byteorder" in names:
@@ -444,26 +562,26 @@ def read_torch_zip(data: bytes):
         storages[key] = StorageRef(key, storage_type.dtype, numel, raw[:nbytes])
         return storages[key]
 
-    obj, _ = unpickle(member("data.pkl")[1], 0, "data.pkl", persistent_load)
+    obj, _ = unpickle(member("data.pkl")[1], 0, "data.pkl", max_bytes, persistent_load)
     return obj, read[1], big_endian
 
 
 # ---------------------------------------------------------------------------------------
 # The legacy format
 
-def read_torch_legacy(data: bytes):
+def read_torch_legacy(data: bytes, max_bytes: int):
     """A legacy torch.save stream -> (unpickled object with TensorRefs in it, total storage
     bytes, False: legacy storages are always little-endian)."""
-    magic, pos = unpickle(data, 0, "checkpoint header")
+    magic, pos = unpickle(data, 0, "checkpoint header", max_bytes)
     if magic != LEGACY_MAGIC or isinstance(magic, bool):
         raise CheckpointError("not a torch checkpoint: the file is a pickle but does not start "
                               "with torch.save's magic number; tinyinfer reads only torch.save "
                               "files, never arbitrary pickles")
-    protocol, pos = unpickle(data, pos, "checkpoint header")
+    protocol, pos = unpickle(data, pos, "checkpoint header", max_bytes)
     if protocol != LEGACY_PROTOCOL or isinstance(protocol, bool):
         raise CheckpointError(f"unsupported legacy torch protocol {_short(protocol)} "
                               f"(expected {LEGACY_PROTOCOL})")
-    sys_info, pos = unpickle(data, pos, "checkpoint header")
+    sys_info, pos = unpickle(data, pos, "checkpoint header", max_bytes)
     if not isinstance(sys_info, dict):
         raise CheckpointError("corrupted checkpoint: bad sys_info record")
 
@@ -492,8 +610,8 @@ def read_torch_legacy(data: bytes):
             views[view_key] = StorageRef(view_key, root.dtype, size, base=root, view_offset=offset)
         return views[view_key]
 
-    obj, pos = unpickle(data, pos, "checkpoint", persistent_load)
-    keys, pos = unpickle(data, pos, "storage key list")
+    obj, pos = unpickle(data, pos, "checkpoint", max_bytes, persistent_load)
+    keys, pos = unpickle(data, pos, "storage key list", max_bytes)
     if not isinstance(keys, list) or not all(isinstance(_text(k), str) and len(k) <= 256
                                              for k in keys):
         raise CheckpointError("corrupted checkpoint: the storage key list is malformed")
@@ -591,12 +709,13 @@ def materialize(name, ref: TensorRef, big_endian=False) -> np.ndarray:
     return out
 
 
-def read_torch_bytes(data: bytes) -> dict:
-    """The bytes of a torch.save file (either format) -> {name: np.ndarray}."""
+def read_torch_bytes(data: bytes, max_bytes: int) -> dict:
+    """The bytes of a torch.save file (either format) -> {name: np.ndarray}; the arrays may
+    take at most max_bytes in total (see limits.py)."""
     if data[:4] == b"PK\x03\x04":
-        obj, storage_bytes, big_endian = read_torch_zip(data)
+        obj, storage_bytes, big_endian = read_torch_zip(data, max_bytes)
     else:
-        obj, storage_bytes, big_endian = read_torch_legacy(data)
+        obj, storage_bytes, big_endian = read_torch_legacy(data, max_bytes)
     items = select_state_dict(obj)
     out_bytes = sum(int(np.prod(ref.size, dtype=object)) * (4 if ref.dtype == "bfloat16" else
                     np.dtype(STORED_DTYPES[ref.dtype]).itemsize) for _, ref in items)
@@ -604,4 +723,6 @@ def read_torch_bytes(data: bytes) -> dict:
         raise CheckpointError(f"refusing to load: the tensors would take {out_bytes} bytes from "
                               f"{storage_bytes} bytes of storage (broadcast or aliased views "
                               "repeated many times); this file may be malicious")
+    if out_bytes > max_bytes:
+        raise limits.over_limit(f"the tensors would take {out_bytes:,} bytes", max_bytes)
     return {name: materialize(name, ref, big_endian) for name, ref in items}
