@@ -81,8 +81,6 @@ def test_wrong_width_reports_shape_mismatches():
 def test_bad_weights_argument():
     with pytest.raises(InputError, match="weights must be"):
         tinyinfer.load("mobilenet_v2", weights=42)
-    with pytest.raises(InputError, match="bad architecture option"):
-        tinyinfer.load("mobilenet_v2", weights=None, depth=3)
 
 
 def test_missing_image_file_is_clear(tmp_path):
@@ -119,3 +117,138 @@ def test_cli_errors_are_messages_not_tracebacks(capsys, tmp_path):
 def test_every_error_is_a_tinyinfer_error():
     for cls in (ImageError, InputError, ModelNotFoundError, WeightsMismatchError):
         assert issubclass(cls, TinyInferError)
+
+
+# ---- architecture options: names, types, sizes (issue 8 item 6, issue 12 items 11-13) -----
+def test_unknown_option_is_refused_naming_the_models_options():
+    with pytest.raises(InputError, match=r"mobilenet_v2: bad architecture option depth; "
+                                         r"the options of this model: width_mult$"):
+        tinyinfer.load("mobilenet_v2", weights=None, depth=3)
+    with pytest.raises(InputError, match="options of this model: none"):
+        tinyinfer.summary("mobilenet_v3_large", width_mult=0.5)
+
+
+def test_a_type_error_inside_a_builder_is_a_bug_and_surfaces_as_one(monkeypatch):
+    from tinyinfer.models.registry import MODELS, ModelSpec
+
+    def broken_builder(width_mult=1.0):
+        return None + width_mult            # a bug in the model file, not the caller's fault
+    monkeypatch.setitem(MODELS, "broken_net", ModelSpec(
+        "broken_net", broken_builder, "", "", defaults={"width_mult": 1.0}))
+    with pytest.raises(TypeError, match="unsupported operand"):
+        tinyinfer.load("broken_net", weights=None, width_mult=0.5)
+
+
+@pytest.mark.parametrize("name,options,match", [
+    ("efficientnet_lite0", {"bn_eps": "x"}, "bn_eps must be a finite number"),
+    ("mobilenet_v2", {"width_mult": float("inf")}, "width_mult must be a finite number"),
+    ("mobilenet_v2", {"width_mult": True}, "width_mult must be a finite number"),
+    ("googlenet", {"five_by_five": 2.5}, "five_by_five must be an integer"),
+    ("shufflenet_v2_x1_0", {"width": 0.5}, "width must be str like its registered value 'x1_0'"),
+    ("efficientnet_b0", {"depth_mult": 1e6}, r"depth_mult=1000000.0 is too large"),
+])
+def test_option_values_must_have_the_registered_type_and_a_sane_size(name, options, match):
+    with pytest.raises(InputError, match=match):
+        tinyinfer.load(name, weights=None, **options)
+
+
+def test_absurd_width_is_refused_before_allocating():
+    import time
+    import tracemalloc
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"mobilenet_v2\(width_mult=100\) has 21,388,052,200 "
+                                         r"parameters .*MAX_PARAMS"):
+        tinyinfer.load("mobilenet_v2", weights=None, width_mult=100)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50e6 and time.perf_counter() - t0 < 30
+
+
+def test_summary_of_a_huge_width_builds_no_weights():
+    import time
+    import tracemalloc
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    rep = tinyinfer.summary("mobilenet_v2", width_mult=100)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rep.params > 2e10      # 86 GB of float32 weights, had they been built
+    assert peak < 100e6 and time.perf_counter() - t0 < 60
+
+
+@pytest.mark.parametrize("name,options", [
+    ("mobilenet_v2", {"width_mult": 0.5}),      # BN folding, fused residuals
+    ("mixnet_s", {}),                           # BN folded through MixConv's concat
+    ("efficientnet_b0", {}),                    # squeeze-excite
+])
+def test_summary_without_weights_equals_the_loaded_models(name, options):
+    loaded = tinyinfer.load(name, weights=None, **options).summary(resolution=128)
+    built = tinyinfer.summary(name, resolution=128, **options)
+    assert built.table() == loaded.table()
+
+
+def test_a_model_without_weights_counts_but_does_not_run():
+    m = tinyinfer.build("mobilenet_v2", width_mult=0.35)
+    assert m.summary(resolution=64).macs > 0
+    with pytest.raises(InputError, match="built without weights.*tinyinfer.load"):
+        m(np.zeros((1, 3, 64, 64), np.float32))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"resolution": 0}, "resolution must be a positive integer, got 0"),
+    ({"resolution": -32}, "resolution must be a positive integer"),
+    ({"resolution": 2.5}, "resolution must be a positive integer"),
+    ({"batch": 0}, "batch must be a positive integer"),
+    ({"batch": -1}, "batch must be a positive integer"),
+    ({"itemsize": 0}, "itemsize is the bytes per element, one of 1, 2, 4, 8; got 0"),
+    ({"itemsize": 3}, "one of 1, 2, 4, 8; got 3"),
+])
+def test_summary_refuses_meaningless_sizes(small_v2, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        small_v2.summary(**kwargs)
+    with pytest.raises(InputError, match=match):
+        tinyinfer.summary("mobilenet_v2", **kwargs)
+
+
+# ---- run on several images; the batch helper --------------------------------------------
+def test_run_takes_a_list_of_images():
+    photo = tinyinfer.image.bundled_photo()
+    pixels = np.asarray(tinyinfer.image.load_image(photo))
+    one, both = tinyinfer.run("mobilenet_v2", photo), tinyinfer.run("mobilenet_v2", [photo, pixels])
+    assert both == [one, one]
+    assert one[0][0] == "bow tie"                # torchvision's top-1 for this photo (README)
+
+
+def test_run_checks_topk_before_any_work(monkeypatch):
+    def no_work(*a, **k):
+        raise AssertionError("loaded a model for a call that was bound to fail")
+    monkeypatch.setattr(tinyinfer.api, "load", no_work)
+    tinyinfer.api._CACHE.clear()
+    for bad in (0, 1001, 2.0, True):
+        with pytest.raises(InputError, match=f"topk must be an integer from 1 to 1000, got {bad!r}"):
+            tinyinfer.run("mobilenet_v2", "photo.jpg", topk=bad)
+
+
+def test_topk_turns_a_batch_of_logits_into_labels():
+    logits = np.zeros((2, 1000), np.float32)
+    logits[0, 457], logits[1, 3] = 5.0, 9.0      # 457: bow tie, 3: tiger shark
+    top = tinyinfer.topk(logits, 1)
+    assert [t[0][0] for t in top] == ["bow tie", "tiger shark"]
+    e = np.exp(5.0)
+    assert top[0][0][1] == pytest.approx(e / (e + 999))
+    assert tinyinfer.top_classes(logits, 1)[1][0][:2] == (3, "tiger shark")
+
+
+# ---- profile under load (issue 12 item 18) -------------------------------------------------
+def test_profile_warns_when_the_machine_is_busy(small_v2, monkeypatch):
+    import os
+    import warnings
+    x = np.random.default_rng(2).standard_normal((1, 3, 64, 64), dtype=np.float32)
+    monkeypatch.setattr(os, "getloadavg", lambda: (6.5, 3.0, 1.0))
+    with pytest.warns(RuntimeWarning, match="load average is 6.50.*too slow"):
+        small_v2.profile(x, runs=1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small_v2.profile(x, runs=1)

@@ -4,14 +4,21 @@
     tinyinfer.run("mobilenet_v2", "photo.jpg")          # [(label, probability), ...] top 5
     m = tinyinfer.load("mobilenet_v2")                   # pretrained; weights=None for random
     logits = m(x)                                        # x: float32 (N, 3, H, W)
+    tinyinfer.topk(logits, 5)                            # per image [(label, probability), ...]
     print(m.summary(resolution=160))                     # per-layer MACs, params, bytes
+    tinyinfer.summary("mobilenet_v2", width_mult=2.0)    # the same, without building weights
+    tinyinfer.evaluate("mobilenet_v2", "val/")            # top-1, top-5 over a dataset folder
 """
-from .api import load, list_models, preprocess_for, run  # noqa: F401
-from .errors import (CheckpointError, CheckpointNotFoundError, ImageError,  # noqa: F401
+__version__ = "0.1.0"
+
+from .api import build, list_models, load, preprocess_for, run, summary  # noqa: E402, F401
+from .errors import (CheckpointError, CheckpointNotFoundError, ImageError,  # noqa: E402, F401
                      InputError, ModelNotFoundError, TinyInferError, WeightsMismatchError,
                      WeightsNotFoundError)
-
-__version__ = "0.1.0"
+from .image import top_classes, topk  # noqa: E402, F401
+# after this line tinyinfer.evaluate is the function; the module is tinyinfer.evaluate in
+# sys.modules (from tinyinfer.evaluate import Evaluation works)
+from .evaluate import evaluate  # noqa: E402, F401
 
 
 def preprocess(image, **kwargs):

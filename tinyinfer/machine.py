@@ -123,3 +123,24 @@ def main() -> int:
         print(f"  a {name} at ~{intensity:g} FLOP/byte can reach at most "
               f"{m.attainable(intensity) / 1e9:.1f} GFLOP/s")
     return 0
+
+
+# A 1-minute load average above this means other processes compete for the cores: on an
+# idle 2-core machine it stays at 0.3-0.5, and a busy one made profile's layers up to 80x
+# slower. The load average counts runnable processes, so the threshold does not scale with
+# the core count: one busy process delays every parallel kernel that needs all cores.
+BUSY_LOAD = 0.7
+
+
+def busy_note() -> str | None:
+    """A one-line warning if other processes keep the CPU busy right now (os.getloadavg),
+    else None (also where the load average is unknown, e.g. on Windows)."""
+    import os
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    if load <= BUSY_LOAD:
+        return None
+    return (f"the load average is {load:.2f} (above {BUSY_LOAD}: other processes are busy), "
+            f"so measured times can be several times too slow; measure on an idle machine")

@@ -1,6 +1,13 @@
 """A loaded network: the graph as built (with its weights), the optimized graph that runs,
-and the model's metadata. Calling it runs the Numba kernels."""
+and the model's metadata. Calling it runs the Numba kernels.
+
+A model built without weights (``tinyinfer.summary``, ``api.build``) has the same graph and
+plan, shapes only: it counts (summary) but cannot run, so a summary of an absurdly wide
+network costs no memory."""
 from __future__ import annotations
+
+import numbers
+import warnings
 
 import numpy as np
 
@@ -12,8 +19,30 @@ from .passes import optimize
 from .runtime import execute
 
 
+# Element sizes the bytes and memory columns can be counted in: int8, float16, float32, float64.
+ITEMSIZES = (1, 2, 4, 8)
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` if it is an int >= 1 (not a bool), else an InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_itemsize(itemsize) -> int:
+    if isinstance(itemsize, bool) or not isinstance(itemsize, numbers.Integral) \
+            or itemsize not in ITEMSIZES:
+        raise InputError(f"itemsize is the bytes per element, one of "
+                         f"{', '.join(map(str, ITEMSIZES))}; got {itemsize!r}")
+    return int(itemsize)
+
+
 class Model:
-    def __init__(self, spec: ModelSpec, graph: Graph, build_kwargs: dict, weights_source: str):
+    def __init__(self, spec: ModelSpec, graph: Graph, build_kwargs: dict,
+                 weights_source: str | None):
+        """weights_source: where the weights came from, or None for a model built from
+        shapes alone (no weights: it counts but cannot run)."""
         self.spec = spec
         self.name = spec.name
         self.graph = graph                  # as built: conv, BN and activation nodes apart
@@ -21,12 +50,20 @@ class Model:
         self.build_kwargs = build_kwargs
         self.weights_source = weights_source
 
+    @property
+    def has_weights(self) -> bool:
+        return self.weights_source is not None
+
     def __repr__(self):
         kw = ", ".join(f"{k}={v}" for k, v in self.build_kwargs.items())
         return (f"<tinyinfer.Model {self.name}({kw}): {len(self.plan)} kernels, "
-                f"weights: {self.weights_source}>")
+                f"weights: {self.weights_source or 'none (shapes only, for counting)'}>")
 
     def check_input(self, x) -> np.ndarray:
+        if not self.has_weights:
+            raise InputError(f"this {self.name} was built without weights, for counting: "
+                             f"it can summarize but not run. Use tinyinfer.load({self.name!r}, "
+                             f"weights=...) to run it.")
         if not isinstance(x, np.ndarray):
             raise InputError(f"{self.name} expects a NumPy array of shape (N, 3, H, W); got "
                              f"{type(x).__name__}. For an image file or PIL image use "
@@ -62,22 +99,42 @@ class Model:
         itemsize: bytes per element for the bytes/memory columns (2 for float16);
         convention: add a column counted as another tool does (see conventions.py)."""
         from .report import summarize
-        r = resolution or self.spec.input_size
-        return summarize(self, (batch, self.graph.in_channels, r, r), itemsize, convention)
+        r = self.spec.input_size if resolution is None else positive_int(resolution, "resolution")
+        batch = positive_int(batch, "batch")
+        return summarize(self, (batch, self.graph.in_channels, r, r), check_itemsize(itemsize),
+                         convention)
 
     def profile(self, x, runs: int = 5, warmup: int = 1, itemsize: int = 4,
                 convention: str = "paper"):
         """Measured per-layer report: x is a (N, 3, H, W) float32 array or an image (path,
-        PIL image, HxWx3 uint8), run warmup + runs times; each layer's fastest time,
-        GFLOP/s and share of this machine's measured peak (tinyinfer.machine)."""
+        PIL image, HxWx3 uint8), run warmup + runs times. Each layer's time is the FASTEST of
+        its ``runs`` timings (the one least disturbed by other processes), with the GFLOP/s
+        and share of this machine's measured peak (tinyinfer.machine) it implies.
+        Warns (``warnings.warn``) when other processes keep the CPU busy: the times are
+        then too slow, by up to 80x on a loaded 2-core machine."""
+        from .machine import busy_note
         from .report import profile
+        if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+            raise InputError(f"warmup must be an integer >= 0, got {warmup!r}")
+        check_itemsize(itemsize)
+        note = busy_note()      # before we run: our own threads would raise the load
+        if note:
+            warnings.warn(f"{self.name} profile: {note}", RuntimeWarning, stacklevel=2)
         return profile(self, x, runs, warmup, itemsize, convention)
 
     def predict(self, image, topk: int = 5) -> list[tuple[str, float]]:
         """One image (path, PIL image, HxWx3 uint8) -> top-k (label, probability), with this
         model's own preprocessing."""
-        from .image import preprocess, topk as top
-        x = preprocess(image, resize=self.spec.resize, crop=self.spec.input_size,
-                       mean=self.spec.mean, std=self.spec.std,
-                       interpolation=self.spec.interpolation)
-        return top(self(x)[0], k=topk)
+        from .image import topk as top
+        return top(self(self.preprocess(image))[0], k=topk)
+
+    def preprocess(self, image) -> np.ndarray:
+        """One image (path, PIL image, HxWx3 uint8) -> the (1, 3, H, W) float32 array this
+        model expects: its own resize, crop, interpolation, mean and std."""
+        return preprocess_for_spec(self.spec, image)
+
+
+def preprocess_for_spec(spec: ModelSpec, image) -> np.ndarray:
+    from .image import preprocess
+    return preprocess(image, resize=spec.resize, crop=spec.input_size, mean=spec.mean,
+                      std=spec.std, interpolation=spec.interpolation)

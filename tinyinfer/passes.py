@@ -35,10 +35,11 @@ def fold_batchnorm(graph: Graph) -> Graph:
                 or len(conv.inputs) > 1 or _sole_consumer(graph, conv.name) is not bn:
             continue  # stays a standalone batchnorm node, counted and run as one
         p = bn.params
-        w, b = fold_bn_weights(conv.params["weight"], conv.params.get("bias"), p["weight"],
-                               p["bias"], p["running_mean"], p["running_var"], bn.attrs["eps"])
-        conv.params["weight"], conv.params["bias"] = w, b
-        conv.param_shapes["bias"] = b.shape
+        if conv.params:   # a graph built without weights (for counting) changes shape only
+            w, b = fold_bn_weights(conv.params["weight"], conv.params.get("bias"), p["weight"],
+                                   p["bias"], p["running_mean"], p["running_var"], bn.attrs["eps"])
+            conv.params["weight"], conv.params["bias"] = w, b
+        conv.param_shapes["bias"] = (conv.param_shapes["weight"][0],)
         conv.fused.append(bn.name)
         graph.remove(bn.name, replace_with=conv.name)
     return graph
@@ -65,11 +66,12 @@ def fold_batchnorm_through_concat(graph: Graph) -> Graph:
         for conv in [graph[i] for i in graph[src].inputs]:
             part = slice(start, start + conv.param_shapes["weight"][0])
             start = part.stop
-            w, b = fold_bn_weights(conv.params["weight"], conv.params.get("bias"),
-                                   p["weight"][part], p["bias"][part], p["running_mean"][part],
-                                   p["running_var"][part], bn.attrs["eps"])
-            conv.params["weight"], conv.params["bias"] = w, b
-            conv.param_shapes["bias"] = b.shape
+            if conv.params:   # as in fold_batchnorm: no weights, no arithmetic
+                w, b = fold_bn_weights(conv.params["weight"], conv.params.get("bias"),
+                                       p["weight"][part], p["bias"][part], p["running_mean"][part],
+                                       p["running_var"][part], bn.attrs["eps"])
+                conv.params["weight"], conv.params["bias"] = w, b
+            conv.param_shapes["bias"] = (conv.param_shapes["weight"][0],)
         graph[src].fused.append(bn.name)
         graph.remove(bn.name, replace_with=src)
     return graph

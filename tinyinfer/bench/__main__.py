@@ -1,8 +1,16 @@
-"""python -m tinyinfer.bench SUBCOMMAND [options]
+"""Measure tinyinfer's speed on this machine, next to PyTorch (and ONNX Runtime).
 
-Each subcommand is one function that adds its options to a sub-parser and returns the
-function to run; adding one is that function plus one line in SUBCOMMANDS.
+  python -m tinyinfer.bench kernels                 every MobileNetV2 conv layer, ms and GFLOP/s
+  python -m tinyinfer.bench models                  whole networks, batch 1, each at its own size
+  python -m tinyinfer.bench models --models all     every network tinyinfer knows (slow)
+  python -m tinyinfer.bench machine                 peak FLOP/s and memory bandwidth (roofline)
+
+The PyTorch and ONNX Runtime columns need the bench extra: pip install -e ".[bench]"
+(without it you get tinyinfer's columns only). Measure on an idle machine: other
+processes make every number slower; the load average is printed with the results.
 """
+# For developers: each subcommand is one function that adds its options to a sub-parser
+# and returns the function to run; adding one is that function plus one line in SUBCOMMANDS.
 from __future__ import annotations
 
 import argparse
@@ -13,7 +21,8 @@ def _kernels(sub: argparse.ArgumentParser):
     sub.add_argument("--runs", type=int, default=60, help="timed runs per layer (default 60)")
     sub.add_argument("--size", type=int, default=224, help="input resolution (default 224)")
     sub.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    sub.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
+    sub.add_argument("--no-torch", action="store_true",
+                     help="tinyinfer's columns only (also what you get without torch)")
 
     def run(args):
         from .kernels import main
@@ -24,12 +33,15 @@ def _kernels(sub: argparse.ArgumentParser):
 def _models(sub: argparse.ArgumentParser):
     from .models import DEFAULT_MODELS
     sub.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                     help="model names, or 'all'")
-    sub.add_argument("--batch", type=int, default=1)
+                     help=f"model names (`tinyinfer list`), or 'all' "
+                          f"(default: {' '.join(DEFAULT_MODELS)})")
+    sub.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     sub.add_argument("--resolution", type=int, default=None,
                      help="input size (default: each model's own, e.g. 600 for efficientnet_b7)")
     sub.add_argument("--runs", type=int, default=30, help="timed calls per round (default 30)")
-    sub.add_argument("--rounds", type=int, default=5, help="rounds per engine (default 5)")
+    sub.add_argument("--rounds", type=int, default=5,
+                     help="rounds; the engines take turns and each reports its lowest round "
+                          "median (default 5)")
 
     def run(args):
         from .models import main
@@ -46,8 +58,10 @@ def _machine(sub: argparse.ArgumentParser):
 
 # name -> (help, function that configures the sub-parser and returns the runner)
 SUBCOMMANDS = {
-    "kernels": ("conv / linear layers of MobileNetV2, tinyinfer vs PyTorch", _kernels),
-    "models": ("whole networks, tinyinfer vs PyTorch eager (and ONNX Runtime)", _models),
+    "kernels": ("each conv / linear layer of MobileNetV2: tinyinfer's kernel vs PyTorch's, "
+                "ms and GFLOP/s", _kernels),
+    "models": ("whole networks: tinyinfer vs PyTorch eager and ONNX Runtime, ms per call "
+               "and the first call's compile time", _models),
     "machine": ("this machine's measured peak FLOP/s and memory bandwidth (the roofline)",
                 _machine),
 }
