@@ -120,6 +120,9 @@ def evaluate(name: str, dataset, output=None, batch_size: int = 16, scheduler=No
     progress:     a tqdm progress bar on stderr (only when stderr is a terminal)
     send_images:  with a scheduler, send each image's bytes with its task instead of
                   letting workers read the dataset path
+
+    A script that starts a LocalCluster (scheduler="local:N") must call evaluate under
+    ``if __name__ == "__main__":``: Dask spawns its workers, which import the script again.
     """
     batch_size = _positive_int(batch_size, "batch_size")
     if limit is not None:
