@@ -16,3 +16,38 @@ def test_ci_runs_the_readme_test_command():
     command = "bash scripts/test.sh"
     assert f"    {command}\n" in README
     assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def _use_section_commands(program: str) -> list[list[str]]:
+    """The `program ...` lines of the README's Use section, comments dropped, as argv lists."""
+    use = README.split("## Use\n")[1].split("\n## ")[0]
+    return [line.split("#")[0].split()[1:] for line in use.splitlines()
+            if line.startswith(program + " ")]
+
+
+def test_readme_commands_parse_and_name_real_models_and_options():
+    """Every `tinyinfer ...` line in Use parses with today's parser, names a registered
+    model, and its architecture options are the model's own."""
+    from tinyinfer import list_models
+    from tinyinfer.cli import architecture_options, build_parser
+    commands = _use_section_commands("tinyinfer")
+    assert len(commands) >= 10
+    parser = build_parser()
+    for argv in commands:
+        if argv == ["--version"]:           # prints and exits
+            continue
+        args = parser.parse_args(argv)
+        if hasattr(args, "model"):
+            assert args.model in list_models(), argv
+        if hasattr(args, "option"):
+            architecture_options(args)      # raises for an option the model lacks
+
+
+def test_readme_extras_exist():
+    import re
+    import tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    named = set(re.findall(r'pip install -e "\.\[(\w+)\]"', README))
+    assert {"bench", "notebooks"} <= named and named <= set(extras)
+    assert "onnxruntime" in extras["bench"] and "jupyter" in extras["notebooks"]
