@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from torchvision import transforms as T
 from torchvision.models import MobileNet_V2_Weights
@@ -17,6 +19,7 @@ from torchvision.models import MobileNet_V2_Weights
 from tinyinfer.errors import ImageError, InputError
 from tinyinfer.image import (IMAGENET_MEAN, IMAGENET_STD, bundled_photo, imagenet_labels,
                              load_image, preprocess, topk)
+from tinyinfer.resample import FILTERS, enlarged_window
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 PHOTOS = [SKIMAGE_DATA / name for name in
@@ -66,12 +69,64 @@ def test_preprocess_matches_torchvision_on_photos(path, resize, crop, interpolat
     (40, 31, 31, 64),      # tiny image, odd padding split (33 -> 16 before, 17 after)
     (1, 1, 5, 3),          # a single pixel
     (333, 101, 150, 149),  # portrait, odd everything
+    (1, 60, 256, 224),     # thin: enlarged to 256 x 15360, only the crop is computed
+    (3, 1500, 48, 40),     # thin, the crop far from the origin (column ~12000 of 24000)
+    (1500, 2, 40, 32),     # tall and thin
+    (7, 9, 600, 600),      # enlarged ~70x on both axes
 ])
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 def test_preprocess_matches_torchvision_on_arrays(rng, height, width, resize, crop,
                                                   interpolation):
     array = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     assert_parity(array, Image.fromarray(array), resize, crop, interpolation)
+
+
+def side_lengths():
+    return st.one_of(st.integers(1, 4), st.integers(1, 400), st.integers(400, 1600))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(height=side_lengths(), width=side_lengths(),
+       resize=st.one_of(st.sampled_from([256, 232, 236]), st.integers(1, 640)),
+       crop=st.one_of(st.sampled_from([224, 193]), st.integers(1, 480)),
+       interpolation=st.sampled_from(["bilinear", "bicubic"]), hard_edges=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_preprocess_matches_torchvision_on_random_sizes(height, width, resize, crop,
+                                                        interpolation, hard_edges, seed):
+    # any aspect ratio, shrunk or enlarged, thin ones included; torchvision resizes the
+    # whole image, so keep that affordable (at most 3 MP)
+    assume(resize * resize * max(height, width) / min(height, width) <= 3_000_000)
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    if hard_edges:  # black/white steps: bicubic overshoots and PIL clips
+        array = np.where(array > 127, 255, 0).astype(np.uint8)
+    assert_parity(array, Image.fromarray(array), resize, crop, interpolation)
+
+
+# enlarged_window alone: a window of PIL's own enlargement, bit for bit
+@settings(max_examples=150, deadline=None)
+@given(height=st.integers(1, 40), width=st.integers(1, 40),
+       grow_y=st.integers(1, 400), grow_x=st.integers(1, 400),
+       window=st.tuples(*[st.floats(0, 1)] * 4),
+       interpolation=st.sampled_from(["bilinear", "bicubic"]), seed=st.integers(0, 2**32 - 1))
+def test_enlarged_window_equals_pil_resize(height, width, grow_y, grow_x, window,
+                                           interpolation, seed):
+    out_height, out_width = height + grow_y, width + grow_x
+    r0, r1 = sorted(int(f * out_height) for f in window[:2])
+    c0, c1 = sorted(int(f * out_width) for f in window[2:])
+    rows, cols = (r0, max(r1, r0 + 1)), (c0, max(c1, c0 + 1))
+    assume(rows[1] <= out_height and cols[1] <= out_width)
+    rgb = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    pil = Image.fromarray(rgb).resize((out_width, out_height), FILTERS[interpolation][0])
+    expected = np.asarray(pil)[rows[0]:rows[1], cols[0]:cols[1]]
+    np.testing.assert_array_equal(
+        enlarged_window(rgb, out_height, out_width, rows, cols, interpolation), expected)
+
+
+def test_enlarged_window_refuses_shrinking():
+    with pytest.raises(ValueError):
+        enlarged_window(np.zeros((10, 10, 3), np.uint8), 20, 10, (0, 1), (0, 1), "bilinear")
 
 
 def test_preprocess_custom_mean_std_and_pil_input():
@@ -83,10 +138,10 @@ def test_preprocess_custom_mean_std_and_pil_input():
 
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(interpolation="nearest"), "interpolation must be one of ['bicubic', 'bilinear']"),
-    (dict(resize=0), "resize must be a positive int"),
-    (dict(resize=256.0), "resize must be a positive int"),
-    (dict(crop=True), "crop must be a positive int"),
-    (dict(crop=-3), "crop must be a positive int"),
+    (dict(resize=0), "resize must be an int in 1..4096; got 0"),
+    (dict(resize=256.0), "resize must be an int in 1..4096; got 256.0"),
+    (dict(crop=True), "crop must be an int in 1..4096; got True"),
+    (dict(crop=-3), "crop must be an int in 1..4096; got -3"),
     (dict(mean=(0.5, 0.5)), "mean must be 3 finite numbers"),
     (dict(std="abc"), "std must be 3 finite numbers"),
     (dict(std=(0.2, 0.0, 0.2)), "std must not contain zeros"),

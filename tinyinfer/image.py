@@ -5,8 +5,10 @@
     Compose([Resize(resize), CenterCrop(crop), ToTensor(), Normalize(mean, std)])
 
 applied to ``PIL.Image.open(path).convert("RGB")``, with PIL and NumPy only: the same
-shorter-side size rule, the same PIL resampling call (PIL always antialiases), the same
-crop rounding and zero padding, and the same float32 arithmetic.
+shorter-side size rule, the same resampling (PIL's, which always antialiases), the same
+crop rounding and zero padding, and the same float32 arithmetic. Only the crop is ever
+computed when enlarging (``tinyinfer.resample``), so a thin 1 x 10000 image, which the
+Resize step makes 256 x 2,560,000, costs as little as any other.
 
 Decisions ``load_image`` makes, so that results match that torchvision pipeline:
 
@@ -20,11 +22,23 @@ Decisions ``load_image`` makes, so that results match that torchvision pipeline:
   Here we deliberately differ from ``convert("RGB")``, which clips every value above 255 to
   white. 'I' values outside 0..65535 and float 'F' images have no standard range and are
   refused. 16-bit *colour* PNGs are reduced to 8 bit by PIL itself while decoding.
+
+Limits on image *files*, checked before decoding:
+
+* Only regular files are read: a FIFO or a device could block forever or never end.
+* PIL's decompression-bomb guard decides how many pixels are too many: files over twice
+  ``PIL.Image.MAX_IMAGE_PIXELS`` (2 x 89.5 MP = 179 MP by default) are refused with
+  "too large"; below that PIL's warning is silenced. To read larger files set
+  ``PIL.Image.MAX_IMAGE_PIXELS`` higher, or to None for no limit, before calling.
+* A file larger than any image within that limit could be (16 bytes per pixel) is
+  refused without being read.
 """
 import functools
 import importlib.resources
 import numbers
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -32,12 +46,18 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageError, InputError
+from .resample import FILTERS, enlarged_window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Resampling filters torchvision maps its InterpolationMode to for PIL input.
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+# Largest ``resize`` and ``crop`` preprocess accepts: the output alone is 12 bytes per
+# pixel of crop (float32 x 3), so 4096 x 4096 is 200 MB; no network here needs over 600.
+MAX_SIZE = 4096
+
+# The widest pixel PIL decodes (4 channels x 32 bit): a file larger than the pixel limit
+# times this cannot hold an image within the limit, so it is refused without reading.
+_MAX_FILE_BYTES_PER_PIXEL = 16
 
 # data/imagenet_classes.txt holds the 1000 ImageNet-1k class names in index order,
 # extracted from torchvision 0.28.0 as MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
@@ -78,23 +98,88 @@ def load_image(image):
 
 
 def _load_file(path):
-    if not os.path.exists(path):
-        raise ImageError(f"image file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise ImageError(f"{path!r} is a directory, not an image file")
+    with _open_regular_file(path) as file:
+        try:
+            with warnings.catch_warnings():
+                # PIL warns between MAX_IMAGE_PIXELS and twice that (and raises above):
+                # the file is read as PIL reads it, the warning is noise on stderr
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(file) as im:
+                    im.load()  # PIL decodes lazily; force truncation/corruption errors out here
+                    return _pil_to_rgb(im)
+        except ImageError as e:  # our own message about the mode: add the file name
+            raise ImageError(f"{path!r}: {e}") from e
+        except Image.DecompressionBombError as e:
+            raise ImageError(_too_many_pixels_message(path, e)) from e
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, EOFError, ...
+            raise ImageError(
+                f"cannot read image file {path!r}: it is corrupt, truncated or not an image "
+                f"format PIL understands ({type(e).__name__}: {e})") from e
+
+
+def _open_regular_file(path):
+    """Open ``path`` for binary reading if it is a regular file of plausible size.
+
+    Opened non-blocking, because opening a FIFO for reading otherwise waits for a writer
+    (forever); then what was opened is checked with fstat, so nothing can be swapped in
+    between the check and the read. (O_NONBLOCK does nothing for regular files.)
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with Image.open(path) as im:
-            im.load()  # PIL decodes lazily; force truncation/corruption errors out here
-            return _pil_to_rgb(im)
-    except ImageError as e:  # our own message about the mode: add the file name
-        raise ImageError(f"{path!r}: {e}") from e
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, EOFError, ...
-        raise ImageError(
-            f"cannot read image file {path!r}: it is corrupt, truncated or not an image "
-            f"format PIL understands ({type(e).__name__}: {e})") from e
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ImageError(f"image file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path!r} is a directory, not an image file") from None
+    except OSError as e:
+        raise ImageError(f"cannot open image file {path!r}: {e.strerror or e}") from e
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{path!r} is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(
+                f"{path!r} is not a regular file (a FIFO, device or socket, which can block "
+                f"or never end); save the image to a file and pass that")
+        pixel_limit = _max_pixels()
+        if pixel_limit is not None and info.st_size > pixel_limit * _MAX_FILE_BYTES_PER_PIXEL:
+            raise ImageError(
+                f"image file {path!r} is too large ({info.st_size:,} bytes, limit "
+                f"{pixel_limit * _MAX_FILE_BYTES_PER_PIXEL:,} bytes: {_megapixels(pixel_limit)}"
+                f" x {_MAX_FILE_BYTES_PER_PIXEL} bytes); if it really is an image, raise the "
+                f"pixel limit PIL.Image.MAX_IMAGE_PIXELS (or set it to None) first")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _max_pixels():
+    """Most pixels an image file may have: PIL's hard limit, twice MAX_IMAGE_PIXELS."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
+def _megapixels(n):
+    return f"{n / 1e6:.3g} MP"
+
+
+def _too_many_pixels_message(path, error):
+    # PIL's message, "Image size (N pixels) exceeds limit of M pixels, ...", is the only
+    # place the size is reported
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    limit = _max_pixels()
+    size = f"{_megapixels(int(found.group(1)))}, " if found else ""
+    needed = int(found.group(1)) if found else "a larger number"
+    return (f"image file {path!r} is too large ({size}limit {_megapixels(limit)}): PIL refuses "
+            f"more than twice PIL.Image.MAX_IMAGE_PIXELS as a possible decompression bomb; "
+            f"if you trust the file, raise the limit before calling: "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {needed} (or None for no limit)")
 
 
 def _pil_to_rgb(im):
+    if im.width == 0 or im.height == 0:
+        raise ImageError(f"image has no pixels (size {im.width} x {im.height}, width x height)")
     if im.mode == "RGB":
         return np.array(im, dtype=np.uint8)
     if im.mode.startswith("I"):  # 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I'
@@ -163,29 +248,48 @@ def preprocess(image, resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD
     Resize the shorter side to ``resize`` keeping the aspect ratio, take the centre
     ``crop`` x ``crop`` square (zero-padded when the image is smaller), scale to 0..1 and
     normalise per channel with ``mean`` and ``std``. ``interpolation`` is "bilinear" or
-    "bicubic". ``image`` is anything ``load_image`` accepts.
+    "bicubic". ``resize`` and ``crop`` are ints in 1..MAX_SIZE (4096). ``image`` is
+    anything ``load_image`` accepts.
     """
-    resize = _positive_int(resize, "resize")
-    crop = _positive_int(crop, "crop")
+    resize = _size_arg(resize, "resize")
+    crop = _size_arg(crop, "crop")
     mean = _three_floats(mean, "mean")
     std = _three_floats(std, "std")
     if not np.all(std != 0):
         raise InputError(f"std must not contain zeros; got {tuple(float(s) for s in std)}")
-    if interpolation not in _RESAMPLE:
+    if interpolation not in FILTERS:
         raise InputError(
-            f"interpolation must be one of {sorted(_RESAMPLE)}; got {interpolation!r}")
+            f"interpolation must be one of {sorted(FILTERS)}; got {interpolation!r}")
 
-    rgb = load_image(image)
+    x = _resize_center_crop(load_image(image), resize, crop, interpolation).astype(np.float32)
+    x /= np.float32(255)  # ToTensor
+    x -= mean  # Normalize, in float32 like torch (in place: the same operations, less memory)
+    x /= std
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def _resize_center_crop(rgb, resize, crop, interpolation):
+    """torchvision's Resize(resize) then CenterCrop(crop) of a (H, W, 3) uint8 array, as a
+    (crop, crop, 3) uint8 array, computing no more of the resized image than the crop."""
     height, width = rgb.shape[:2]
     new_height, new_width = _resized_size(height, width, resize)
-    if (new_height, new_width) != (height, width):  # torchvision skips a no-op resize too
-        pil = Image.fromarray(rgb).resize((new_width, new_height), _RESAMPLE[interpolation])
-        rgb = np.asarray(pil)
-
-    x = _center_crop(rgb, crop).astype(np.float32)
-    x = x / np.float32(255)  # ToTensor
-    x = (x - mean) / std  # Normalize, in float32 like torch
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    top, bottom, pad_top = _crop_window(new_height, crop)
+    left, right, pad_left = _crop_window(new_width, crop)
+    if (new_height, new_width) == (height, width):  # torchvision skips a no-op resize too
+        window = rgb[top:bottom, left:right]
+    elif resize < min(height, width):
+        # shrinking: the resized image is smaller than the original, PIL makes it whole
+        pil_filter = FILTERS[interpolation][0]
+        resized = Image.fromarray(rgb).resize((new_width, new_height), pil_filter)
+        window = np.asarray(resized)[top:bottom, left:right]
+    else:
+        # enlarging: the resized image can be any size (1 x 10000 -> 256 x 2,560,000),
+        # so only the window is computed, bit-identical to PIL's (see tinyinfer.resample)
+        window = enlarged_window(rgb, new_height, new_width, (top, bottom), (left, right),
+                                 interpolation)
+    out = np.zeros((crop, crop, 3), dtype=np.uint8)
+    out[pad_top:pad_top + bottom - top, pad_left:pad_left + right - left] = window
+    return out
 
 
 def _resized_size(height, width, size):
@@ -195,27 +299,23 @@ def _resized_size(height, width, size):
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
-def _center_crop(rgb, crop):
-    """torchvision's CenterCrop: zero-pad to at least crop x crop ((d+1)//2 of the padding
-    after, d//2 before), then cut at offset round((size - crop) / 2) (Python rounding)."""
-    out = np.zeros((crop, crop, 3), dtype=rgb.dtype)
-    src, dst = [], []
-    for size in rgb.shape[:2]:
-        if crop > size:
-            pad_before = (crop - size) // 2
-            src.append(slice(0, size))
-            dst.append(slice(pad_before, pad_before + size))
-        else:
-            start = int(round((size - crop) / 2.0))
-            src.append(slice(start, start + crop))
-            dst.append(slice(0, crop))
-    out[dst[0], dst[1]] = rgb[src[0], src[1]]
-    return out
+def _crop_window(size, crop):
+    """torchvision's CenterCrop along one axis of length ``size``: (start, stop, pad_before).
+
+    A side at least ``crop`` long is cut at start = round((size - crop) / 2) (Python
+    rounding); a shorter one is kept whole and zero-padded, (crop - size) // 2 before
+    and the rest after.
+    """
+    if crop <= size:
+        start = int(round((size - crop) / 2.0))
+        return start, start + crop, 0
+    return 0, size, (crop - size) // 2
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InputError(f"{name} must be a positive int; got {value!r}")
+def _size_arg(value, name):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or not 1 <= value <= MAX_SIZE):
+        raise InputError(f"{name} must be an int in 1..{MAX_SIZE}; got {value!r}")
     return int(value)
 
 
