@@ -112,8 +112,9 @@ def check_state(graph: Graph, state: dict, keymap=None, source="checkpoint", lay
         try:
             a = np.asarray(v)
         except (TypeError, ValueError, RuntimeError) as e:   # e.g. a tensor that needs grad
-            raise InputError(f"{source}: {printable(k)} cannot be read as an array ({str(e)[:120]}); pass "
-                             "NumPy arrays (for a torch tensor: t.detach().numpy())") from None
+            raise InputError(f"{source}: {printable(k)} cannot be read as an array "
+                             f"({str(e)[:120]}); pass NumPy arrays (for a torch tensor: "
+                             "t.detach().numpy())") from None
         if not np.issubdtype(a.dtype, np.floating):
             raise WeightsMismatchError(f"{source}: {printable(k)} has dtype {a.dtype}; "
                                        "expected floats")

@@ -177,8 +177,8 @@ def _read_source(path_or_bytes, max_bytes):
         # O_NONBLOCK: if the path was swapped for a FIFO since stat, opening must not wait
         # for a writer; fstat then sees what was really opened.
         with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
-            _check_regular_file(path, os.fstat(f.fileno()), max_bytes)
-            data = f.read(max_bytes + 1)
+            size = _check_regular_file(path, os.fstat(f.fileno()), max_bytes)
+            data = f.read(size)    # read(n) allocates n bytes first: never more than the file
     except FileNotFoundError:
         raise CheckpointNotFoundError(f"no checkpoint at {path}: the file does not exist. "
                                       "Check the path (and the working directory).") from None
@@ -186,8 +186,6 @@ def _read_source(path_or_bytes, max_bytes):
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     except MemoryError:
         raise CheckpointError(f"not enough memory to read {path}") from None
-    if len(data) > max_bytes:     # it grew while being read
-        raise limits.over_limit(f"{path} is over {max_bytes:,} bytes", max_bytes)
     return data, str(path)
 
 
@@ -200,6 +198,7 @@ def _check_regular_file(path, st, max_bytes):
                               "path of a checkpoint file")
     if st.st_size > max_bytes:
         raise limits.over_limit(f"{path} is {st.st_size:,} bytes", max_bytes)
+    return st.st_size
 
 
 # What a corrupted file can make the standard library or NumPy raise while we parse it.

@@ -342,10 +342,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 # building anything, and bounds their depth and how much of them is reached again through
 # the memo (or DUP).
 _TUPLE_OPS = {"EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "FROZENSET"}
+# Calls of a stand-in: torch.Size returns a flat tuple of ints, so each result counts as one.
+_CALL_OPS = {"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"}
 _PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
 _KINDS = {"MEMOIZE": "memoize", "GET": "get", "BINGET": "get", "LONG_BINGET": "get",
           "DUP": "dup", "MARK": "mark", "POP": "pop", **dict.fromkeys(_PUT_OPS, "put"),
-          **dict.fromkeys(_TUPLE_OPS, "tuple")}
+          **dict.fromkeys(_TUPLE_OPS, "tuple"), **dict.fromkeys(_CALL_OPS, "call")}
 
 
 def _stack_effect(op):
@@ -411,6 +413,8 @@ class _TupleTracker:
                         f"often that hashing them would visit over {limits.MAX_SHARED_TUPLES:,}"
                         " tuples (a state dict's: none); this file is damaged or malicious")
             stack.extend([entry] * pushes)
+        elif kind == "call":
+            stack.append((1, 1))
         elif pushes:
             stack.append(None)
 
