@@ -218,3 +218,14 @@ def test_profile_warns_in_one_line_when_the_machine_is_busy(capsys, monkeypatch)
     assert code == 0 and "fastest of 1 timed runs" in out
     assert err.startswith("tinyinfer: warning: mobilenet_v2 profile: the load average is 3.25")
     assert err.count("\n") == 1
+
+
+def test_bench_errors_are_one_line(capsys):
+    from tinyinfer.bench.__main__ import main as bench
+    assert bench(["models", "--models", "no_such_net", "--runs", "1", "--rounds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: unknown model 'no_such_net'" in err
+    with pytest.raises(SystemExit):
+        bench(["models", "--runs", "many"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid int value: 'many'" in err

@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import OneLineParser, one_line
+from ..errors import TinyInferError
+
 
 def _kernels(sub: argparse.ArgumentParser):
     sub.add_argument("--runs", type=int, default=60, help="timed runs per layer (default 60)")
     sub.add_argument("--size", type=int, default=224, help="input resolution (default 224)")
     sub.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    sub.add_argument("--no-torch", action="store_true",
-                     help="tinyinfer's columns only (also what you get without torch)")
+    sub.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
 
     def run(args):
         from .kernels import main
@@ -68,14 +70,18 @@ SUBCOMMANDS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyinfer.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m tinyinfer.bench", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     subs = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     runners = {}
     for name, (help_text, configure) in SUBCOMMANDS.items():
         runners[name] = configure(subs.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
-    return runners[args.command](args) or 0
+    try:
+        return runners[args.command](args) or 0
+    except TinyInferError as e:   # e.g. an unknown model name: one line, as tinyinfer's CLI
+        print(f"{parser.prog}: error: {one_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
