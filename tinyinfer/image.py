@@ -173,7 +173,7 @@ def _too_many_pixels_message(path, error):
     needed = int(found.group(1)) if found else "a larger number"
     return (f"image file {path!r} is too large ({size}limit {_megapixels(limit)}): PIL refuses "
             f"more than twice PIL.Image.MAX_IMAGE_PIXELS as a possible decompression bomb; "
-            f"if you trust the file, raise the limit before calling: "
+            f"if you trust the file, raise the limit in Python before calling: "
             f"PIL.Image.MAX_IMAGE_PIXELS = {needed} (or None for no limit)")
 
 
