@@ -1,11 +1,14 @@
 """Numba's compiled kernels are cached on disk: a second process loads them instead of
 compiling again. Checked with Numba's own per-dispatcher counters (cache hits / misses),
 not with timings: a fresh cache directory, one process that compiles, a second that must
-not miss once."""
+not miss once. And the note a person at a terminal sees while kernels compile (stderr is
+a pseudo-terminal here) appears in the first process only."""
 import json
 import os
+import pty
 import subprocess
 import sys
+import threading
 
 PROBE = r"""
 import json, numpy as np, numba, tinyinfer
@@ -23,10 +26,31 @@ print(json.dumps({"hits": hits, "misses": misses}))
 
 
 def run_probe(cache_dir):
+    """-> (the probe's counters, what it wrote on stderr, a pseudo-terminal)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                         text=True, check=True, timeout=600)
-    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+    terminal, child_end = pty.openpty()
+    chunks = []
+
+    def drain():                 # read as it comes, so a chatty child never blocks
+        while True:
+            try:
+                data = os.read(terminal, 4096)
+            except OSError:      # EIO: the child has exited and its end is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        out = subprocess.run([sys.executable, "-c", PROBE], env=env, stdout=subprocess.PIPE,
+                             stderr=child_end, text=True, check=True, timeout=600)
+    finally:
+        os.close(child_end)
+        reader.join()
+        os.close(terminal)
+    return json.loads(out.stdout.strip().splitlines()[-1]), b"".join(chunks).decode()
 
 
 def test_second_process_does_not_recompile(tmp_path):

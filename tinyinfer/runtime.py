@@ -9,7 +9,7 @@ before Numba has chosen its layer (on the first parallel launch), a graph runs u
 process-wide lock; under OpenMP and TBB calls run concurrently.
 
 First call: Numba compiles each kernel once and caches it on disk; compiling takes 20-30 s,
-so when that happens one line on stderr says so (see ``CompileNote``).
+so when that happens and stderr is a terminal, one line there says so (``CompileNote``).
 """
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def last_uses(graph: Graph) -> dict[str, int]:
 class CompileNote(numba.core.event.Listener):
     """Prints one line on stderr when the first tinyinfer kernel of the process is compiled.
     Numba emits "numba:compile" only when a kernel is not in its disk cache (a cache hit
-    loads without the event), so the line appears on a cold cache and never on warm runs."""
+    loads without the event), so the line appears on a cold cache and never on warm runs.
+    Only on a terminal, like a progress bar: it is for a person waiting, and output that a
+    script or a test runner captures stays exactly what it was."""
 
     MESSAGE = ("tinyinfer: compiling kernels once, ~20-30 s; "
                "later runs load them from the cache")
@@ -48,9 +50,11 @@ class CompileNote(numba.core.event.Listener):
 
     def on_start(self, event):
         module = getattr(event.data["dispatcher"].py_func, "__module__", None) or ""
-        if not self.printed and module.startswith("tinyinfer."):
+        stream = sys.stderr
+        if (not self.printed and module.startswith("tinyinfer.") and stream is not None
+                and stream.isatty()):
             self.printed = True
-            print(self.MESSAGE, file=sys.stderr, flush=True)
+            print(self.MESSAGE, file=stream, flush=True)
 
     def on_end(self, event):
         pass
