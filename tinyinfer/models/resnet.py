@@ -6,8 +6,9 @@ Papers: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016
 ``resnet50`` and timm's ``seresnet50`` (``timm.models.resnet``), which share module names
 (conv1, bn1, layer{1..4}.{i}.conv1 ..., downsample.0/1, fc): those names are the graph's,
 so both load as the identity layout. timm's ``legacy_seresnet18`` / ``legacy_seresnet34``
-(``timm.models.senet``, a port of the SENet authors' Caffe models) name and build a few
-things differently (``LEGACY_SENET`` below); the graph then takes their names.
+(``timm.models.senet``: Cadene's port of the SENet authors' Caffe models, plus a basic block
+for depths 18 and 34) name and build a few things differently (``LEGACY_SENET`` below); the
+graph then takes their names.
 
 Both references are "ResNet v1.5": a bottleneck block downsamples in its 3x3 conv, not in
 its first 1x1 conv as the paper's Table 1 does (same counts at stride 1, ~0.2 GMACs more
@@ -68,7 +69,7 @@ TORCHVISION = Flavour(stem_conv="conv1", stem_bn="bn1", pool="maxpool", pool_pad
                       pool_ceil_mode=False, se_module="se", se_channels=se_channels,
                       basic_relu_before_se=False, classifier="fc")
 # Caffe's max pool rounds up instead of padding (same 56x56 at 224, windows shifted by one
-# pixel), and the Caffe SE-ResNet-18/34 put a ReLU between the basic block's last BN and SE.
+# pixel), and timm.models.senet's basic block puts a ReLU between its last BN and the SE.
 LEGACY_SENET = Flavour(stem_conv="layer0.conv1", stem_bn="layer0.bn1", pool="pool0",
                        pool_padding=0, pool_ceil_mode=True, se_module="se_module",
                        se_channels=legacy_se_channels, basic_relu_before_se=True,
