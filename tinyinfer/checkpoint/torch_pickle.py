@@ -400,8 +400,8 @@ class _TupleTracker:
             depth = 1 + max((d for d, _ in parts), default=0)
             if depth > limits.MAX_NESTING:
                 raise CheckpointError(f"refusing to load: {self.what} nests tuples more than "
-                                      f"{limits.MAX_NESTING} deep (a state dict's nest 2 "
-                                      "deep); this file is damaged or malicious")
+                                      f"{limits.MAX_NESTING} deep (a state dict's tuples "
+                                      "nest 2 deep); this file is damaged or malicious")
             stack.append((depth, 1 + sum(n for _, n in parts)))
         elif kind in ("get", "dup"):
             entry = self.memo.get(arg) if kind == "get" else (items[-1] if items else None)
@@ -411,7 +411,7 @@ class _TupleTracker:
                     raise CheckpointError(
                         f"refusing to load: {self.what} refers back to the same tuples so "
                         f"often that hashing them would visit over {limits.MAX_SHARED_TUPLES:,}"
-                        " tuples (a state dict's: none); this file is damaged or malicious")
+                        " tuples (a state dict shares none); this file is damaged or malicious")
             stack.extend([entry] * pushes)
         elif kind == "call":
             stack.append((1, 1))
