@@ -5,7 +5,7 @@ the centre 224 x 224 out of it. For a thin image that whole result is huge: 1 x 
 pixels become 256 x 2,560,000 (6 GB and 20 s in PIL) for the 224 x 224 that are kept.
 PIL's own ``Image.resize(size, box=...)`` cannot compute just that window exactly: it
 rounds the box to float32, which moves the sample positions of a window far from the
-origin (by ~1e-4 pixel at x = 5000, by ~0.03 at x = 10^6) and changes output values by a
+origin (by ~2e-4 pixel at x = 5000, by ~0.03 at x = 10^6) and changes output values by a
 level or two; and Pillow 13 picks the order of its two passes from the output size, so a
 window can even be resampled in the other order than the whole image (up to 25 levels).
 
@@ -64,7 +64,9 @@ def _axis_weights(in_size, out_size, start, stop, interpolation):
     Taps beyond a pixel's support have weight 0 and repeat its last source index.
     """
     _, support, weight = FILTERS[interpolation]
-    scale = in_size / out_size  # < 1: enlarging, so the filter keeps its own support
+    # < 1: enlarging, so the filter keeps its own support. (PIL takes in_size as a float32,
+    # exact below 2^24 pixels; longer sides cannot be resized by PIL at all.)
+    scale = in_size / out_size
     taps = int(math.ceil(support)) * 2 + 1
     centre = (np.arange(start, stop, dtype=np.float64) + 0.5) * scale
     # Resample.c rounds with (int)(v + 0.5), which truncates; floor differs only for
