@@ -226,7 +226,8 @@ def test_run_checks_topk_before_any_work(monkeypatch):
     monkeypatch.setattr(tinyinfer.api, "load", no_work)
     tinyinfer.api._CACHE.clear()
     for bad in (0, 1001, 2.0, True):
-        with pytest.raises(InputError, match=f"topk must be an integer from 1 to 1000, got {bad!r}"):
+        with pytest.raises(InputError, match=f"topk must be an integer from 1 to 1000, "
+                                             f"got {bad!r}"):
             tinyinfer.run("mobilenet_v2", "photo.jpg", topk=bad)
 
 
