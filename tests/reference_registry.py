@@ -55,6 +55,13 @@ def _timm(name: str, **kw):
     return lambda: timm.create_model(name, **kw)
 
 
+def _pytorchcv(name: str):
+    def build():
+        from pytorchcv.model_provider import get_model  # needs conftest's torchvision import
+        return get_model(name)
+    return build
+
+
 def _mbconv(native: int) -> tuple[tuple[int, int], ...]:
     return ((1, native), (3, 129))
 
@@ -126,6 +133,12 @@ REFERENCES: dict[str, Reference] = {
     **{n: Reference(_timm(n), GROUP, "he") for n in (
         "regnetx_002", "regnety_002", "regnety_004", "regnety_006", "regnety_008",
         "regnety_016", "ghostnet_050", "ghostnet_100", "ghostnet_130")},
+    # ShuffleNet V1: pytorchcv's head is a fixed 7x7 average pool, so both cases end on a 7x7
+    # map (224 and 193 do; 129 would end on 5x5, where the reference cannot run)
+    **{n: Reference(_pytorchcv(n), FIRST, "he") for n in (
+        "shufflenet_g1_w1", "shufflenet_g2_w1", "shufflenet_g3_w1", "shufflenet_g4_w1",
+        "shufflenet_g8_w1", "shufflenet_g1_w3d4", "shufflenet_g1_wd2", "shufflenet_g1_wd4",
+        "shufflenet_g3_w3d4", "shufflenet_g3_wd2", "shufflenet_g3_wd4")},
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).
