@@ -229,3 +229,13 @@ def test_bench_errors_are_one_line(capsys):
         bench(["models", "--runs", "many"])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid int value: 'many'" in err
+
+
+def test_list_shows_each_models_options(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert set(rows) == set(tinyinfer.list_models())
+    assert rows["mobilenet_v2"][2:] == ["pretrained", "width_mult=1.0"]
+    assert rows["ghostnet_050"][-1] == "width=0.5"
+    assert rows["shufflenet_v2_x0_5"][-1] == "width=x0_5"
+    assert rows["resnet18"][-1] == "-"

@@ -168,11 +168,14 @@ def cmd_list(args):
     if args.markdown:
         print(models_markdown())
         return
+    rows = [("model", "reference", "weights", "architecture options (registered values)")]
     for name in list_models():
         spec = get_spec(name)
-        pre = "pretrained" if spec.pretrained else ""
-        options = " ".join(f"{k}={v}" for k, v in spec.defaults.items())
-        print(f"{name:32s} {spec.reference:46s} {pre:10s} {options}")
+        rows.append((name, spec.reference, "pretrained" if spec.pretrained else "-",
+                     " ".join(f"{k}={v}" for k, v in spec.defaults.items()) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
 
 
 # ---- the parser --------------------------------------------------------------------------
