@@ -10,8 +10,8 @@ import pytest
 import tinyinfer
 from tinyinfer.cli import main
 from tinyinfer.evaluate import evaluate
-from tinyinfer.evaluation.dataset import DatasetError, imagenet_wnids, read_dataset
-from tinyinfer.evaluation.results import OutputFileError
+from tinyinfer.errors import DatasetError, OutputFileError
+from tinyinfer.evaluation.dataset import imagenet_wnids, read_dataset
 from tinyinfer.image import imagenet_labels
 
 from eval_photos import build_dataset
@@ -78,26 +78,26 @@ def test_in_process_gets_torchvisions_labels(photos, full_run):
 def test_rows_do_not_depend_on_batch_size(photos, full_run):
     """Each image is scored on its own: batched, its logits would change in the last bits
     with its batch neighbours, and resumed or distributed runs would not be identical."""
-    ev = evaluate("mobilenet_v2", photos[0], batch_size=5, progress=False)
-    assert ev.rows == full_run[0].rows   # bit-identical probabilities
+    ev = evaluate("mobilenet_v2", photos[0], batch_size=5, limit=7, progress=False)
+    assert ev.rows == full_run[0].rows[:7]   # bit-identical probabilities
 
 
 def test_resume_writes_no_duplicates_and_redoes_a_cut_off_row(photos, full_run, tmp_path):
     root, labels = photos
+    want = full_run[0].rows[:8]
     out = tmp_path / "results.jsonl"
-    first = evaluate("mobilenet_v2", root, output=out, limit=4, progress=False)
-    assert first.evaluated == 4 and len(read_rows(out)) == 4
-    # a run killed while writing its 6th row: half a line, no newline
+    first = evaluate("mobilenet_v2", root, output=out, limit=3, progress=False)
+    assert first.evaluated == 3 and len(read_rows(out)) == 3
+    # a run killed while writing its 4th row: half a line, no newline
     text = out.read_text()
-    out.write_text(text + json.dumps(full_run[0].rows[4])[:30])
-    second = evaluate("mobilenet_v2", root, output=out, limit=6, progress=False)
-    assert second.evaluated == 2            # rows 5 and 6; the first four were resumed
-    third = evaluate("mobilenet_v2", root, output=out, progress=False)
-    assert third.evaluated == len(labels) - 6
+    out.write_text(text + json.dumps(want[3])[:30])
+    second = evaluate("mobilenet_v2", root, output=out, limit=5, progress=False)
+    assert second.evaluated == 2            # rows 4 and 5; the first three were resumed
+    third = evaluate("mobilenet_v2", root, output=out, limit=8, progress=False)
+    assert third.evaluated == 3
     rows = read_rows(out)
-    assert [r["path"] for r in rows] == [r["path"] for r in full_run[0].rows]
-    assert rows == full_run[0].rows and third.rows == full_run[0].rows
-    again = evaluate("mobilenet_v2", root, output=out, progress=False)
+    assert rows == want and third.rows == want    # each image once, in order
+    again = evaluate("mobilenet_v2", root, output=out, limit=8, progress=False)
     assert again.evaluated == 0 and read_rows(out) == rows and again.top1 == 1.0
 
 
@@ -181,6 +181,8 @@ def test_missing_dataset_and_bad_arguments(tmp_path):
         evaluate("mobilenet_v2", tmp_path, batch_size=0)
     with pytest.raises(tinyinfer.InputError, match="local:N"):
         evaluate("mobilenet_v2", tmp_path, scheduler="local")
+    with pytest.raises(tinyinfer.InputError, match="compare_with must be None or one of torch"):
+        evaluate("mobilenet_v2", tmp_path, compare_with="onnx")
 
 
 def test_output_file_of_something_else(photos, full_run, tmp_path):
@@ -191,6 +193,10 @@ def test_output_file_of_something_else(photos, full_run, tmp_path):
     out.write_text(json.dumps({**full_run[0].rows[0], "model": "resnet18"}) + "\n")
     with pytest.raises(OutputFileError, match="holds results of resnet18"):
         evaluate("mobilenet_v2", photos[0], output=out)
+    with pytest.raises(OutputFileError, match="is a folder"):
+        evaluate("mobilenet_v2", photos[0], output=tmp_path)
+    with pytest.raises(OutputFileError, match="folder of output .* does not exist"):
+        evaluate("mobilenet_v2", photos[0], output=tmp_path / "no" / "r.jsonl")
 
 
 # ---- command line ---------------------------------------------------------------------------
@@ -209,3 +215,32 @@ def test_cli_eval_bad_dataset_is_one_line(tmp_path, capsys):
     assert main(["eval", "mobilenet_v2", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tinyinfer: error: dataset folder") and err.count("\n") == 1
+
+
+def test_cli_progress_bar_on_a_terminal(photos):
+    """On a terminal, stderr shows tqdm's bar: images done of total, rate, ETA."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+    pid, fd = pty.fork()
+    if pid == 0:   # the child: tinyinfer eval with the pty as its terminal
+        os.execv(sys.executable, [sys.executable, "-m", "tinyinfer", "eval", "mobilenet_v2",
+                                  str(photos[0]), "--limit", "2", "--batch-size", "1"])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:    # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "2/2 [" in text and ("img/s" in text or "s/img" in text), text
+    assert "top-1 100.00%" in text

@@ -14,7 +14,7 @@ import distributed
 import pytest
 
 from tinyinfer.evaluate import evaluate
-from tinyinfer.evaluation.dask_runner import SchedulerError
+from tinyinfer.errors import SchedulerError
 
 from eval_photos import build_dataset
 

@@ -39,3 +39,17 @@ class ModelNotFoundError(TinyInferError, KeyError):
 
 class WeightsNotFoundError(TinyInferError, FileNotFoundError):
     """Pretrained weights that are not on this machine and cannot be downloaded."""
+
+
+class DatasetError(InputError):
+    """An evaluation dataset (folder of class folders, or CSV of path,label rows) that cannot
+    be read as labelled images."""
+
+
+class OutputFileError(InputError):
+    """An evaluation output file that cannot be written or holds something other than this
+    model's rows."""
+
+
+class SchedulerError(InputError):
+    """A Dask --scheduler that is malformed or cannot be reached."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError, TinyInferError
 from .evaluation.dataset import read_dataset
+from .evaluation.reference import REFERENCES
 from .evaluation.results import ResultsFile
 from .evaluation.scoring import Scorer, read_weights
 
@@ -127,6 +128,9 @@ def evaluate(name: str, dataset, output=None, batch_size: int = 16, scheduler=No
     batch_size = _positive_int(batch_size, "batch_size")
     if limit is not None:
         limit = _positive_int(limit, "limit")
+    if compare_with not in (None, *REFERENCES):
+        raise InputError(f"compare_with must be None or one of {', '.join(REFERENCES)}; "
+                         f"got {compare_with!r}")
     if scheduler is not None:
         dask_runner = _dask_runner()
         dask_runner.check_scheduler(scheduler)
@@ -149,7 +153,9 @@ def evaluate(name: str, dataset, output=None, batch_size: int = 16, scheduler=No
         batches = [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)]
         start = time.perf_counter()
         try:
-            if scheduler is None:
+            if not batches:   # everything was resumed from the output file
+                pass
+            elif scheduler is None:
                 _run_in_process(Scorer(name, state, compare_with), batches, on_done)
             else:
                 dask_runner.run_on_dask(scheduler, name, state, compare_with, batches,

@@ -5,4 +5,5 @@
   results.py       the JSON-lines output file: resume, append and flush row by row
   reference.py     the PyTorch reference for --compare-with torch
   dask_runner.py   the same batches as Dask tasks on a LocalCluster or an existing cluster
+  command.py       the `tinyinfer eval` subcommand (cli.py adds it)
 """

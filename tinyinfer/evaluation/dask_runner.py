@@ -12,8 +12,10 @@ or on an existing cluster (``tcp://HOST:PORT``, started with ``dask scheduler`` 
   and the client receives each batch's result exactly once (``as_completed``), so every
   image is written once.
 * Workers run one task at a time (one thread each); on a LocalCluster each worker's Numba
-  gets cores / N threads, so N workers do not oversubscribe the machine's cores. On other
-  machines set NUMBA_NUM_THREADS in the worker's environment the same way.
+  gets cores / N threads (numba.set_num_threads in every task: NUMBA_NUM_THREADS in the
+  cluster's env= arrives after the worker has imported Numba), so N workers do not
+  oversubscribe the machine's cores. On other machines set NUMBA_NUM_THREADS in the
+  worker's environment the same way.
 """
 from __future__ import annotations
 
@@ -23,15 +25,11 @@ import os
 
 import distributed
 
-from ..errors import InputError
+from ..errors import SchedulerError
 
 PLUGIN = "tinyinfer-evaluate"
 LOCALHOST = "127.0.0.1"      # a LocalCluster listens on this machine only
 CONNECT_TIMEOUT = "10s"
-
-
-class SchedulerError(InputError):
-    """A --scheduler that is malformed or cannot be reached."""
 
 
 def check_scheduler(scheduler) -> None:
@@ -46,6 +44,14 @@ def check_scheduler(scheduler) -> None:
         return
     raise SchedulerError(f"--scheduler must be local:N (N workers on this machine) or "
                          f"tcp://HOST:PORT (an existing Dask scheduler); got {scheduler!r}")
+
+
+def numba_threads(scheduler) -> int | None:
+    """Numba threads per worker: cores / N for local:N; None (the worker's own setting)
+    for other clusters, whose machines this process cannot see."""
+    if isinstance(scheduler, str) and scheduler.startswith("local:"):
+        return max(1, (os.cpu_count() or 1) // _local_workers(scheduler))
+    return None
 
 
 def _local_workers(scheduler: str) -> int:
@@ -64,12 +70,9 @@ def connect(scheduler):
         yield scheduler
         return
     if scheduler.startswith("local:"):
-        n = _local_workers(scheduler)
-        threads = max(1, (os.cpu_count() or 1) // n)
         with distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, host=LOCALHOST,
-                dashboard_address=None, silence_logs=logging.ERROR,
-                env={"NUMBA_NUM_THREADS": str(threads)}) as cluster, \
+                n_workers=_local_workers(scheduler), threads_per_worker=1, processes=True,
+                host=LOCALHOST, dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
                 distributed.Client(cluster) as client:
             yield client
         return
@@ -88,14 +91,24 @@ class ModelPlugin(distributed.WorkerPlugin):
 
     name = PLUGIN
 
-    def __init__(self, model: str, state: dict, compare_with: str | None):
+    def __init__(self, model: str, state: dict, compare_with: str | None,
+                 threads: int | None):
         self.model, self.state, self.compare_with = model, state, compare_with
+        self.threads = threads
         self.scorer = None
+
+    def set_numba_threads(self):
+        """Numba's thread count is per calling thread: set it in each thread that runs
+        the network."""
+        if self.threads is not None:
+            import numba
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
 
     def setup(self, worker):
         import numpy as np
 
         from .scoring import Scorer
+        self.set_numba_threads()
         self.scorer = Scorer(self.model, self.state, self.compare_with)
         size = self.scorer.model.spec.input_size
         self.scorer.model(np.zeros((1, 3, size, size), np.float32))  # load the kernels now
@@ -106,7 +119,9 @@ class ModelPlugin(distributed.WorkerPlugin):
 
 def score_on_worker(items):
     """The task: one batch of items -> (rows, decode seconds, inference seconds)."""
-    return distributed.get_worker().plugins[PLUGIN].scorer.run(items)
+    plugin = distributed.get_worker().plugins[PLUGIN]
+    plugin.set_numba_threads()
+    return plugin.scorer.run(items)
 
 
 def _with_bytes(batch):
@@ -127,7 +142,8 @@ def run_on_dask(scheduler, model: str, state: dict, compare_with, batches, on_do
     """Run every batch as a task; on_done(rows, decode_s, inference_s) once per batch, in
     the order batches finish."""
     with connect(scheduler) as client:
-        client.register_plugin(ModelPlugin(model, state, compare_with), name=PLUGIN)
+        plugin = ModelPlugin(model, state, compare_with, numba_threads(scheduler))
+        client.register_plugin(plugin, name=PLUGIN)
         futures = [client.submit(score_on_worker, _with_bytes(b) if send_images else b,
                                  pure=False) for b in batches]
         try:

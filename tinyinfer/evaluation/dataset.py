@@ -25,16 +25,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import DatasetError
 
 NUM_CLASSES = 1000
 
 # torchvision's IMG_EXTENSIONS (datasets/folder.py), the files ImageFolder picks up.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-
-
-class DatasetError(InputError):
-    """A dataset folder or CSV file that cannot be read as a labelled image set."""
 
 
 @dataclass(frozen=True)

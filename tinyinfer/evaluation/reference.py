@@ -14,14 +14,10 @@ from ..errors import InputError
 REFERENCES = ("torch",)
 
 
-class ReferenceError(InputError):
-    """A reference that cannot be built or does not accept the checkpoint."""
-
-
 def reference_model(name: str, state: dict, compare_with: str):
     """A callable x (1, 3, H, W) float32 -> logits (1, 1000) running the torch reference."""
     if compare_with not in REFERENCES:
-        raise ReferenceError(f"--compare-with must be one of {', '.join(REFERENCES)}; "
+        raise InputError(f"--compare-with must be one of {', '.join(REFERENCES)}; "
                              f"got {compare_with!r}")
     from ..models.registry import get_spec
     reference = get_spec(name).reference
@@ -29,13 +25,13 @@ def reference_model(name: str, state: dict, compare_with: str):
         import torch
         module = _construct(reference)
     except ImportError as e:
-        raise ReferenceError(f"--compare-with torch needs torch and torchvision (and timm for "
+        raise InputError(f"--compare-with torch needs torch and torchvision (and timm for "
                              f"timm models) installed: {e}") from None
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
     missing, unexpected = module.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # not saved in .npz
     if missing or unexpected:
-        raise ReferenceError(
+        raise InputError(
             f"the checkpoint does not fit the reference {reference} ({len(missing)} missing "
             f"keys, e.g. {missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]}); "
             f"--compare-with torch needs a checkpoint in the reference's own layout")
@@ -56,7 +52,7 @@ def _construct(reference: str):
         import_torchvision_first()
         import timm
         return timm.create_model(fn, pretrained=False)
-    raise ReferenceError(f"--compare-with torch cannot build the reference {reference!r}: "
+    raise InputError(f"--compare-with torch cannot build the reference {reference!r}: "
                          f"only torchvision and timm references are supported")
 
 

@@ -13,13 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import OutputFileError
 
 ROW_FIELDS = ("path", "label", "model")
-
-
-class OutputFileError(InputError):
-    """An output file that holds something other than this model's evaluation rows."""
 
 
 class ResultsFile:
@@ -33,11 +29,14 @@ class ResultsFile:
     def read_done(self) -> dict[str, dict]:
         """The rows already in the file by path (empty if there is no file), after dropping
         a cut-off last line."""
-        if not self.path.exists():
-            return {}
         if self.path.is_dir():
             raise OutputFileError(f"output {str(self.path)!r} is a folder; give a file name "
                                   f"such as results.jsonl")
+        if not self.path.parent.is_dir():
+            raise OutputFileError(f"the folder of output {str(self.path)!r} does not exist; "
+                                  f"create it or choose another --output")
+        if not self.path.exists():
+            return {}
         data = self.path.read_bytes()
         complete = data.rfind(b"\n") + 1
         if complete < len(data):      # the stop cut the last row: evaluate that image again
@@ -64,7 +63,11 @@ class ResultsFile:
         """Write ``rows`` and flush them to the operating system (which keeps them if this
         process is killed; fsync per batch would add a disk round trip for power loss)."""
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")
+            try:
+                self._file = open(self.path, "a", encoding="utf-8")
+            except OSError as e:
+                raise OutputFileError(f"cannot write output {str(self.path)!r} "
+                                      f"({e.strerror}); choose another --output") from None
         self._file.write("".join(json.dumps(r) + "\n" for r in rows))
         self._file.flush()
 
