@@ -90,8 +90,10 @@ class Evaluation:
         return max(diffs) if diffs else None
 
     def summary(self) -> str:
-        lines = [f"{self.model} on {self.dataset}: top-1 {self.top1:.2%}  top-5 {self.top5:.2%}"
-                 f"  n {self.n}" + (f"  unreadable {self.errors}" if self.errors else "")]
+        accuracy = (f"top-1 {self.top1:.2%}  top-5 {self.top5:.2%}" if self.n
+                    else "no readable image")
+        lines = [f"{self.model} on {self.dataset}: {accuracy}  n {self.n}"
+                 + (f"  unreadable {self.errors}" if self.errors else "")]
         run = (f"this run: {self.evaluated} images in {self.seconds:.1f} s, "
                f"{self.images_per_second:.1f} images/s ({self.workers})")
         if self.evaluated:
