@@ -2,12 +2,17 @@
 its cost model answers from shapes alone. A small graph using all kinds is also run
 against the same computation in torch."""
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyinfer.costs import Cost
+from tinyinfer.conventions import OP_CLASSES, op_class
+from tinyinfer.conv_variant import CONV_VARIANTS, SMALL_IMAGE, conv_class, conv_variant
+from tinyinfer.costs import Cost, RefOp
+from tinyinfer.errors import InputError
 from tinyinfer.graph import Graph
-from tinyinfer.ops import OPS, infer_shapes, node_costs
+from tinyinfer.ops import (MEMORY_ROLES, MIXES, OPS, PER_CHANNEL, POOL, VIEW, WHOLE,
+                           infer_shapes, layer_type, memory_role, node_costs)
 from tinyinfer.runtime import execute
 
 
@@ -79,3 +84,149 @@ def test_every_kind_shape_cost_and_value():
     for n, shape, cost in node_costs(g, x.shape):
         assert isinstance(cost, Cost) and cost.elems_written >= 0
     np.testing.assert_allclose(execute(g, x), torch_forward(x, p).numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ---- the op records: every kind has every field, and the fields agree with each other ------
+def test_every_kind_has_every_field():
+    """Each record answers every question asked of a kind (run, shape, cost, the tools'
+    counts, report type, memory role) for a real node of that kind."""
+    g, _ = all_kinds_graph(np.random.default_rng(0))
+    x_shape = (2, 3, 13, 11)
+    shapes = infer_shapes(g, x_shape)
+    for n in g:
+        op = OPS[n.kind]
+        assert op.kind == n.kind
+        assert all(callable(f) for f in (op.run, op.shape, op.cost, op.lower)), n.kind
+        assert op.op_class in OP_CLASSES, n.kind
+        assert isinstance(layer_type(n), str) and layer_type(n), n.kind
+        assert memory_role(n) in MEMORY_ROLES, n.kind
+        assert set(op.buffers) <= set(n.param_shapes), n.kind
+        ref_ops = op.lower(n, [shapes[i] for i in n.inputs], shapes[n.name], {})
+        assert all(isinstance(r, RefOp) for r in ref_ops), n.kind
+        # every reference op is one the conventions know how to class (or plain copying)
+        assert all(r.op == "copy" or op_class(r.op) != "other" for r in ref_ops), n.kind
+
+
+def test_record_fields_agree():
+    """A view does no work and really returns a view; a pool is a "Pool" row with the pool
+    memory role; a kind counted as "conv" is a conv row; BN's buffers are BN's statistics."""
+    rng = np.random.default_rng(0)
+    g, _ = all_kinds_graph(rng)
+    x = rng.standard_normal((2, 3, 13, 11)).astype(np.float32)
+    values = {"input": x}
+    for n, shape, cost in node_costs(g, x.shape):
+        ins = [values[i] for i in n.inputs]
+        values[n.name] = OPS[n.kind].run(n, ins)
+        is_view = memory_role(n) == VIEW
+        assert is_view == np.shares_memory(values[n.name], ins[0]), n.name
+        if is_view:
+            assert cost == Cost(), n.name
+        assert (OPS[n.kind].op_class == "pool") == (layer_type(n) == "Pool") \
+            == (memory_role(n) == POOL), n.name
+        if OPS[n.kind].op_class == "conv":
+            assert layer_type(n).startswith(("Conv", "Group conv")) and cost.macs > 0
+    assert OPS["batchnorm"].buffers == ("running_mean", "running_var")
+
+
+def conv_graph(cin, cout, k, groups, stride=1, padding=0, residual=False) -> Graph:
+    """One conv node "c" reading the input (twice: as its residual too, if asked)."""
+    g = Graph(cin)
+    g.add_node("c", "conv2d", [g.input] * (2 if residual else 1),
+               {"stride": (stride, stride), "padding": (padding,) * 4, "dilation": (1, 1),
+                "groups": groups, "act": 0}, {"weight": (cout, cin // groups, k, k)})
+    return g
+
+
+@pytest.mark.parametrize("cin,cout,k,groups,residual,cls,layer,memory", [
+    (8, 8, 3, 8, False, "depthwise", "Conv DW 3x3", PER_CHANNEL),
+    (8, 16, 5, 8, False, "depthwise", "Conv DW 5x5", PER_CHANNEL),   # channel multiplier 2
+    (8, 8, 3, 8, True, "depthwise", "Conv DW 3x3", WHOLE),           # needs its residual whole
+    (8, 8, 1, 8, False, "depthwise", "Conv DW 1x1", PER_CHANNEL),
+    (8, 16, 3, 2, False, "grouped", "Group conv 3x3", MIXES),
+    (8, 16, 1, 1, False, "pointwise", "Conv 1x1", MIXES),
+    (3, 16, 3, 1, False, "dense", "Conv 3x3", MIXES),
+    (1, 16, 3, 1, False, "dense", "Conv 3x3", MIXES),                # one input channel
+])
+def test_conv_class_decides_report_type_and_memory(cin, cout, k, groups, residual, cls, layer,
+                                                   memory):
+    node = conv_graph(cin, cout, k, groups, residual=residual)["c"]
+    assert conv_class(node.param_shapes["weight"], groups) == cls
+    assert layer_type(node) == layer
+    assert memory_role(node) == memory
+
+
+def test_conv_input_channels_must_match_the_weight():
+    """A conv whose input does not have Cin/groups * groups channels is refused when shapes
+    are inferred (a report used to count it as if it could run)."""
+    g = conv_graph(8, 8, 3, 8)
+    with pytest.raises(InputError, match=r"c: input has 6 channels but weight \(8, 1, 3, 3\) "
+                                         r"with groups=8 expects 8"):
+        infer_shapes(g, (1, 6, 9, 9))
+
+
+# (cin, cout, k, groups, stride, padding, size): every branch of the dispatcher and its edges
+DISPATCH_CASES = [
+    (8, 8, 3, 8, 1, 1, 16), (8, 16, 3, 8, 2, 1, 16), (8, 8, 1, 8, 2, 0, 16),   # depthwise
+    (1, 4, 3, 1, 1, 1, 16),                 # dense over one input channel: depthwise loop
+    (8, 8, 1, 8, 1, 0, 16), (8, 8, 1, 8, 1, 1, 16),   # 1x1 depthwise at stride 1: rows
+    (8, 16, 3, 2, 1, 1, 16), (8, 16, 3, 2, 2, 1, 9),                           # grouped
+    (8, 16, 1, 2, 1, 0, 16), (8, 16, 1, 2, 1, 0, 5),  # grouped 1x1: rows, however small
+    (8, 16, 1, 1, 1, 0, 16), (8, 16, 1, 1, 2, 0, 32),                          # pointwise
+    (8, 16, 1, 1, 1, 0, 11), (8, 16, 3, 1, 1, 1, 11), (8, 16, 1, 1, 2, 0, 16),  # dot
+    (8, 16, 3, 1, 1, 1, 12), (8, 16, 3, 1, 2, 1, 32), (8, 16, 1, 1, 1, 1, 16),  # im2col
+]
+# the loop of kernels/conv.py (or conv_group.py) each variant ends in; any of them but the
+# depthwise and grouped ones may first run _im2col (all but a 1x1 conv without padding)
+MAIN_LOOP = {"depthwise": "_depthwise", "grouped": "grouped_conv2d_into", "dot": "_dot_kernel",
+             "pointwise": "_pointwise_rows", "im2col": "_pointwise_rows"}
+
+
+def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
+    """conv_variant.py says which loop kernels/conv.py runs for a shape; here each loop is
+    wrapped to record that it ran, and what ran must be the predicted variant's loop."""
+    from tinyinfer.kernels import conv as C
+    from tinyinfer.kernels import conv_group
+    assert SMALL_IMAGE == C.SMALL_IMAGE
+    ran = set()
+
+    def spy(module, name):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: (ran.add(name), real(*a, **k))[1])
+    for name in ("_depthwise", "_dot_kernel", "_im2col", "_pointwise_rows"):
+        spy(C, name)
+    spy(conv_group, "grouped_conv2d_into")
+    rng = np.random.default_rng(0)
+    seen = set()
+    for case in DISPATCH_CASES:
+        cin, cout, k, groups, stride, pad, size = case
+        g = conv_graph(cin, cout, k, groups, stride, pad)
+        x = rng.standard_normal((1, cin, size, size)).astype(np.float32)
+        out = infer_shapes(g, x.shape)["c"]
+        variant = conv_variant(g["c"].param_shapes["weight"], groups, (stride, stride),
+                               (pad,) * 4, out[2] * out[3])
+        g["c"].params = {"weight": rng.standard_normal((cout, cin // groups, k, k),
+                                                       dtype=np.float32)}
+        ran.clear()
+        execute(g, x)
+        needs_im2col = variant in ("dot", "im2col") and not (k == 1 and pad == 0)
+        assert ran == {MAIN_LOOP[variant]} | ({"_im2col"} if needs_im2col else set()), \
+            (case, variant, ran)
+        seen.add(variant)
+    assert seen == set(CONV_VARIANTS)
+
+
+def test_no_kind_tests_outside_the_records():
+    """report.py, memory.py and conventions.py learn what a kind does from its record: none
+    of them compares a node's kind, or anything with a kind's name."""
+    import ast
+    import inspect
+
+    from tinyinfer import conventions, memory, report
+    for module in (conventions, memory, report):
+        for cmp in ast.walk(ast.parse(inspect.getsource(module))):
+            if not isinstance(cmp, ast.Compare):
+                continue
+            parts = [n for p in [cmp.left, *cmp.comparators] for n in ast.walk(p)]
+            where = f"{module.__name__} line {cmp.lineno}"
+            assert not any(isinstance(n, ast.Attribute) and n.attr == "kind" for n in parts), where
+            assert not any(isinstance(n, ast.Constant) and n.value in OPS for n in parts), where

@@ -3,10 +3,11 @@ print different numbers for the same network, and what the papers' "Mult-Adds" a
 
 Every tool answers the same question ("how much work is this network?") with different
 rules, and none of them says which. Here each rule is a table over a small set of
-*reference ops*: the operations the PyTorch reference runs for one tinyinfer node (``lower``
-turns a node into them; a squeeze-excite node, for instance, becomes a pool, two 1x1 convs,
-an activation, a gate and a multiply). A convention maps each op to a count; an op it does
-not list counts 0 ("unsupported" in fvcore's words, silently in thop's).
+*reference ops*: the operations the PyTorch reference runs for one tinyinfer node (each op
+kind's record in ops.py lowers a node to them; a squeeze-excite node, for instance, becomes
+a pool, two 1x1 convs, an activation, a gate and a multiply). A convention maps each op to
+a count; an op it does not list counts 0 ("unsupported" in fvcore's words, silently in
+thop's).
 
     name          unit       conv / linear      BN           activations  pools          add, mul
     paper         Mult-Adds  1 per MAC          folded: 0    0            0              0
@@ -43,22 +44,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Callable
 
-from .costs import numel
+from .costs import RefOp, numel
 from .errors import InputError
 from .kernels.activations import ACT_NAMES
-from .ops import infer_shapes, node_costs
-
-
-@dataclass(frozen=True)
-class RefOp:
-    """One operation of the PyTorch reference."""
-    op: str                 # conv, linear, batchnorm, an activation name, add, mul,
-    #                         max_pool, avg_pool, adaptive_avg_pool, copy
-    macs: int = 0
-    n_in: int = 0           # elements of its (first) input
-    n_out: int = 0          # elements of its output
-    bias: int = 0           # bias additions (output elements) if the layer has a bias
-    call: str = "module"    # module | functional (F.*) | method (x.mean) | operator (a + b)
+from .ops import OPS, get_op, infer_shapes, node_costs
 
 
 # How torchvision's references call the ops that hooks can miss, where it differs from
@@ -80,55 +69,9 @@ def reference_calls(model_name: str) -> dict:
     return calls
 
 
-def _act_ops(code, n, calls) -> list[RefOp]:
-    name = ACT_NAMES[int(code)]
-    return [] if name == "none" else [RefOp(name, n_in=n, n_out=n, call=calls.get(name, "module"))]
-
-
 def lower(node, in_shapes, out_shape, calls=None) -> list[RefOp]:
-    """The reference ops one tinyinfer node stands for."""
-    calls = calls or {}
-    k, a = node.kind, node.attrs
-    n_in, n_out = numel(in_shapes[0]), numel(out_shape)
-    has_bias = "bias" in node.param_shapes
-    if k == "conv2d":
-        cin_g, kh, kw = node.param_shapes["weight"][1:]
-        ops = [RefOp("conv", macs=n_out * cin_g * kh * kw, n_in=n_in, n_out=n_out,
-                     bias=n_out if has_bias else 0)]
-        ops += _act_ops(a.get("act", 0), n_out, calls)
-        return ops + ([RefOp("add", n_in=n_out, n_out=n_out, call="operator")]
-                      if len(node.inputs) > 1 else [])
-    if k == "linear":
-        out_f, in_f = node.param_shapes["weight"]
-        return [RefOp("linear", macs=numel(out_shape) * in_f, n_in=n_in, n_out=n_out,
-                      bias=n_out if has_bias else 0)] + _act_ops(a.get("act", 0), n_out, calls)
-    if k == "batchnorm":
-        return [RefOp("batchnorm", n_in=n_in, n_out=n_out)]
-    if k == "act":
-        return _act_ops(a["act"], n_out, calls)
-    if k in ("add", "mul"):
-        ops = [RefOp(k, n_in=n_in, n_out=n_out, call=calls.get(k, "operator"))]
-        return ops + (_act_ops(a.get("act", 0), n_out, calls) if k == "add" else [])
-    if k in ("global_avgpool", "adaptive_avgpool"):
-        return [RefOp("adaptive_avg_pool", n_in=n_in, n_out=n_out, call=calls.get(k, "module"))]
-    if k in ("avg_pool2d", "max_pool2d"):
-        return [RefOp(k.replace("2d", ""), n_in=n_in, n_out=n_out, call=calls.get(k, "module"))]
-    if k == "se":      # pool -> 1x1 conv (bias) -> act -> 1x1 conv (bias) -> gate -> x * gate
-        n, c = in_shapes[0][:2]
-        red = node.param_shapes[a["reduce"] + ".weight"][0]
-        return [RefOp("adaptive_avg_pool", n_in=n_in, n_out=n * c),
-                RefOp("conv", macs=n * c * red, n_in=n * c, n_out=n * red, bias=n * red),
-                *_act_ops(a["act"], n * red, calls),
-                RefOp("conv", macs=n * red * c, n_in=n * red, n_out=n * c, bias=n * c),
-                *_act_ops(a["gate"], n * c, calls),
-                RefOp("mul", n_in=n_in, n_out=n_in, call="operator")]
-    if k in DATA_MOVEMENT:
-        return [RefOp("copy", n_in=n_in, n_out=n_out, call="operator")]
-    raise KeyError(f"node {node.name!r} has kind {k!r}, which conventions.lower does not "
-                   f"know: add it there (no node may silently count as zero)")
-
-
-DATA_MOVEMENT = ("concat", "slice", "channel_shuffle", "flatten")   # no arithmetic at all
+    """The reference ops one tinyinfer node stands for (its op record's ``lower``)."""
+    return get_op(node).lower(node, in_shapes, out_shape, calls or {})
 
 
 # ---- the tools' rules: reference op -> count --------------------------------------------
@@ -258,7 +201,7 @@ def torch_params(graph) -> int:
     total = 0
     for node in graph:
         for p, shape in node.param_shapes.items():
-            if not (node.kind == "batchnorm" and p.startswith("running_")):
+            if p not in get_op(node).buffers:
                 total += numel(shape)
     return total
 
@@ -306,19 +249,18 @@ def compare(model, input_shape=None, conventions=None) -> dict[str, Counted]:
 OP_CLASSES = ("conv", "linear", "batchnorm", "activation", "pool", "add/mul", "other")
 
 
+# the reference ops' classes; a node kind's class is in its op record
+_REF_OP_CLASSES = {"conv": "conv", "linear": "linear", "batchnorm": "batchnorm",
+                   "add": "add/mul", "mul": "add/mul", "max_pool": "pool", "avg_pool": "pool",
+                   "adaptive_avg_pool": "pool",
+                   **{name: "activation" for name in ACT_NAMES.values()}}
+
+
 def op_class(op: str) -> str:
     """A reference op (or, for tinyinfer's own conventions, a node kind) -> OP_CLASSES."""
-    if op in ("conv", "linear", "batchnorm"):
-        return op
-    if op == "conv2d":
-        return "conv"
-    if op in ACT_NAMES.values() or op == "act":
-        return "activation"
-    if "pool" in op:
-        return "pool"
-    if op in ("add", "mul"):
-        return "add/mul"
-    return "other"
+    if op in OPS:
+        return OPS[op].op_class
+    return _REF_OP_CLASSES.get(op, "other")
 
 
 def by_class(counted: Counted) -> dict[str, int]:

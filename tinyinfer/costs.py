@@ -1,4 +1,5 @@
-"""Operation counts: the one record every kernel's cost model returns.
+"""Operation counts: the one record every kernel's cost model returns (``Cost``), and the
+record of one operation of the PyTorch reference that the counting tools see (``RefOp``).
 
 Conventions (written once here and in the README):
 
@@ -50,3 +51,16 @@ def numel(shape) -> int:
     for d in shape:
         n *= int(d)
     return n
+
+
+@dataclass(frozen=True)
+class RefOp:
+    """One operation of the PyTorch reference, as a counting tool sees it. Each op kind's
+    record (ops.py) lowers a node to these; conventions.py's tables count them."""
+    op: str                 # conv, linear, batchnorm, an activation name, add, mul,
+    #                         max_pool, avg_pool, adaptive_avg_pool, copy
+    macs: int = 0
+    n_in: int = 0           # elements of its (first) input
+    n_out: int = 0          # elements of its output
+    bias: int = 0           # bias additions (output elements) if the layer has a bias
+    call: str = "module"    # module | functional (F.*) | method (x.mean) | operator (a + b)

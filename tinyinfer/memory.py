@@ -7,7 +7,9 @@ Two questions, two functions. Weights are not counted in either (they are the pa
 reader (runtime.last_uses). While node i runs, the live values are those produced before i
 and still to be read at i or later, plus i's own output. Summing their bytes per node gives
 a memory curve; its maximum is the peak activation memory. A channel slice or a flatten is
-a view: it costs nothing itself but keeps the array it views alive.
+a view: it costs nothing itself but keeps the array it views alive. (Each op kind's record
+in ops.py says which of its memory roles, VIEW, PER_CHANNEL, MIXES, POOL or WHOLE, a node
+has; this module asks nothing else about kinds.)
 
 ``materialized(graph, input_shape)`` -- the MobileNetV2 paper's Table 3: "the max number of
 channels/memory that needs to be materialized at each spatial resolution". Its Section 5
@@ -37,10 +39,8 @@ from dataclasses import dataclass
 
 from .costs import numel
 from .graph import Graph
-from .ops import infer_shapes
+from .ops import MIXES, PER_CHANNEL, POOL, VIEW, infer_shapes, memory_role
 from .runtime import last_uses
-
-VIEWS = ("slice", "flatten")           # outputs that share their input's buffer
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Liveness:
 
 def _root(graph: Graph, value: str) -> str:
     """The value whose buffer ``value`` lives in (itself unless it is a view)."""
-    while value != graph.INPUT and graph[value].kind in VIEWS:
+    while value != graph.INPUT and memory_role(graph[value]) == VIEW:
         value = graph[value].inputs[0]
     return value
 
@@ -81,29 +81,12 @@ def liveness(graph: Graph, input_shape, itemsize: int = 4) -> Liveness:
         names.append(node.name)
         live.append(sum(b for start, stop, b in buffers if start <= i <= stop))
         mine = set(node.inputs) | {node.name}
-        work.append(0 if node.kind in VIEWS else sum(numel(shapes[v]) * itemsize for v in mine))
+        work.append(0 if memory_role(node) == VIEW
+                    else sum(numel(shapes[v]) * itemsize for v in mine))
     return Liveness(names, live, work, itemsize)
 
 
 # ---- the MobileNetV2 paper's materialized tensors -------------------------------------------
-def _is_depthwise(node) -> bool:
-    return node.kind == "conv2d" and node.attrs["groups"] > 1 \
-        and node.param_shapes["weight"][1] == 1
-
-
-def _per_channel(node) -> bool:
-    """Output channel c depends on input channel c only: a slice in gives a slice out."""
-    return node.kind in ("act", "batchnorm") or (_is_depthwise(node) and len(node.inputs) == 1)
-
-
-def _mixes(node) -> bool:
-    """Sums over input channels: can accumulate its output from input channel slices."""
-    return node.kind in ("conv2d", "linear") and not _is_depthwise(node)
-
-
-POOLS = ("global_avgpool", "adaptive_avgpool", "avg_pool2d", "max_pool2d")
-
-
 def streamed_values(graph: Graph) -> set[str]:
     """Values that never need to exist whole (MobileNetV2 Section 5, generalized).
 
@@ -121,14 +104,20 @@ def streamed_values(graph: Graph) -> set[str]:
     for node in graph:
         if node.name == graph.output:
             continue
-        if not (_per_channel(node) or (_mixes(node) and not streamed & set(node.inputs))):
+        role = memory_role(node)
+        if not (role == PER_CHANNEL or (role == MIXES and not streamed & set(node.inputs))):
             continue
         readers = graph.consumers(node.name)
-        if readers and all(_per_channel(r) or r.kind in POOLS
-                           or (_mixes(r) and r.inputs[0] == node.name
-                               and node.name not in r.inputs[1:]) for r in readers):
+        if readers and all(_reads_slices(r, node.name) for r in readers):
             streamed.add(node.name)
     return streamed
+
+
+def _reads_slices(reader, value: str) -> bool:
+    """Can ``reader`` take ``value`` one channel slice at a time?"""
+    role = memory_role(reader)
+    return role in (PER_CHANNEL, POOL) or (
+        role == MIXES and reader.inputs[0] == value and value not in reader.inputs[1:])
 
 
 @dataclass
@@ -147,7 +136,7 @@ def materialized(graph: Graph, input_shape, itemsize: int = 2,
     skip = streamed_values(graph) if streaming else set()
     best: dict[tuple, ResolutionRow] = {}
     for node in graph:
-        if node.name in skip or node.kind in VIEWS:
+        if node.name in skip or memory_role(node) == VIEW:
             continue
         shape = shapes[node.name]
         size = tuple(shape[2:4]) if len(shape) == 4 else (1, 1)

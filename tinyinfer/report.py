@@ -28,24 +28,7 @@ import io
 from dataclasses import dataclass
 
 from .costs import Cost
-from .ops import infer_shapes, node_costs
-
-
-def layer_type(node, in_shape) -> str:
-    """The papers' layer classes (MobileNet Table 2: Conv 1x1, Conv DW 3x3, Conv 3x3, FC)."""
-    if node.kind == "conv2d":
-        cout, cin_g, kh, kw = node.param_shapes["weight"]
-        g = node.attrs["groups"]
-        if g > 1 and g == in_shape[1] and cin_g == 1:
-            return f"Conv DW {kh}x{kw}"
-        if g > 1:
-            return f"Group conv {kh}x{kw}"
-        return f"Conv {kh}x{kw}"
-    if node.kind == "linear":
-        return "Fully Connected"
-    return {"global_avgpool": "Pool", "avg_pool2d": "Pool", "max_pool2d": "Pool",
-            "adaptive_avgpool": "Pool", "add": "Add", "act": "Activation",
-            "batchnorm": "BatchNorm", "se": "Squeeze-Excite"}.get(node.kind, node.kind)
+from .ops import layer_type, node_costs
 
 
 @dataclass
@@ -229,13 +212,12 @@ def summarize(model, input_shape, itemsize: int = 4, convention: str = "paper",
     from .conventions import count, get_convention
     from .memory import liveness
     get_convention(convention)
-    shapes = infer_shapes(model.plan, input_shape)
     lv = liveness(model.plan, input_shape, itemsize)
     live = dict(zip(lv.names, lv.live_bytes))
     counted = None if convention == "paper" else count(model, convention, input_shape)
     rows = []
     for node, out_shape, cost in node_costs(model.plan, input_shape):
-        rows.append(Row(node.name, node.kind, layer_type(node, shapes[node.inputs[0]]),
+        rows.append(Row(node.name, node.kind, layer_type(node),
                         out_shape, cost, tuple(node.fused), live[node.name],
                         counted.per_row.get(node.name, 0) if counted else None,
                         times.get(node.name) if times is not None else None))
