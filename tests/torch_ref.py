@@ -38,7 +38,8 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
             if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                if m.bias is not None:              # LayerNorm(bias=False) has none
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     return model.eval()
 
 
