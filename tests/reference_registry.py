@@ -139,6 +139,16 @@ REFERENCES: dict[str, Reference] = {
         "shufflenet_g1_w1", "shufflenet_g2_w1", "shufflenet_g3_w1", "shufflenet_g4_w1",
         "shufflenet_g8_w1", "shufflenet_g1_w3d4", "shufflenet_g1_wd2", "shufflenet_g1_wd4",
         "shufflenet_g3_w3d4", "shufflenet_g3_wd2", "shufflenet_g3_wd4")},
+    # ProxylessNAS and Single-Path NAS (MBConv networks): pytorchcv's head is a fixed 7x7
+    # average pool, so both cases end on a 7x7 map (224 and 193 do)
+    **{n: Reference(_pytorchcv(n), FIRST, "he") for n in (
+        "proxylessnas_cpu", "proxylessnas_gpu", "proxylessnas_mobile", "proxylessnas_mobile14",
+        "spnasnet")},
+    # SqueezeNeXt: pytorchcv's head is a fixed 7x7 average pool too; 211 ends on 7x7
+    # (211 -> 104 -> 52 -> 26 -> 13 -> 7), 193 would end on 6x6
+    **{n: Reference(_pytorchcv(n), ((1, 224), (3, 211)), "he") for n in (
+        "sqnxt23_w1", "sqnxt23_w3d2", "sqnxt23_w2", "sqnxt23v5_w1", "sqnxt23v5_w3d2",
+        "sqnxt23v5_w2")},
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).
