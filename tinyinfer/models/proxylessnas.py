@@ -17,6 +17,11 @@ What the searched networks have that the grammar writes directly: every block is
 the search left as "zero" (identity) ops are simply absent. pytorchcv keeps their unit
 numbers (a residual=0 unit is the identity), so its unit numbering skips over them; the
 tables below keep those units as ``None`` so the key map can count them.
+
+Mult-Adds at 224 (tests/test_proxylessnas.py checks them): mobile 320.4M, mobile14 580.9M
+(the authors' README, github.com/mit-han-lab/proxylessnas: 320M, 581M), GPU 465.3M, CPU
+439.2M (the paper's figures as cited: 465M, 439M), SPNASNet 333.5M (no published Mult-Adds
+found; pytorchcv's and timm's network exactly).
 """
 from __future__ import annotations
 
