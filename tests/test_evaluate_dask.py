@@ -25,9 +25,16 @@ def photos(tmp_path_factory):
     return root, build_dataset(root)
 
 
+# The first N images: enough tasks (one image each) for a kill to land mid-run, few enough
+# to keep a loaded 2-core machine's test time down.
+N = 8
+
+
 @pytest.fixture(scope="module")
 def in_process_rows(photos):
-    return evaluate("mobilenet_v2", photos[0], batch_size=3, progress=False).rows
+    rows = evaluate("mobilenet_v2", photos[0], batch_size=3, limit=N, progress=False).rows
+    assert len(rows) == N
+    return rows
 
 
 def read_rows(path):
@@ -61,7 +68,7 @@ def test_local2_rows_identical_and_a_killed_worker_costs_nothing(photos, in_proc
     killer.start()
     try:
         # one image per task: many tasks, so the kill lands while most are still to do
-        ev = evaluate("mobilenet_v2", photos[0], output=out, batch_size=1,
+        ev = evaluate("mobilenet_v2", photos[0], output=out, batch_size=1, limit=N,
                       scheduler="local:2", progress=False)
     finally:
         killed.setdefault("pid", None)   # stop the killer if the run failed early
