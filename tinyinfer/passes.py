@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .graph import Graph
 from .kernels.norm import fold_batchnorm as fold_bn_weights
+from .reparam import reparameterize
 
 
 def _sole_consumer(graph: Graph, value: str):
@@ -121,13 +122,17 @@ def fuse_residual(graph: Graph) -> Graph:
     return graph
 
 
-def optimize(graph: Graph) -> Graph:
-    """The load-time pipeline: a new graph with BN folded and epilogues fused."""
+def optimize(graph: Graph, reparam: bool = True) -> Graph:
+    """The load-time pipeline: a new graph with BN folded and epilogues fused.
+    reparam=False keeps re-parameterizable branches apart (reparam.py): the training form's
+    cost, as MobileOne trains; True sums them into one conv, the form that runs."""
     g = graph.copy()
     for n in g:  # weight arrays are replaced, never mutated, so the copy may share them
         n.params = dict(n.params)
     fold_batchnorm(g)
     fold_batchnorm_through_concat(g)
+    if reparam:     # after BN folding (branches are conv + bias), before epilogue fusion
+        reparameterize(g)
     fuse_residual(g)
     fuse_activation(g)
     return g
