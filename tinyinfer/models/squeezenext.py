@@ -77,6 +77,8 @@ def sqnxt_unit(b: NetBuilder, x: str, prefix: str, out_ch: int, stride: int) -> 
     shortcut = x
     if reduction != 2:                             # width or resolution changes
         shortcut = _conv_bn_relu(b, x, f"{prefix}.identity_conv", out_ch, 1, 1, stride)
+    # pytorchcv's final ReLU is a no-op (both summands are ReLU outputs, so the sum is >= 0);
+    # kept so the graph reads as the reference, and free: it is fused into the add
     return b.act(f"{prefix}.activ", b.add(f"{prefix}.add", y, shortcut), "relu")
 
 
