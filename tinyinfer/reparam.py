@@ -88,7 +88,7 @@ def _branches(graph: Graph, leaves: list[str]):
     return convs, idents
 
 
-def _merged_weights(convs, idents, kernel: int, groups: int):
+def _merged_weights(convs, idents, kernel: int):
     """The one conv's (weight, bias): every branch's weight centred in a kernel x kernel
     tap, summed in float64; each identity BN as scale on its own channel's centre tap."""
     out_ch, in_per_group = convs[0].params["weight"].shape[:2]
@@ -125,8 +125,7 @@ def reparameterize(graph: Graph) -> Graph:
         keep = max(convs, key=lambda c: c.param_shapes["weight"][2])   # first largest kernel
         kernel = keep.param_shapes["weight"][2]
         if keep.params:     # a graph built without weights (for counting) changes shape only
-            keep.params["weight"], keep.params["bias"] = _merged_weights(
-                convs, idents, kernel, keep.attrs["groups"])
+            keep.params["weight"], keep.params["bias"] = _merged_weights(convs, idents, kernel)
         keep.param_shapes["bias"] = (keep.param_shapes["weight"][0],)
         for other in [n for n in convs + idents if n is not keep] + adds:
             keep.fused.extend([other.name] + other.fused)

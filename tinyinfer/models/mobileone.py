@@ -100,5 +100,4 @@ for _variant in VARIANTS:
         reference=f"timm.models.mobileone_{_variant}",
         layouts={"timm": None},
         defaults={"variant": _variant},
-        interpolation="bilinear",
     ))
