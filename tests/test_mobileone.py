@@ -12,6 +12,7 @@ import timm
 import torch
 
 import tinyinfer
+from tinyinfer.errors import InputError
 from tinyinfer.models.mobileone import training_form
 from tinyinfer.passes import optimize
 from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy
@@ -146,3 +147,8 @@ def test_pass_changes_no_other_network():
         graph = tinyinfer.build(name).graph
         with_pass, without = optimize(graph), optimize(graph, reparam=False)
         assert [(n.name, n.fused) for n in with_pass] == [(n.name, n.fused) for n in without], name
+
+
+def test_unknown_variant_raises_one_clear_error():
+    with pytest.raises(InputError, match="variant must be one of 's0'"):
+        tinyinfer.build("mobileone_s0", variant="s9")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 
+from ..errors import InputError
 from ..graph import Graph
 from .blocks import make_divisible
 from .builder import NetBuilder
@@ -65,6 +66,10 @@ def mobileone_block(b: NetBuilder, x: str, prefix: str, out_ch: int, kernel: int
 
 
 def mobileone(variant: str = "s0", num_classes: int = 1000) -> Graph:
+    """variant: the paper's S0 ... S4 ("s0" ... "s4")."""
+    if variant not in VARIANTS:
+        raise InputError(f"MobileOne variant must be one of {', '.join(map(repr, VARIANTS))} "
+                         f"(the paper's S0-S4), got {variant!r}")
     factors, branches, se_pairs = VARIANTS[variant]
     b = NetBuilder()
     # timm builds the stem with one k x k branch in every variant (S0's 4 are in the stages)
