@@ -1,8 +1,9 @@
 """Pointwise activations: ReLU, ReLU6, sigmoid, h-sigmoid, h-swish, swish (SiLU), GELU.
 
-Every activation has an integer code so that conv / linear kernels can apply it in their
-epilogue (one pass over the output instead of two). ``act_scalar`` is the single place
-where the formulas live for Numba code; ``activation_ref`` is the NumPy reference.
+Every activation has a named integer code (RELU, ...) so that conv / linear / add kernels
+can apply it in their epilogue (one pass over the output instead of two). ``act_scalar`` is
+the single place where the formulas live for Numba code, ``act_into`` the single loop that
+applies one to a row (every kernel calls it); ``activation_ref`` is the NumPy reference.
 
 h-sigmoid and h-swish are MobileNetV3's definitions (Howard et al. 2019, eq. in sec. 5.2):
     h-sigmoid(x) = ReLU6(x + 3) / 6        h-swish(x) = x * ReLU6(x + 3) / 6
@@ -56,54 +57,73 @@ def _clamp(v, lo, hi):
 def act_scalar(v, code):
     """The activation formulas, for use inside other kernels' loops (float32 in, float32 out)."""
     zero, three, six = np.float32(0.0), np.float32(3.0), np.float32(6.0)
-    if code == 0:
+    if code == NONE:
         return v
-    elif code == 1:
+    elif code == RELU:
         return zero if v < zero else v
-    elif code == 2:
+    elif code == RELU6:
         return _clamp(v, zero, six)
-    elif code == 3:
+    elif code == SIGMOID:
         return np.float32(1.0) / (np.float32(1.0) + math.exp(-v))
-    elif code == 4:
+    elif code == HSIGMOID:
         return _clamp(v + three, zero, six) / six
-    elif code == 5:
+    elif code == HSWISH:
         return v * _clamp(v + three, zero, six) / six
-    elif code == 6:
+    elif code == SWISH:
         return v / (np.float32(1.0) + math.exp(-v))
     else:
         return np.float32(0.5) * v * (np.float32(1.0) + math.erf(v * np.float32(0.7071067811865476)))
 
 
+@numba.njit(inline="always", cache=True)
+def act_into(src, dst, code):
+    """dst[i] = act(src[i]) for 1-D arrays of one length; dst may be src (in place).
+
+    The one activation ladder: one loop per activation, each calling act_scalar with a
+    constant code, so after inlining the branch folds away and the loop vectorizes. A
+    single loop that tests ``code`` per element does not vectorize: ReLU measured 4.5 ms
+    vs 0.08 ms on 800k elements (git log d421573).
+    """
+    n = dst.shape[0]
+    if code == RELU:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], RELU)
+    elif code == RELU6:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], RELU6)
+    elif code == SIGMOID:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], SIGMOID)
+    elif code == HSIGMOID:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], HSIGMOID)
+    elif code == HSWISH:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], HSWISH)
+    elif code == SWISH:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], SWISH)
+    elif code == GELU:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], GELU)
+    else:
+        for i in range(n):
+            dst[i] = src[i]
+
+
+# Elements per parallel task of the whole-array loops (here and tensor_ops.add): 16 KB, so
+# a task's slice stays in L1 between add's two passes, and 800k elements are 200 tasks.
+CHUNK = 4096
+
+
 @numba.njit(parallel=True, cache=True)
 def _activation_flat(x, out, code):
-    # One loop per activation, each calling act_scalar with a constant code: after inlining
-    # the branch folds away and the loop vectorizes. (A single loop that tests ``code`` per
-    # element does not vectorize and runs ~50x slower for ReLU.)
+    """out = act(x), both 1-D of one length, a chunk of the ladder per parallel task."""
     n = x.size
-    if code == RELU:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], RELU)
-    elif code == RELU6:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], RELU6)
-    elif code == SIGMOID:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], SIGMOID)
-    elif code == HSIGMOID:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], HSIGMOID)
-    elif code == HSWISH:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], HSWISH)
-    elif code == SWISH:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], SWISH)
-    elif code == GELU:
-        for i in numba.prange(n):
-            out[i] = act_scalar(x[i], GELU)
-    else:
-        for i in numba.prange(n):
-            out[i] = x[i]
+    for t in numba.prange((n + CHUNK - 1) // CHUNK):
+        lo = t * CHUNK
+        hi = min(lo + CHUNK, n)
+        act_into(x[lo:hi], out[lo:hi], code)
 
 
 def activation(x: np.ndarray, code, out: np.ndarray | None = None) -> np.ndarray:

@@ -23,13 +23,12 @@ import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
-from .tensor_ops import _float32_array, _int
+from .common import FASTMATH, check_int, float32_array
 
-_FASTMATH = {"reassoc", "contract"}
 _ROWS = 16     # query rows per parallel task
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _sdpa(q, kt, vt, scale, out):
     # q: (G, Tq, D); kt: (G, D, Tk) and vt: (G, Dv, Tk), K and V TRANSPOSED so that every
     # inner loop below runs over keys, contiguous and long (Tk = 64..1024) rather than over
@@ -74,9 +73,9 @@ def _sdpa(q, kt, vt, scale, out):
 
 
 def _sdpa_args(q, k, v, scale):
-    q = _float32_array(q, "q")
-    k = _float32_array(k, "k")
-    v = _float32_array(v, "v")
+    q = float32_array(q, "q")
+    k = float32_array(k, "k")
+    v = float32_array(v, "v")
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
         raise InputError(f"q, k, v must all be (..., T, D) with the same number of dims, "
                          f"e.g. (B, H, T, D); got {q.shape}, {k.shape}, {v.shape}")
@@ -147,7 +146,7 @@ def scaled_dot_product_attention_cost(q_shape, k_shape, v_shape) -> Cost:
 # ----------------------------------------------------------------------------------------
 # multi-head self-attention
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _linear(x, w, b, out):
     # out[r, o] = sum_c x[r, c] w[o, c] + b[o];  x: (R, C), w: (O, C), out: (R, O).
     # Four rows of x share each load of a weight row: the weight matrix (4*C*C*3 bytes,
@@ -183,16 +182,16 @@ def _linear(x, w, b, out):
 
 
 def _mhsa_args(x, w_qkv, b_qkv, w_proj, b_proj, num_heads):
-    x = _float32_array(x, "x", 3, "(B, T, C)")
+    x = float32_array(x, "x", 3, "(B, T, C)")
     B, T, C = x.shape
-    H = _int(num_heads, "num_heads", 1)
+    H = check_int(num_heads, "num_heads", 1)
     if C % H:
         raise InputError(f"num_heads={H} must divide the embedding dim C={C}")
     if T == 0 or C == 0:
         raise InputError(f"multi_head_self_attention needs T >= 1 and C >= 1, got {x.shape}")
 
     def mat(w, name, shape):
-        w = _float32_array(w, name)
+        w = float32_array(w, name)
         if w.shape != shape:
             raise InputError(f"{name} must have shape {shape}, got {w.shape}")
         return w

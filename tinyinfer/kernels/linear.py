@@ -5,7 +5,7 @@
 
 The kernel, ``_dot_kernel``, is also the engine's "tiny image" 1x1 convolution: a 1x1 conv
 on a 7x7 map is a linear layer applied to 49 pixels, once the map is transposed to
-(pixels, channels). conv.py calls it for that.
+(pixels, channels). conv_im2col.py calls it for that.
 
 Why the loops look the way they do
 ----------------------------------
@@ -25,14 +25,8 @@ import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
-from .activations import ACT_FLOPS, act_code, act_scalar, activation_ref
-
-# 'contract' lets LLVM fuse a*b+c into one FMA (one rounding instead of two: if anything
-# more accurate). 'reassoc' lets it reorder a sum, which vectorizes reductions: results then
-# differ from a left-to-right sum by normal float rounding (~1e-7 relative per term).
-# Deliberately NOT 'nnan'/'ninf'/'afn': NaN and Inf propagate as IEEE says and exp/erf in
-# the activations keep full accuracy.
-FASTMATH = {"contract", "reassoc"}
+from .activations import ACT_FLOPS, act_code, activation_ref
+from .common import FASTMATH, NO_RES2, check_act, check_array, epilogue_rows
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -41,7 +35,7 @@ def _dot_kernel(x, w, bias, y):
 
     x (G, M, K)   w (O, K)   bias (O,)   y (G, O, M)      (all C-contiguous)
 
-    The output is stored transposed, (O, M): for conv.py that is NCHW directly (g = image,
+    The output is stored transposed, (O, M): for conv_im2col.py that is NCHW directly (g = image,
     o = channel, m = pixel); linear() transposes its (OUT, rows) result back, which costs
     nothing at batch 1. The activation and residual are a second pass, ``epilogue_rows``:
     inlined here, 16 times over, they made this function take 30 s to compile.
@@ -119,77 +113,6 @@ def _put4(row, b, s0, s1, s2, s3):
     row[1] = s1 + b
     row[2] = s2 + b
     row[3] = s3 + b
-
-
-@numba.njit(inline="always", cache=True)
-def epilogue(o, r, act):
-    """o[:] = act(o) (+ r): the activation, then the residual add, on one row.
-
-    Each branch calls act_scalar with a literal code, so LLVM folds away the other formulas
-    and vectorizes the loop (with the code as a variable every element would branch).
-    """
-    n = o.shape[0]
-    if act == 1:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 1)
-    elif act == 2:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 2)
-    elif act == 3:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 3)
-    elif act == 4:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 4)
-    elif act == 5:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 5)
-    elif act == 6:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 6)
-    elif act == 7:
-        for i in range(n):
-            o[i] = act_scalar(o[i], 7)
-    if r is not None:
-        for i in range(n):
-            o[i] += r[i]
-
-
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def epilogue_rows(y, res, has_res, act):
-    """y[i, :] = act(y[i, :]) (+ res[i, :]) for every row i.   y, res (R, C)"""
-    for i in numba.prange(y.shape[0]):
-        epilogue(y[i], res[i] if has_res else None, act)
-
-
-# ---------------------------------------------------------------------------------------
-# Validation shared with conv.py: every bad input becomes an InputError that says what to do.
-
-def check_array(a, name: str, ndim=None) -> np.ndarray:
-    """a must be a float32 ndarray (of ``ndim`` dims if given); returns it C-contiguous."""
-    if not isinstance(a, np.ndarray):
-        raise InputError(f"{name} must be a NumPy array, got {type(a).__name__}; "
-                         f"convert with np.asarray({name}, dtype=np.float32)")
-    if ndim is not None and a.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
-        want = " or ".join(str(d) for d in (ndim if isinstance(ndim, tuple) else (ndim,)))
-        raise InputError(f"{name} must have {want} dimensions, got shape {a.shape}")
-    if a.dtype != np.float32:
-        raise InputError(f"{name} must be float32, got {a.dtype}; "
-                         f"convert with {name}.astype(np.float32)")
-    return np.ascontiguousarray(a)
-
-
-def check_act(act) -> int:
-    try:
-        return act_code(act)
-    except ValueError as e:
-        raise InputError(str(e)) from None
-
-
-# A 1-element stand-in passed when there is no residual, so the kernels see one type
-# (Numba compiles a new version for every distinct argument type, None included).
-NO_RES2 = np.zeros((1, 1), np.float32)
-NO_RES4 = np.zeros((1, 1, 1, 1), np.float32)
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,

@@ -22,15 +22,13 @@ import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
-from .tensor_ops import _axis, _float32_array
-
-_FASTMATH = {"reassoc", "contract"}    # see the module docstring
+from .common import FASTMATH, check_axis, float32_array
 
 
 def _vector(v, name: str, C: int, allow_none: bool = False):
     if v is None and allow_none:
         return None
-    v = _float32_array(v, name)
+    v = float32_array(v, name)
     if v.shape != (C,):
         raise InputError(f"{name} must have shape ({C},) (one value per channel), got "
                          f"{v.shape}")
@@ -79,7 +77,7 @@ def _scale_shift(x, scale, shift, out):
 def batch_norm(x: np.ndarray, gamma, beta, mean, var, eps: float = 1e-5) -> np.ndarray:
     """Inference batch norm with running statistics.  x: (N, C, *spatial) (e.g. NCHW, or
     (N, C) after a flatten); gamma, beta, mean, var: (C,). Returns x's shape, float32."""
-    x = _float32_array(x, "x")
+    x = float32_array(x, "x")
     if x.ndim < 2:
         raise InputError(f"batch_norm needs x of shape (N, C, ...), got {x.shape}")
     N, C = x.shape[:2]
@@ -111,7 +109,7 @@ def fold_batchnorm(conv_weight, conv_bias, gamma, beta, mean, var, eps: float = 
     conv_weight: (O, ...) with output channels first (conv (O, I/g, KH, KW), linear (O, I);
     NOT ConvTranspose, whose weight is (I, O/g, KH, KW)); conv_bias: (O,) or None.
     Computed in float64, returned as float32 (weight of the same shape, bias (O,))."""
-    w = _float32_array(conv_weight, "conv_weight")
+    w = float32_array(conv_weight, "conv_weight")
     if w.ndim < 2:
         raise InputError(f"conv_weight must be (O, ...) with output channels first, got "
                          f"shape {w.shape}")
@@ -127,7 +125,7 @@ def fold_batchnorm(conv_weight, conv_bias, gamma, beta, mean, var, eps: float = 
 # ----------------------------------------------------------------------------------------
 # layer norm
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _layer_norm_rows(x, gamma, beta, out, eps):
     # x, out: (R, C), normalize each row. Two passes (mean, then mean of squared deviations)
     # rather than E[x^2] - E[x]^2, which cancels catastrophically when |mean| >> std.
@@ -149,7 +147,7 @@ def _layer_norm_rows(x, gamma, beta, out, eps):
 _LN2D_BLOCK = 64   # pixels per task: a few cache lines per channel row, many tasks
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _layer_norm_channels(x, gamma, beta, out, eps):
     # x, out: (N, C, L); normalize over C at each of the L pixels. Channel values of one
     # pixel are L apart in memory, so work on a block of pixels at once and sweep c in the
@@ -193,7 +191,7 @@ def _ln_affine(gamma, beta, C):
 def layer_norm(x: np.ndarray, gamma=None, beta=None, eps: float = 1e-5) -> np.ndarray:
     """Layer norm over the last dim, as F.layer_norm(x, (C,), gamma, beta, eps).
     x: (..., C), e.g. tokens (B, T, C); gamma, beta: (C,) or None (no affine)."""
-    x = _float32_array(x, "x")
+    x = float32_array(x, "x")
     if x.ndim < 1 or x.shape[-1] == 0:
         raise InputError(f"layer_norm needs x of shape (..., C) with C >= 1, got {x.shape}")
     C = x.shape[-1]
@@ -217,7 +215,7 @@ def layer_norm_2d(x: np.ndarray, gamma=None, beta=None, eps: float = 1e-6) -> np
     """Layer norm over the channels of NCHW, as timm's LayerNorm2d (which permutes to NHWC,
     runs F.layer_norm over C and permutes back). x: (N, C, H, W); gamma, beta: (C,) or None.
     eps defaults to 1e-6, timm's LayerNorm2d default (layer_norm's 1e-5 is torch's)."""
-    x = _float32_array(x, "x", 4, "(N, C, H, W)")
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
     N, C, H, W = x.shape
     if C == 0:
         raise InputError(f"layer_norm_2d needs at least one channel, got shape {x.shape}")
@@ -255,7 +253,7 @@ def layer_norm_2d_cost(shape, affine: bool = True) -> Cost:
 # ----------------------------------------------------------------------------------------
 # softmax
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _softmax_rows(x, out):
     # Subtracting the row max makes every exponent <= 0, so exp cannot overflow and the
     # largest term is exactly 1 (the sum is >= 1, never 0). A row of all -inf gives NaN,
@@ -277,10 +275,10 @@ def _softmax_rows(x, out):
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along ``axis``; same shape as x, float32."""
-    x = _float32_array(x, "x")
+    x = float32_array(x, "x")
     if x.ndim == 0:
         raise InputError("softmax needs an array with at least 1 dimension")
-    axis = _axis(axis, x.ndim)
+    axis = check_axis(axis, x.ndim)
     if x.shape[axis] == 0:
         raise InputError(f"softmax over an empty axis {axis} of shape {x.shape}")
     last = axis == x.ndim - 1

@@ -21,15 +21,15 @@ import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
-from .tensor_ops import _float32_array, _int
+from .common import check_int, float32_array
 
 
 def _pair(v, name: str, minimum: int) -> tuple[int, int]:
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise InputError(f"{name} must be an int or a pair (h, w), got {v!r}")
-        return _int(v[0], name, minimum), _int(v[1], name, minimum)
-    v = _int(v, name, minimum)
+        return check_int(v[0], name, minimum), check_int(v[1], name, minimum)
+    v = check_int(v, name, minimum)
     return v, v
 
 
@@ -101,7 +101,7 @@ def avg_pool2d(x: np.ndarray, kernel, stride=None, padding=0, ceil_mode: bool = 
 
     kernel, stride, padding: int or (h, w); stride defaults to kernel (as in PyTorch).
     Padding counts as zeros in the divisor when count_include_pad (the default)."""
-    x = _float32_array(x, "x", 4, "(N, C, H, W)")
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
     kh, kw, sh, sw, ph, pw, _, _, OH, OW = _pool_geometry(
         x.shape, kernel, stride, padding, 1, ceil_mode, "avg_pool2d")
     N, C, H, W = x.shape
@@ -171,7 +171,7 @@ def max_pool2d(x: np.ndarray, kernel, stride=None, padding=0, dilation=1,
 
     kernel, stride, padding, dilation: int or (h, w); stride defaults to kernel. Padding
     acts as -inf (never selected); NaN in a window gives NaN, as in PyTorch."""
-    x = _float32_array(x, "x", 4, "(N, C, H, W)")
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = _pool_geometry(
         x.shape, kernel, stride, padding, dilation, ceil_mode, "max_pool2d")
     N, C, H, W = x.shape
@@ -223,7 +223,7 @@ def _global_avg_pool(x, out):
 
 def global_avg_pool(x: np.ndarray) -> np.ndarray:
     """(N,C,H,W) -> (N,C), the mean over H and W of every channel."""
-    x = _float32_array(x, "x", 4, "(N, C, H, W)")
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
     N, C, H, W = x.shape
     if H * W == 0:
         raise InputError(f"global_avg_pool: x has an empty spatial size {(H, W)}")
@@ -276,8 +276,8 @@ def _adaptive_out(shape, out_hw):
     else:
         oh = ow = out_hw
     # None keeps that input dim, as PyTorch allows.
-    oh = shape[2] if oh is None else _int(oh, "out_hw", 1)
-    ow = shape[3] if ow is None else _int(ow, "out_hw", 1)
+    oh = shape[2] if oh is None else check_int(oh, "out_hw", 1)
+    ow = shape[3] if ow is None else check_int(ow, "out_hw", 1)
     if shape[2] == 0 or shape[3] == 0:
         raise InputError(f"adaptive_avg_pool2d: x has an empty spatial size {shape[2:]}")
     return oh, ow
@@ -286,7 +286,7 @@ def _adaptive_out(shape, out_hw):
 def adaptive_avg_pool2d(x: np.ndarray, out_hw) -> np.ndarray:
     """(N,C,H,W) -> (N,C,OH,OW) with out_hw = OH (square) or (OH, OW), as
     F.adaptive_avg_pool2d. Output may be larger than the input (windows then repeat)."""
-    x = _float32_array(x, "x", 4, "(N, C, H, W)")
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
     OH, OW = _adaptive_out(x.shape, out_hw)
     N, C, H, W = x.shape
     hs, he = _adaptive_bounds(H, OH)

@@ -17,12 +17,12 @@ import numpy as np
 from ..costs import Cost
 from ..errors import InputError
 from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
-from .tensor_ops import _act_code, _float32_array
+from .common import FASTMATH, check_act, float32_array
 
 
 # reassoc + contract: lets LLVM vectorize the pooling sum and the FC dot products (SIMD
 # lanes, FMA); no 'nnan'/'ninf', so NaN and inf behave as in IEEE arithmetic.
-@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
     # x, out: (N, C, L); w_r: (Crd, C); w_e: (C, Crd).
     N, C, L = x.shape
@@ -64,7 +64,7 @@ def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
 
 
 def _fc_weight(w, name: str, rows: int | None, cols: int | None, what: str):
-    w = _float32_array(w, name)
+    w = float32_array(w, name)
     if w.ndim == 4 and w.shape[2:] == (1, 1):
         w = w.reshape(w.shape[:2])          # a 1x1 conv's weight, as torchvision/timm store it
     if w.ndim != 2 or (rows is not None and w.shape[0] != rows) or \
@@ -75,20 +75,20 @@ def _fc_weight(w, name: str, rows: int | None, cols: int | None, what: str):
 
 
 def _se_args(x, w_reduce, b_reduce, w_expand, b_expand, act, gate):
-    x = _float32_array(x, "x", 4, "(N, C, H, W)")
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
     N, C, H, W = x.shape
     if H * W == 0:
         raise InputError(f"squeeze_excite: x has an empty spatial size {(H, W)}")
     w_r = _fc_weight(w_reduce, "w_reduce", None, C, "(Crd, C)")
     Crd = w_r.shape[0]
     w_e = _fc_weight(w_expand, "w_expand", C, Crd, "(C, Crd)")
-    b_r = np.zeros(Crd, np.float32) if b_reduce is None else _float32_array(b_reduce, "b_reduce")
-    b_e = np.zeros(C, np.float32) if b_expand is None else _float32_array(b_expand, "b_expand")
+    b_r = np.zeros(Crd, np.float32) if b_reduce is None else float32_array(b_reduce, "b_reduce")
+    b_e = np.zeros(C, np.float32) if b_expand is None else float32_array(b_expand, "b_expand")
     if b_r.shape != (Crd,):
         raise InputError(f"b_reduce must have shape ({Crd},), got {b_r.shape}")
     if b_e.shape != (C,):
         raise InputError(f"b_expand must have shape ({C},), got {b_e.shape}")
-    return x, w_r, b_r, w_e, b_e, _act_code(act, "act"), _act_code(gate, "gate")
+    return x, w_r, b_r, w_e, b_e, check_act(act, "act"), check_act(gate, "gate")
 
 
 def squeeze_excite(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
@@ -129,8 +129,8 @@ def squeeze_excite_cost(shape, reduced_channels: int, act=RELU, gate=SIGMOID) ->
     Crd = int(reduced_channels)
     n = N * C * H * W
     macs = N * 2 * C * Crd
-    flops = (2 * macs + n + N * Crd * ACT_FLOPS[_act_code(act)]
-             + N * C * ACT_FLOPS[_act_code(gate)] + n)
+    flops = (2 * macs + n + N * Crd * ACT_FLOPS[check_act(act)]
+             + N * C * ACT_FLOPS[check_act(gate)] + n)
     params = 2 * C * Crd + Crd + C
     return Cost(macs=macs, flops=flops, params=params, elems_read=n + params,
                 elems_written=n)

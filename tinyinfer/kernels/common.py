@@ -1,0 +1,122 @@
+"""What the kernels share: the fastmath flags, the fused epilogue, the "no residual"
+stand-ins, a weight-row loader, and the input checks every public kernel function runs
+before an array reaches Numba (a Numba typing error names no argument and suggests no fix,
+so nothing unchecked may reach a jitted function).
+
+Two array checks, two policies, both on purpose:
+    check_array     float32 or an InputError saying how to convert: conv2d and linear,
+                    whose weights a silent cast would copy on every call
+    float32_array   any floating dtype, cast to float32: pooling, norm, se, attention,
+                    tensor_ops (activations between layers, where a cast is cheap and rare)
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..errors import InputError
+from .activations import NONE, act_code, act_into
+
+# 'contract' lets LLVM fuse a*b+c into one FMA (one rounding instead of two: if anything
+# more accurate). 'reassoc' lets it reorder a sum, which vectorizes reductions: results then
+# differ from a left-to-right sum by normal float rounding (~1e-7 relative per term).
+# Deliberately NOT 'nnan'/'ninf'/'afn': NaN and Inf propagate as IEEE says and exp/erf in
+# the activations keep full accuracy.
+FASTMATH = {"contract", "reassoc"}
+
+# A 1-element stand-in passed when there is no residual, so the kernels see one type
+# (Numba compiles a new version for every distinct argument type, None included).
+NO_RES2 = np.zeros((1, 1), np.float32)
+NO_RES4 = np.zeros((1, 1, 1, 1), np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Numba building blocks
+
+@numba.njit(inline="always", cache=True)
+def epilogue(o, r, act):
+    """o[:] = act(o) (+ r): the activation, then the residual add, on one row (in place)."""
+    if act != NONE:
+        act_into(o, o, act)
+    if r is not None:
+        for i in range(o.shape[0]):
+            o[i] += r[i]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def epilogue_rows(y, res, has_res, act):
+    """y[i, :] = act(y[i, :]) (+ res[i, :]) for every row i.   y, res (R, C)"""
+    for i in numba.prange(y.shape[0]):
+        epilogue(y[i], res[i] if has_res else None, act)
+
+
+@numba.njit(inline="always", cache=True)
+def w8(w, c, k):
+    """w[c, k:k+8] as 8 scalars, zero-filled past the end of the row: the weights of one
+    8-row pass of the register-blocked products (conv_pointwise, conv_group)."""
+    K = w.shape[1]
+    z = np.float32(0.0)
+    return (w[c, k] if k < K else z, w[c, k + 1] if k + 1 < K else z,
+            w[c, k + 2] if k + 2 < K else z, w[c, k + 3] if k + 3 < K else z,
+            w[c, k + 4] if k + 4 < K else z, w[c, k + 5] if k + 5 < K else z,
+            w[c, k + 6] if k + 6 < K else z, w[c, k + 7] if k + 7 < K else z)
+
+
+# ---------------------------------------------------------------------------------------
+# Input checks: every bad input becomes one InputError that says what to do
+
+def check_array(a, name: str, ndim=None) -> np.ndarray:
+    """a must be a float32 ndarray (of ``ndim`` dims if given); returns it C-contiguous."""
+    if not isinstance(a, np.ndarray):
+        raise InputError(f"{name} must be a NumPy array, got {type(a).__name__}; "
+                         f"convert with np.asarray({name}, dtype=np.float32)")
+    if ndim is not None and a.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
+        want = " or ".join(str(d) for d in (ndim if isinstance(ndim, tuple) else (ndim,)))
+        raise InputError(f"{name} must have {want} dimensions, got shape {a.shape}")
+    if a.dtype != np.float32:
+        raise InputError(f"{name} must be float32, got {a.dtype}; "
+                         f"convert with {name}.astype(np.float32)")
+    return np.ascontiguousarray(a)
+
+
+def float32_array(x, name: str, ndim: int | None = None, layout: str = "") -> np.ndarray:
+    """Check that ``x`` is a floating NumPy array (of ``ndim`` dims if given) and return it
+    as a C-contiguous float32 array. Copies only when ``x`` is non-contiguous or not
+    float32: the kernels index flat memory, so they need C order."""
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{name} must be a NumPy array, got {type(x).__name__}; "
+                         f"convert it with np.asarray({name}, dtype=np.float32)")
+    if x.dtype.kind != "f":
+        raise InputError(f"{name} must be a floating-point array, got dtype {x.dtype}; "
+                         f"cast it with {name}.astype(np.float32)")
+    if ndim is not None and x.ndim != ndim:
+        lay = f" {layout}" if layout else ""
+        raise InputError(f"{name} must be a {ndim}-D array{lay}, got shape {x.shape}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_act(act, name: str = "act") -> int:
+    """activations.act_code, but raising InputError (with the list of known names)."""
+    try:
+        return act_code(act)
+    except ValueError as e:
+        raise InputError(f"{name}: {e}") from None
+
+
+def check_int(v, name: str, minimum: int | None = None) -> int:
+    """A Python int (numpy integers accepted, bools and floats not) >= minimum."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {v!r}")
+    v = int(v)
+    if minimum is not None and v < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def check_axis(axis, ndim: int, name: str = "axis") -> int:
+    """An axis of an ndim-D array, negative counting from the end; returns it >= 0."""
+    axis = check_int(axis, name)
+    if not -ndim <= axis < ndim:
+        raise InputError(f"{name}={axis} is out of range for a {ndim}-D array "
+                         f"(valid: {-ndim}..{ndim - 1})")
+    return axis % ndim
