@@ -1,5 +1,5 @@
-"""The grouped-convolution kernel (kernels/conv_group.py) against PyTorch's F.conv2d on drawn
-shapes, and its bad-input errors.
+"""The grouped-convolution kernel (kernels/conv_group.py, conv2d's "grouped" variant) against
+PyTorch's F.conv2d on drawn shapes, and its bad-input errors.
 
 Tolerance, as in test_kernels_conv.py: inputs N(0, 1), weights N(0, 1/K) for a reduction of
 K = Cin/groups * KH * KW terms, so outputs are O(1); two float32 sums of the same K products
@@ -15,8 +15,13 @@ from hypothesis import strategies as st
 
 from tinyinfer.errors import InputError
 from tinyinfer.kernels.activations import NONE, RELU
-from tinyinfer.kernels.conv_group import grouped_conv2d, grouped_conv2d_ref
+from tinyinfer.kernels.conv import conv2d, conv2d_ref
 from conv_ref import TORCH_ACT, make_arrays, tol, torch_conv
+
+
+def grouped_conv2d(*args, **kwargs):
+    """conv2d forced onto the grouped kernel, whatever shape the dispatch would send elsewhere."""
+    return conv2d(*args, variant="grouped", **kwargs)
 
 @st.composite
 def grouped_cases(draw):
@@ -71,12 +76,12 @@ def test_grouped_conv_network_shapes(cin, h, groups, stride):
 
 
 def test_numpy_reference_is_the_definition():
-    """The NumPy reference the module names agrees with PyTorch too (so either can judge)."""
+    """The NumPy reference agrees with PyTorch on grouped convs too (so either can judge)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 6, 9, 8), dtype=np.float32)
     w = rng.standard_normal((9, 2, 3, 3), dtype=np.float32) / 4
     want = torch_conv(x, w, None, (2, 1), (1, 0, 2, 1), (1, 2), 3, NONE, None)
-    np.testing.assert_allclose(grouped_conv2d_ref(x, w, None, (2, 1), (1, 0, 2, 1), (1, 2), 3),
+    np.testing.assert_allclose(conv2d_ref(x, w, None, (2, 1), (1, 0, 2, 1), (1, 2), 3),
                                want, **tol(18))
 
 

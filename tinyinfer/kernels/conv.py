@@ -1,5 +1,6 @@
-"""2-D convolution: pointwise (1x1), depthwise, and general (any kernel, stride, padding,
-dilation, groups), with bias, activation and a residual add fused into the epilogue.
+"""2-D convolution: shapes, cost, the NumPy reference, argument checks and the dispatch to
+one of five variants (four algorithms, each in its own file; all Numba, no BLAS), with bias,
+activation and a residual add fused into the epilogue.
 
     x        (N, Cin, H, W)              float32, NCHW
     weight   (Cout, Cin // groups, KH, KW)  float32, PyTorch's layout
@@ -9,32 +10,36 @@ dilation, groups), with bias, activation and a residual add fused into the epilo
 
     out = act(conv(x, weight) + bias) + residual
 
-``conv2d`` validates in Python, then picks one of four loops (all Numba, no BLAS):
+``conv2d`` validates in Python, then ``choose_variant`` picks the variant; the first row
+that matches wins:
 
-    groups == Cin (Cout = m*Cin), k > 1 or stride > 1  -> _depthwise (plane by plane)
-    1 < groups < Cin, k > 1                            -> conv_group._grouped (direct)
-    1x1, no padding, >= 128 output pixels per image    -> _pointwise_rows (out row += w*x row)
-    groups = 1, < 128 output pixels (7x7 maps)         -> [_im2col,] linear._dot_kernel on
-                                                          the (pixels, K) transpose
-    anything else                                       -> _im2col, then _pointwise_rows
-(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]).
+    groups == Cin, k > 1 or stride > 1   "depthwise"  conv_depthwise.py  plane by plane
+    1 < groups < Cin, k > 1              "grouped"    conv_group.py      direct, per group
+    groups == 1, < 128 output pixels     "dot"        conv_im2col.py     [im2col,] linear's
+                                                      dot kernel on the (pixels, K) transpose
+    1x1, no padding                      "pointwise"  conv_pointwise.py  out row += w * x row
+    anything else                        "im2col"     conv_im2col.py     im2col, then rows
 
-``conv2d_ref`` is the plain-NumPy definition that the tests compare all of them against.
+(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]). ``conv2d(..., variant=name)``
+runs a named variant instead, on any shape ``VARIANTS[name].supports``: so the tests and
+``python -m tinyinfer.bench kernels --variants`` can run them side by side against
+``conv2d_ref``, the plain-NumPy definition.
 """
 from __future__ import annotations
 
-import numba
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
-from .linear import (FASTMATH, NO_RES2, NO_RES4, _dot_kernel, check_act, check_array, epilogue,
-                     epilogue_rows)
+from .common import check_act, check_array
+from .conv_depthwise import depthwise_conv2d_into
+from .conv_group import grouped_conv2d_into
+from .conv_im2col import dot_conv2d_into, im2col_conv2d_into
+from .conv_pointwise import pointwise_conv2d_into
 
-# Pixels per tile of the row kernel: 4 output rows x 512 floats = 8 KB of accumulators stay
-# in L1, and the K x 512 input tile mostly in L2. Measured best of 64..512 on this machine.
-TILE = 512
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so 1x1 convs switch to the dot-product kernel.
 SMALL_IMAGE = 128
@@ -131,303 +136,6 @@ def conv2d_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 
 # ---------------------------------------------------------------------------------------
-# Kernel 1: rows. out[co, :] = sum_k w[co, k] * x[k, :] over contiguous pixel rows.
-
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _pointwise_rows(x, w, bias, act, res, has_res, out):
-    """out[n, g, co, p] = act(bias[g, co] + sum_k w[g, co, k] * x[n, g, k, p]) (+ res[...])
-
-    x (N, G, K, P)   w (G, CoG, K)   bias (G, CoG)   res, out (N, G, CoG, P)
-
-    A 1x1 conv is this with G=1, K=Cin, P=H*W; a general conv is this on im2col columns.
-    The innermost loop runs over contiguous pixels, so LLVM vectorizes it 16 floats wide.
-    Each pass updates 4 output rows from 8 input rows: 8 loads + 4 loads/stores for 32
-    FMAs per vector. (One row at a time would be 2 loads + 1 store per FMA: memory-bound.)
-    """
-    N, G, K, P = x.shape
-    CoG = w.shape[1]
-    nmb = (CoG + 3) // 4
-    ntl = (P + TILE - 1) // TILE
-    for task in numba.prange(N * G * ntl * nmb):
-        # decode (n, g, tile, block); blocks innermost: neighbours share the input tile
-        mb = task % nmb
-        rest = task // nmb
-        t = rest % ntl
-        rest = rest // ntl
-        g = rest % G
-        n = rest // G
-        p0 = t * TILE
-        p1 = min(p0 + TILE, P)
-        xs = x[n, g]
-        ws = w[g]
-        co = mb * 4
-        if co + 4 <= CoG:
-            _rows4(xs, ws, bias[g], co, p0, p1, out[n, g])
-        else:
-            for c in range(co, CoG):
-                _rows1(xs, ws, bias[g], c, p0, p1, out[n, g])
-        if act != 0 or has_res:
-            for c in range(co, min(co + 4, CoG)):   # fused epilogue, while the tile is in L1
-                epilogue(out[n, g, c, p0:p1], res[n, g, c, p0:p1] if has_res else None, act)
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def _rows4(x, w, bias, co, p0, p1, out):
-    """out[co:co+4, p0:p1] = bias + w[co:co+4, :] @ x[:, p0:p1]   (x (K, P), w (CoG, K))"""
-    K = x.shape[0]
-    # 1-D slices, indexed from 0: LLVM then knows every index is in range and non-negative
-    # (with out[c, p] and p from p0 it must allow for Python's negative-index wraparound,
-    # and it does not vectorize at all).
-    o0 = out[co, p0:p1]
-    o1 = out[co + 1, p0:p1]
-    o2 = out[co + 2, p0:p1]
-    o3 = out[co + 3, p0:p1]
-    L = p1 - p0
-    b0, b1, b2, b3 = bias[co], bias[co + 1], bias[co + 2], bias[co + 3]
-    for p in range(L):
-        o0[p] = b0
-        o1[p] = b1
-        o2[p] = b2
-        o3[p] = b3
-    for k in range(0, K, 8):
-        # 8 input rows; past the end of K (the stem has K = 3*3*3 = 27) repeat the last row
-        # with weight 0: one more full pass is cheaper than up to 7 single-row passes
-        x0, x1, x2, x3 = _row(x, k, p0, p1), _row(x, k + 1, p0, p1), \
-            _row(x, k + 2, p0, p1), _row(x, k + 3, p0, p1)
-        x4, x5, x6, x7 = _row(x, k + 4, p0, p1), _row(x, k + 5, p0, p1), \
-            _row(x, k + 6, p0, p1), _row(x, k + 7, p0, p1)
-        # 32 weights as scalars: LLVM broadcasts each into a vector once per pass
-        a0, a1, a2, a3, a4, a5, a6, a7 = _w8(w, co, k)
-        b0, b1, b2, b3, b4, b5, b6, b7 = _w8(w, co + 1, k)
-        c0, c1, c2, c3, c4, c5, c6, c7 = _w8(w, co + 2, k)
-        d0, d1, d2, d3, d4, d5, d6, d7 = _w8(w, co + 3, k)
-        for p in range(L):
-            v0, v1, v2, v3 = x0[p], x1[p], x2[p], x3[p]
-            v4, v5, v6, v7 = x4[p], x5[p], x6[p], x7[p]
-            o0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3 + a4 * v4 + a5 * v5 + a6 * v6 + a7 * v7
-            o1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7
-            o2[p] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3 + c4 * v4 + c5 * v5 + c6 * v6 + c7 * v7
-            o3[p] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3 + d4 * v4 + d5 * v5 + d6 * v6 + d7 * v7
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def _rows1(x, w, bias, c, p0, p1, out):
-    """out[c, p0:p1] = bias[c] + w[c, :] @ x[:, p0:p1]: the last CoG % 4 rows."""
-    o = out[c, p0:p1]
-    bc = bias[c]
-    for p in range(p1 - p0):
-        o[p] = bc
-    for k in range(0, x.shape[0], 8):
-        x0, x1, x2, x3 = _row(x, k, p0, p1), _row(x, k + 1, p0, p1), \
-            _row(x, k + 2, p0, p1), _row(x, k + 3, p0, p1)
-        x4, x5, x6, x7 = _row(x, k + 4, p0, p1), _row(x, k + 5, p0, p1), \
-            _row(x, k + 6, p0, p1), _row(x, k + 7, p0, p1)
-        a0, a1, a2, a3, a4, a5, a6, a7 = _w8(w, c, k)
-        for p in range(p1 - p0):
-            o[p] += (a0 * x0[p] + a1 * x1[p] + a2 * x2[p] + a3 * x3[p]
-                     + a4 * x4[p] + a5 * x5[p] + a6 * x6[p] + a7 * x7[p])
-
-
-@numba.njit(inline="always", cache=True)
-def _row(x, k, p0, p1):
-    """x[k, p0:p1], or the last row when k is past the end (it gets weight 0)."""
-    return x[min(k, x.shape[0] - 1), p0:p1]
-
-
-@numba.njit(inline="always", cache=True)
-def _w8(w, c, k):
-    """w[c, k:k+8], zero-filled past the end of the row."""
-    K = w.shape[1]
-    z = np.float32(0.0)
-    return (w[c, k] if k < K else z, w[c, k + 1] if k + 1 < K else z,
-            w[c, k + 2] if k + 2 < K else z, w[c, k + 3] if k + 3 < K else z,
-            w[c, k + 4] if k + 4 < K else z, w[c, k + 5] if k + 5 < K else z,
-            w[c, k + 6] if k + 6 < K else z, w[c, k + 7] if k + 7 < K else z)
-
-
-# ---------------------------------------------------------------------------------------
-# Kernel 2: im2col, so any conv becomes kernel 1 (a GEMM) over K = Cin/groups * KH * KW rows.
-
-@numba.njit(parallel=True, cache=True)
-def _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols):
-    """cols[n, c*KH*KW + ky*KW + kx, i*Wo + j] = xpad[n, c, i*sh + ky*dh, j*sw + kx*dw]
-
-    x (N, C, H, W) -> cols (N, C*KH*KW, Ho*Wo), zeros where the tap falls in the padding.
-    """
-    N, C, H, W = x.shape
-    for task in numba.prange(N * C * kh):
-        ky = task % kh
-        c = (task // kh) % C
-        n = task // (kh * C)
-        for kx in range(kw):
-            row = cols[n, (c * kh + ky) * kw + kx]
-            # output columns j whose tap column j*sw + kx*dw - pl lands inside 0..W-1
-            off = kx * dw - pl
-            j_lo = min(max(0, (-off + sw - 1) // sw), wo)
-            j_hi = max(min(wo, (W - 1 - off) // sw + 1), j_lo)
-            for i in range(ho):
-                iy = i * sh + ky * dh - pt
-                dst = row[i * wo:(i + 1) * wo]
-                if iy < 0 or iy >= H:
-                    dst[:] = 0.0
-                    continue
-                dst[:j_lo] = 0.0
-                dst[j_hi:] = 0.0
-                d = dst[j_lo:j_hi]
-                src = x[n, c, iy, j_lo * sw + off:]
-                if sw == 1:                       # a memcpy, vectorized
-                    for j in range(j_hi - j_lo):
-                        d[j] = src[j]
-                elif sw == 2:                     # a stride LLVM knows, so it can shuffle
-                    for j in range(j_hi - j_lo):
-                        d[j] = src[2 * j]
-                else:
-                    for j in range(j_hi - j_lo):
-                        d[j] = src[j * sw]
-
-
-# ---------------------------------------------------------------------------------------
-# Kernel 3: depthwise. One channel plane at a time; each output is KH*KW taps of one plane.
-
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _depthwise(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out, nchunks):
-    """out[n, c*m + j] = act(bias + conv(xpad[n, c], w[c*m + j])) (+ res), j < m (multiplier)
-
-    x (N, C, H, W)   w (C*m, KH, KW)   bias (C*m,)   res, out (N, C*m, Ho, Wo)
-
-    The trick that makes every loop contiguous, for any stride and dilation: copy the plane
-    into a zero-padded buffer split by stride phase,
-        buf[a, b, r, i] = xpad[r*sh + a, i*sw + b]          (a < sh, b < sw),
-    so the tap (ky, kx) of output (oy, ox), xpad[oy*sh + ky*dh, ox*sw + kx*dw], is
-        buf[ky*dh % sh, kx*dw % sw, oy + ky*dh // sh, ox + kx*dw // sw].
-    Read each phase as one flat array with rows of Wq floats: output (oy, ox) is then flat
-    index f = oy*Wq + ox, and every tap is  plane[f + constant]. One loop over all
-    Ho*Wq flat positions does the whole plane (the Wq - Wo columns at the end of each row
-    are computed and thrown away): a 7x7 or 14x14 map vectorizes as one long run instead
-    of 7 or 14 short rows. The padding in buf is zeroed once and never written again.
-    """
-    N, C, H, W = x.shape
-    Cout, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
-    KH, KW = w.shape[1], w.shape[2]
-    m = Cout // C
-    Hq = (Ho - 1) + (KH - 1) * dh // sh + 1      # buffer rows / columns per phase
-    Wq = (Wo - 1) + (KW - 1) * dw // sw + 1
-    L = ((Ho * Wq + 15) // 16) * 16              # flat outputs, rounded up to whole vectors
-    # the furthest tap reads L - 1 + its offset: slack rows so that stays inside the buffer
-    Hb = Hq + (L - Ho * Wq + Wq - 1) // Wq + 1
-    # per column phase b: the buffer columns [col_lo, col_hi) that hold input columns
-    # (i*sw + b - pl inside 0..W-1); the rest is padding
-    col_lo = np.empty(sw, np.int64)
-    col_hi = np.empty(sw, np.int64)
-    for b in range(sw):
-        col_lo[b] = min(max(0, (pl - b + sw - 1) // sw), Wq)
-        col_hi[b] = max(min(Wq, (W - 1 + pl - b) // sw + 1), col_lo[b])
-    planes = N * C
-    nchunks = min(planes, nchunks)
-    for chunk in numba.prange(nchunks):           # one chunk per thread: buffers made once
-        buf = np.zeros((sh, sw, Hb * Wq), np.float32)
-        acc = np.empty(L, np.float32)
-        for plane in range(chunk * planes // nchunks, (chunk + 1) * planes // nchunks):
-            n = plane // C
-            c = plane % C
-            # copy the plane into the interior of buf: input (iy, ix) goes to phase
-            # (a, b) = ((iy + pt) % sh, (ix + pl) % sw), row (iy + pt) // sh, col (ix + pl) // sw
-            for a in range(sh):
-                for ry in range(Hq):
-                    iy = ry * sh + a - pt
-                    if iy < 0 or iy >= H:
-                        continue                     # a padding row: stays zero
-                    if sw == 2:
-                        _split_row_s2(x[n, c, iy], buf[a, 0, ry * Wq:(ry + 1) * Wq],
-                                      buf[a, 1, ry * Wq:(ry + 1) * Wq], pl)
-                        continue
-                    for b in range(sw):
-                        lo = col_lo[b]
-                        k = col_hi[b] - lo
-                        dst = buf[a, b, ry * Wq + lo:ry * Wq + lo + k]
-                        src = x[n, c, iy, lo * sw + b - pl:]
-                        if sw == 1:                  # contiguous: a vectorized memcpy
-                            for i in range(k):
-                                dst[i] = src[i]
-                        else:
-                            for i in range(k):
-                                dst[i] = src[i * sw]
-            for co in range(c * m, c * m + m):
-                wk = w[co]
-                bb = bias[co]
-                if KH == 3 and KW == 3:
-                    # the common case in one pass: 9 taps per output, one store
-                    t0 = _tap(buf, 0, 0, sh, sw, dh, dw, Wq, L)
-                    t1 = _tap(buf, 0, 1, sh, sw, dh, dw, Wq, L)
-                    t2 = _tap(buf, 0, 2, sh, sw, dh, dw, Wq, L)
-                    t3 = _tap(buf, 1, 0, sh, sw, dh, dw, Wq, L)
-                    t4 = _tap(buf, 1, 1, sh, sw, dh, dw, Wq, L)
-                    t5 = _tap(buf, 1, 2, sh, sw, dh, dw, Wq, L)
-                    t6 = _tap(buf, 2, 0, sh, sw, dh, dw, Wq, L)
-                    t7 = _tap(buf, 2, 1, sh, sw, dh, dw, Wq, L)
-                    t8 = _tap(buf, 2, 2, sh, sw, dh, dw, Wq, L)
-                    w0, w1, w2 = wk[0, 0], wk[0, 1], wk[0, 2]
-                    w3, w4, w5 = wk[1, 0], wk[1, 1], wk[1, 2]
-                    w6, w7, w8 = wk[2, 0], wk[2, 1], wk[2, 2]
-                    for f in range(L):
-                        acc[f] = (bb + w0 * t0[f] + w1 * t1[f] + w2 * t2[f]
-                                  + w3 * t3[f] + w4 * t4[f] + w5 * t5[f]
-                                  + w6 * t6[f] + w7 * t7[f] + w8 * t8[f])
-                else:
-                    # any other kernel: one pass over the plane per tap
-                    for f in range(L):
-                        acc[f] = bb
-                    for ky in range(KH):
-                        for kx in range(KW):
-                            t = _tap(buf, ky, kx, sh, sw, dh, dw, Wq, L)
-                            wv = wk[ky, kx]
-                            for f in range(L):
-                                acc[f] += wv * t[f]
-                epilogue(acc, None, act)
-                for oy in range(Ho):                 # keep the Wo valid columns of each row
-                    o = out[n, co, oy]
-                    a_row = acc[oy * Wq:oy * Wq + Wo]
-                    if has_res:
-                        rr = res[n, co, oy]
-                        for j in range(Wo):
-                            o[j] = a_row[j] + rr[j]
-                    else:
-                        for j in range(Wo):
-                            o[j] = a_row[j]
-
-
-@numba.njit(inline="always", cache=True)
-def _split_row_s2(src, d0, d1, pl):
-    """Stride 2: input column ix goes to phase (ix + pl) % 2, column (ix + pl) // 2.
-
-    Walking the row in pairs (even phase, odd phase) reads it contiguously and fills both
-    phases in one loop: 3x faster than two strided passes, one per phase.
-    """
-    W, Wq = src.shape[0], d0.shape[0]
-    ix0 = pl % 2                          # first input column that lands in phase 0
-    j0 = (ix0 + pl) // 2
-    npairs = max(min((W - ix0) // 2, Wq - j0), 0)
-    s = src[ix0:]
-    e0 = d0[j0:]
-    e1 = d1[j0:]
-    for i in range(npairs):
-        e0[i] = s[2 * i]
-        e1[i] = s[2 * i + 1]
-    if ix0 == 1 and pl // 2 < Wq:        # column 0 alone in phase 1
-        d1[pl // 2] = src[0]
-    last = ix0 + 2 * npairs                # a last unpaired column, if the buffer has room
-    if last < W and (last + pl) // 2 < Wq and (last + pl) % 2 == 0:
-        d0[(last + pl) // 2] = src[last]
-
-
-@numba.njit(inline="always", cache=True)
-def _tap(buf, ky, kx, sh, sw, dh, dw, Wq, L):
-    """The L flat inputs that tap (ky, kx) multiplies, as one contiguous slice of buf."""
-    start = ((ky * dh) // sh) * Wq + (kx * dw) // sw
-    return buf[(ky * dh) % sh, (kx * dw) % sw, start:start + L]
-
-
-# ---------------------------------------------------------------------------------------
 # The dispatcher
 
 def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, residual):
@@ -478,61 +186,84 @@ def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, res
             out_shape)
 
 
+class Variant(NamedTuple):
+    """One conv algorithm: ``run`` fills ``out`` for arguments check_conv_args has
+    validated; ``supports(cin, kh, kw, padding, groups)`` says which convs it can run."""
+    run: Callable
+    supports: Callable
+    needs: str            # what supports() checks, for the error message
+
+
+VARIANTS = {
+    "depthwise": Variant(depthwise_conv2d_into, lambda cin, kh, kw, pad, groups: groups == cin,
+                         "groups == input channels"),
+    "grouped": Variant(grouped_conv2d_into, lambda cin, kh, kw, pad, groups: True, "nothing"),
+    "pointwise": Variant(pointwise_conv2d_into,
+                         lambda cin, kh, kw, pad, groups: kh == kw == 1 and not any(pad),
+                         "a 1x1 kernel and no padding"),
+    "im2col": Variant(im2col_conv2d_into, lambda cin, kh, kw, pad, groups: True, "nothing"),
+    "dot": Variant(dot_conv2d_into, lambda cin, kh, kw, pad, groups: groups == 1,
+                   "groups == 1"),
+}
+
+
+def _choose(cin, kh, kw, stride, padding, groups, pixels) -> str:
+    """The dispatch table of the module docstring, on validated arguments."""
+    if groups == cin and (kh > 1 or kw > 1 or stride[0] > 1 or stride[1] > 1):
+        return "depthwise"
+    if 1 < groups < cin and kh * kw > 1:
+        # grouped 3x3 etc. (RegNet, ResNeXt): a direct kernel beats im2col per group
+        return "grouped"
+    if groups == 1 and pixels < SMALL_IMAGE:
+        # small image (7x7, 14x14 at stride 2...): rows of P pixels are too short to
+        # vectorize, so run it as a linear layer over pixels
+        return "dot"
+    if kh == 1 and kw == 1 and not any(padding):
+        return "pointwise"
+    return "im2col"
+
+
+def choose_variant(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1) -> str:
+    """The name of the variant conv2d runs for these shapes (a key of VARIANTS)."""
+    _, cin, _, _ = x_shape
+    _, _, kh, kw = w_shape
+    _, _, ho, wo = conv2d_out_shape(x_shape, w_shape, stride, padding, dilation)
+    return _choose(int(cin), int(kh), int(kw), _pair(stride, "stride", 1),
+                   normalize_padding(padding), int(groups), ho * wo)
+
+
+def supported_variants(x_shape, w_shape, padding=0, groups=1) -> list:
+    """The names of every variant that can run this conv."""
+    _, cin, _, _ = x_shape
+    _, _, kh, kw = w_shape
+    pad = normalize_padding(padding)
+    return [name for name, v in VARIANTS.items() if v.supports(cin, kh, kw, pad, groups)]
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
-           residual=None) -> np.ndarray:
+           residual=None, variant=None) -> np.ndarray:
     """out = act(conv2d(x, weight) + bias) + residual; shapes in the module docstring.
 
     stride, dilation: int or (h, w). padding: int, (ph, pw) or (top, bottom, left, right).
-    act: an activation code or name (see activations.py).
+    act: an activation code or name (see activations.py). variant: None (conv2d picks) or a
+    key of VARIANTS, to run that algorithm (for tests and benchmarks).
     """
-    (x, weight, bias, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, code, residual,
+    (x, weight, bias, stride, padding, dilation, groups, code, residual,
      out_shape) = check_conv_args(x, weight, bias, stride, padding, dilation, groups, act,
                                   residual)
-    n, cin, h, w_in = x.shape
-    cout, cin_g, kh, kw = weight.shape
-    ho, wo = out_shape[2], out_shape[3]
-    has_res = residual is not None
+    cin = x.shape[1]
+    kh, kw = weight.shape[2], weight.shape[3]
+    if variant is None:
+        variant = _choose(cin, kh, kw, stride, padding, groups, out_shape[2] * out_shape[3])
+    elif not isinstance(variant, str) or variant not in VARIANTS:
+        raise InputError(f"unknown conv variant {variant!r}; known: {', '.join(VARIANTS)}")
+    elif not VARIANTS[variant].supports(cin, kh, kw, padding, groups):
+        raise InputError(f"conv variant {variant!r} needs {VARIANTS[variant].needs}; this conv "
+                         f"(input {x.shape}, weight {weight.shape}, padding {padding}, "
+                         f"groups {groups}) can run: "
+                         f"{', '.join(supported_variants(x.shape, weight.shape, padding, groups))}")
     out = np.empty(out_shape, np.float32)
     if out.size == 0:
         return out
-    code = np.int64(code)
-
-    if groups == cin and cout % cin == 0 and (kh > 1 or kw > 1 or sh > 1 or sw > 1):
-        res = residual if has_res else NO_RES4
-        # one chunk of planes per thread (get_num_threads inside the kernel would stop
-        # Numba from caching it on disk)
-        _depthwise(x, weight.reshape(cout, kh, kw), bias, pt, pl, sh, sw, dh, dw, code, res,
-                   has_res, out, numba.get_num_threads())
-        return out
-
-    if 1 < groups < cin and kh * kw > 1:
-        # grouped 3x3 etc. (RegNet, ResNeXt): a direct kernel beats im2col per group
-        from .conv_group import grouped_conv2d_into   # conv_group imports this module
-        return grouped_conv2d_into(x, weight, bias, (sh, sw), (pt, pb, pl, pr), (dh, dw),
-                                   groups, code, residual, out)
-
-    P = ho * wo
-    if kh == 1 and kw == 1 and pt == pb == pl == pr == 0:
-        # 1x1 without padding: stride only subsamples the input
-        if sh > 1 or sw > 1:
-            x = np.ascontiguousarray(x[:, :, ::sh, ::sw])
-        cols = x.reshape(n, cin, P)
-    else:
-        cols = np.empty((n, cin * kh * kw, P), np.float32)
-        _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols)
-    if groups == 1 and P < SMALL_IMAGE:
-        # small image (7x7, 14x14 at stride 2...): rows of P pixels are too short to
-        # vectorize, so run it as a linear layer over pixels on the (pixels, K) transpose
-        xt = np.ascontiguousarray(cols.transpose(0, 2, 1))
-        _dot_kernel(xt, weight.reshape(cout, -1), bias, out.reshape(n, cout, P))
-        if code or has_res:
-            epilogue_rows(out.reshape(n * cout, P),
-                          residual.reshape(n * cout, P) if has_res else NO_RES2, has_res, code)
-        return out
-    cols = cols.reshape(n, groups, cin_g * kh * kw, P)
-    og = cout // groups
-    res = residual.reshape(n, groups, og, ho * wo) if has_res else NO_RES4
-    _pointwise_rows(cols, weight.reshape(groups, og, -1), bias.reshape(groups, og), code, res,
-                    has_res, out.reshape(n, groups, og, ho * wo))
-    return out
-
+    return VARIANTS[variant].run(x, weight, bias, stride, padding, dilation, groups, code,
+                                 residual, out)

@@ -10,35 +10,33 @@ computed directly from the input, without an im2col matrix.
 
     out = act(conv(x, weight, groups) + bias) + residual          (conv.conv2d_ref)
 
+conv.py holds the shapes, cost, reference and the dispatch: conv2d(..., variant="grouped")
+runs this kernel on any conv, and conv2d runs it by itself for 1 < groups < Cin, k > 1.
+
 Why a kernel of its own
 -----------------------
-conv.py's general path writes an im2col matrix (Cin*KH*KW rows of Ho*Wo: 9x the input for
-a 3x3) and multiplies each group's slice of it. A RegNet group has 8 to 24 channels, so
+The im2col path (conv_im2col.py) writes a matrix of Cin*KH*KW rows of Ho*Wo (9x the input
+for a 3x3) and multiplies each group's slice of it. A RegNet group has 8 to 24 channels, so
 each group's product is tiny (16 output rows x 144 columns) and the time goes to writing
 and re-reading that matrix (a fresh, page-faulting allocation per call) and to two
 parallel launches. Here each thread copies one group's channels into a small zero-padded
-buffer (as conv.py's depthwise kernel does for one channel: split by stride phase, so
-every tap is one contiguous slice) and multiplies straight out of it:
+buffer (as conv_depthwise.py does for one channel: split by stride phase, so every tap is
+one contiguous slice) and multiplies straight out of it:
 
     buf[c, a, b] (flat, rows of Wq)  = xpad[c, r*sh + a, i*sw + b]       a < sh, b < sw
     tap k = (c, ky, kx) of output f  = buf[c, ky*dh % sh, kx*dw % sw][f + offset(ky, kx)]
     out[co, f] = bias[co] + sum_k w[co, k] * tap_k[f]        f = oy*Wq + ox (flat)
 
 That last line is a matrix product whose K "rows" are shifted views of the buffer: the same
-4-output x 8-row register blocking as conv.py's ``_rows4``. Flat positions with ox >= Wo
-(Wq - Wo per row) are computed and dropped, like the depthwise kernel's.
+4-output x 8-row register blocking as conv_pointwise's ``_rows4``. Flat positions with
+ox >= Wo (Wq - Wo per row) are computed and dropped, like the depthwise kernel's.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-from ..costs import Cost
-from .conv import _w8, check_conv_args, conv2d_cost, conv2d_ref
-from .linear import FASTMATH, NO_RES4, epilogue
-
-# The NumPy definition this kernel is tested against (float64, any groups): conv.py's.
-grouped_conv2d_ref = conv2d_ref
+from .common import FASTMATH, NO_RES4, epilogue, w8
 
 # Flat output positions per tile: 4 output rows x 512 floats = 8 KB of accumulators in L1.
 TILE = 512
@@ -157,21 +155,21 @@ def _taps4(buf, plane, offset, w, bias, co, f0, f1, acc):
         o2[p] = b2
         o3[p] = b3
     for k in range(0, K, 8):
-        # 8 taps; past the end of K the last tap again, with weight 0 (see _w8)
+        # 8 taps; past the end of K the last tap again, with weight 0 (see w8)
         x0, x1 = _tap(buf, plane, offset, k, f0, f1), _tap(buf, plane, offset, k + 1, f0, f1)
         x2, x3 = _tap(buf, plane, offset, k + 2, f0, f1), _tap(buf, plane, offset, k + 3, f0, f1)
         x4, x5 = _tap(buf, plane, offset, k + 4, f0, f1), _tap(buf, plane, offset, k + 5, f0, f1)
         x6, x7 = _tap(buf, plane, offset, k + 6, f0, f1), _tap(buf, plane, offset, k + 7, f0, f1)
-        if k + 8 <= K:      # whole 8: plain loads (the _w8 bound tests cost 30% on 7x7 maps)
+        if k + 8 <= K:      # whole 8: plain loads (w8's bound tests cost 30% on 7x7 maps)
             a0, a1, a2, a3, a4, a5, a6, a7 = _w8_full(w, co, k)
             b0, b1, b2, b3, b4, b5, b6, b7 = _w8_full(w, co + 1, k)
             c0, c1, c2, c3, c4, c5, c6, c7 = _w8_full(w, co + 2, k)
             d0, d1, d2, d3, d4, d5, d6, d7 = _w8_full(w, co + 3, k)
         else:
-            a0, a1, a2, a3, a4, a5, a6, a7 = _w8(w, co, k)
-            b0, b1, b2, b3, b4, b5, b6, b7 = _w8(w, co + 1, k)
-            c0, c1, c2, c3, c4, c5, c6, c7 = _w8(w, co + 2, k)
-            d0, d1, d2, d3, d4, d5, d6, d7 = _w8(w, co + 3, k)
+            a0, a1, a2, a3, a4, a5, a6, a7 = w8(w, co, k)
+            b0, b1, b2, b3, b4, b5, b6, b7 = w8(w, co + 1, k)
+            c0, c1, c2, c3, c4, c5, c6, c7 = w8(w, co + 2, k)
+            d0, d1, d2, d3, d4, d5, d6, d7 = w8(w, co + 3, k)
         for p in range(n):
             v0, v1, v2, v3 = x0[p], x1[p], x2[p], x3[p]
             v4, v5, v6, v7 = x4[p], x5[p], x6[p], x7[p]
@@ -194,7 +192,7 @@ def _taps1(buf, plane, offset, w, bias, c, f0, f1, acc_row):
         x2, x3 = _tap(buf, plane, offset, k + 2, f0, f1), _tap(buf, plane, offset, k + 3, f0, f1)
         x4, x5 = _tap(buf, plane, offset, k + 4, f0, f1), _tap(buf, plane, offset, k + 5, f0, f1)
         x6, x7 = _tap(buf, plane, offset, k + 6, f0, f1), _tap(buf, plane, offset, k + 7, f0, f1)
-        a0, a1, a2, a3, a4, a5, a6, a7 = _w8(w, c, k)
+        a0, a1, a2, a3, a4, a5, a6, a7 = w8(w, c, k)
         for p in range(f1 - f0):
             o[p] += (a0 * x0[p] + a1 * x1[p] + a2 * x2[p] + a3 * x3[p]
                      + a4 * x4[p] + a5 * x5[p] + a6 * x6[p] + a7 * x7[p])
@@ -216,13 +214,13 @@ def _w8_full(w, c, k):
 
 
 # ---------------------------------------------------------------------------------------
-# Entry points
+# Entry point
 
 def grouped_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act, residual,
                         out) -> np.ndarray:
-    """The kernel call for arguments conv.conv2d has already validated: x, weight, bias
-    float32 C-contiguous, stride/dilation (h, w), padding (top, bottom, left, right), act an
-    int code, residual None or out's shape, out allocated. Fills and returns ``out``."""
+    """The "grouped" variant, for arguments conv.check_conv_args has validated: x, weight,
+    bias float32 C-contiguous, stride/dilation (h, w), padding (top, bottom, left, right),
+    act an int code, residual None or out's shape, out allocated. Fills and returns ``out``."""
     cout, cin_g, kh, kw = weight.shape
     has_res = residual is not None
     _grouped(x, weight.reshape(cout, cin_g * kh * kw), bias, int(groups), kh, kw,
@@ -230,24 +228,3 @@ def grouped_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act,
              np.int64(act), residual if has_res else NO_RES4, has_res, out,
              numba.get_num_threads())
     return out
-
-
-def grouped_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
-                   residual=None) -> np.ndarray:
-    """out = act(conv2d(x, weight, groups) + bias) + residual; shapes in the module docstring.
-    Same arguments and result as conv.conv2d (which it is meant to serve for groups > 1)."""
-    (x, weight, bias, stride, padding, dilation, groups, code, residual,
-     out_shape) = check_conv_args(x, weight, bias, stride, padding, dilation, groups, act,
-                                  residual)
-    out = np.empty(out_shape, np.float32)
-    if out.size == 0:
-        return out
-    return grouped_conv2d_into(x, weight, bias, stride, padding, dilation, groups, code,
-                               residual, out)
-
-
-def grouped_conv2d_cost(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, act=0,
-                        has_bias=True, residual=False) -> Cost:
-    """The same work as any conv: Cout*Ho*Wo * (Cin/groups)*KH*KW MACs (conv2d_cost)."""
-    return conv2d_cost(x_shape, w_shape, stride, padding, dilation, groups, act, has_bias,
-                       residual)

@@ -1,0 +1,98 @@
+"""Every conv variant, by name, on every drawn shape it supports, against the NumPy
+reference conv2d_ref (reference + named variants side by side); the dispatch table; and the
+errors for a variant that does not exist or cannot run a shape.
+
+Tolerance as in test_kernels_conv.py (conv_ref.tol): inputs N(0, 1), weights N(0, 1/K), so
+outputs are O(1) and two float32 sums of K products differ by about 6e-8 * sqrt(K).
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tinyinfer.errors import InputError
+from tinyinfer.kernels.activations import RELU6
+from tinyinfer.kernels.conv import (VARIANTS, choose_variant, conv2d, conv2d_ref,
+                                    supported_variants)
+from conv_ref import conv_cases, make_arrays, tol
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_cases())
+def test_every_variant_matches_the_reference(c):
+    x, w, b, res, k = make_arrays(c)
+    want = conv2d_ref(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
+    names = supported_variants(x.shape, w.shape, c["pad"], c["groups"])
+    # "grouped" and "im2col" run any conv, so every case checks at least two variants
+    assert {"grouped", "im2col"} <= set(names)
+    assert choose_variant(x.shape, w.shape, c["stride"], c["pad_arg"], c["dil"],
+                          c["groups"]) in names
+    for name in names:
+        got = conv2d(x, w, b, c["stride"], c["pad_arg"], c["dil"], c["groups"], c["act"], res,
+                     variant=name)
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, **tol(k), err_msg=f"variant {name}")
+
+
+# The module docstring's table, one row per branch, on the layers that take each branch.
+# (N, Cin, H, W), (Cout, Cin/groups, KH, KW), stride, padding, groups -> variant
+DISPATCH = [
+    ((1, 32, 112, 112), (32, 1, 3, 3), 1, 1, 32, "depthwise"),     # MobileNetV2 3x3 dw
+    ((1, 16, 14, 14), (32, 1, 5, 5), 2, 2, 16, "depthwise"),       # multiplier 2, 5x5 s2
+    ((1, 32, 56, 56), (32, 1, 1, 1), 2, 0, 32, "depthwise"),       # 1x1 depthwise, stride 2
+    ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped"),         # RegNet group width 16
+    ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "dot"),            # 7x7 expand: 49 pixels
+    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "dot"),               # ResNet 3x3 on 7x7
+    ((1, 24, 56, 56), (144, 24, 1, 1), 1, 0, 1, "pointwise"),      # 56x56 expand
+    ((1, 24, 56, 56), (144, 24, 1, 1), 2, 0, 1, "pointwise"),      # strided 1x1 (28x28 out)
+    ((1, 240, 28, 28), (240, 80, 1, 1), 1, 0, 3, "pointwise"),     # ShuffleNet V1 g=3 1x1
+    ((1, 32, 56, 56), (32, 1, 1, 1), 1, 0, 32, "pointwise"),       # 1x1 depthwise, stride 1
+    ((1, 3, 224, 224), (32, 3, 3, 3), 2, 1, 1, "im2col"),          # stem
+    ((1, 16, 28, 28), (16, 16, 1, 1), 1, 1, 1, "im2col"),          # padded 1x1
+    ((1, 8, 28, 28), (8, 2, 1, 1), 1, 1, 4, "im2col"),             # padded grouped 1x1
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, want", DISPATCH)
+def test_dispatch_table(x_shape, w_shape, stride, pad, groups, want):
+    assert choose_variant(x_shape, w_shape, stride, pad, 1, groups) == want
+    assert want in supported_variants(x_shape, w_shape, pad, groups)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, want",
+                         [d for d in DISPATCH if d[0][2] <= 56])
+def test_variants_on_network_layers(x_shape, w_shape, stride, pad, groups, want):
+    """Full-size layers (the drawn ones are small), every supported variant, ReLU6 and a
+    residual as a MobileNetV2 projection would not have both: the epilogue's worst case."""
+    rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
+    k = w_shape[1] * w_shape[2] * w_shape[3]
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = (rng.standard_normal(w_shape) / math.sqrt(k)).astype(np.float32)
+    b = rng.standard_normal(w_shape[0], dtype=np.float32)
+    res = rng.standard_normal(conv2d(x, w, b, stride, pad, 1, groups).shape, dtype=np.float32)
+    ref = conv2d_ref(x, w, b, stride, pad, 1, groups, RELU6, res)
+    for name in supported_variants(x_shape, w_shape, pad, groups):
+        got = conv2d(x, w, b, stride, pad, 1, groups, RELU6, res, variant=name)
+        np.testing.assert_allclose(got, ref, **tol(k), err_msg=f"variant {name}")
+
+
+def test_unknown_or_unsupported_variant():
+    x = np.zeros((1, 4, 8, 8), np.float32)
+    w = np.zeros((4, 1, 3, 3), np.float32)
+    with pytest.raises(InputError, match=r"unknown conv variant 'winograd'; known: depthwise,"):
+        conv2d(x, w, groups=4, variant="winograd")
+    with pytest.raises(InputError, match=r"unknown conv variant \['dot'\]"):
+        conv2d(x, w, groups=4, variant=["dot"])
+    with pytest.raises(InputError, match=r"'dot' needs groups == 1.*can run: depthwise, "
+                                         r"grouped, im2col"):
+        conv2d(x, w, groups=4, variant="dot")
+    with pytest.raises(InputError, match=r"'pointwise' needs a 1x1 kernel and no padding"):
+        conv2d(x, w, padding=1, groups=4, variant="pointwise")
+    with pytest.raises(InputError, match=r"'depthwise' needs groups == input channels"):
+        conv2d(x, np.zeros((4, 4, 3, 3), np.float32), variant="depthwise")
+
+
+def test_every_variant_is_reachable_from_the_dispatch():
+    """No variant is dead code: the table above sends some layer to each."""
+    assert {d[-1] for d in DISPATCH} == set(VARIANTS)
