@@ -96,3 +96,19 @@ def test_unknown_or_unsupported_variant():
 def test_every_variant_is_reachable_from_the_dispatch():
     """No variant is dead code: the table above sends some layer to each."""
     assert {d[-1] for d in DISPATCH} == set(VARIANTS)
+
+
+def test_kernel_benchmark_runs_named_variants(capsys):
+    """python -m tinyinfer.bench kernels --variants: a column per variant, "-" where the
+    variant cannot run the layer, and one line of error for an unknown name."""
+    from tinyinfer.bench.kernels import main
+    assert main(runs=3, size=32, use_torch=False, variants="depthwise,dot") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(ln for ln in lines if ln.startswith("kind")).split()[-2:] == ["depthwise", "dot"]
+    rows = [ln.split() for ln in lines if ln.startswith("depthwise ")]
+    # a depthwise layer: the depthwise variant timed, dot (groups == 1 only) cannot run it
+    assert rows and all(r[-2:] == ["ms", "-"] for r in rows)
+    assert all(r[6] == "depthwise" for r in rows)           # what the dispatch chose
+    assert any(ln.startswith("variant dot:") for ln in lines)
+    assert main(variants="winograd") == 2
+    assert "unknown conv variant(s) winograd" in capsys.readouterr().err

@@ -25,10 +25,14 @@ def _kernels(sub: argparse.ArgumentParser):
     sub.add_argument("--size", type=int, default=224, help="input resolution (default 224)")
     sub.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     sub.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
+    sub.add_argument("--variants", default="",
+                     help="comma-separated conv variants to time side by side on every layer "
+                          "they support (names in kernels/conv.py's VARIANTS), or 'all'")
 
     def run(args):
         from .kernels import main
-        return main(runs=args.runs, size=args.size, batch=args.batch, use_torch=not args.no_torch)
+        return main(runs=args.runs, size=args.size, batch=args.batch, use_torch=not args.no_torch,
+                    variants=args.variants)
     return run
 
 

@@ -1,11 +1,14 @@
 """Per-layer benchmark of the conv / linear kernels on MobileNetV2's layer shapes.
 
     python -m tinyinfer.bench kernels [--runs 60] [--size 224] [--batch 1] [--no-torch]
+                                      [--variants pointwise,im2col,dot | all]
 
-For every distinct conv / linear shape of MobileNetV2 it prints tinyinfer's median time and
-GFLOP/s, PyTorch's (F.conv2d / F.linear, 2 threads) and their ratio, and for 1x1 convs a
-third, comparison-only column: NumPy's BLAS matmul (a 1x1 conv is already its own im2col).
-Both sides compute conv + bias with no activation, so they do the same work.
+For every distinct conv / linear shape of MobileNetV2 it prints the conv variant conv2d
+picks (kernels/conv.py), tinyinfer's median time and GFLOP/s, PyTorch's (F.conv2d /
+F.linear, 2 threads) and their ratio, and for 1x1 convs a comparison-only column: NumPy's
+BLAS matmul (a 1x1 conv is already its own im2col). Both sides compute conv + bias with no
+activation, so they do the same work. ``--variants`` adds one column per named conv
+variant, run on every layer it supports ("-" where it cannot run), side by side.
 
 Timing: warm-up first; then the candidates take turns in rounds (tinyinfer, torch, numpy,
 tinyinfer, ...), each round timing --runs / 6 calls per candidate; the figure is the
@@ -15,12 +18,14 @@ with the on-disk cache, loading) is timed separately, before the table.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numba
 import numpy as np
 
-from ..kernels.conv import conv2d, conv2d_cost
+from ..errors import InputError
+from ..kernels.conv import VARIANTS, choose_variant, conv2d, conv2d_cost, supported_variants
 from ..kernels.linear import linear, linear_cost
 
 # MobileNetV2 (Sandler et al. 2018, table 2): expansion t, output channels c, repeats n,
@@ -69,8 +74,21 @@ def _import_torch():
     return torch, F
 
 
-def _make(layer, batch, rng, torch, F):
-    """-> (flops, tinyinfer fn, torch fn or None, numpy-BLAS fn or None)"""
+def parse_variants(text) -> list:
+    """'pointwise,dot' -> ['pointwise', 'dot']; 'all' -> every conv variant."""
+    if not text:
+        return []
+    names = list(VARIANTS) if text == "all" else [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise InputError(f"unknown conv variant(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(VARIANTS)} (or 'all')")
+    return names
+
+
+def _make(layer, batch, rng, torch, F, variants=()):
+    """-> (flops, tinyinfer fn, torch fn or None, numpy-BLAS fn or None, dispatched variant,
+    {variant: fn, or None where it cannot run this layer})"""
     kind, cin, cout, k, stride, hw = layer
     if kind == "linear":
         x = rng.standard_normal((batch, cin), dtype=np.float32)
@@ -82,7 +100,7 @@ def _make(layer, batch, rng, torch, F):
         if torch is not None:
             xt_, wt_, bt_ = (torch.from_numpy(a) for a in (x, w, b))
             tt = lambda: F.linear(xt_, wt_, bt_)                   # noqa: E731
-        return flops, ti, tt, None
+        return flops, ti, tt, None, "linear", {v: None for v in variants}
     groups = cin if kind == "depthwise" else 1
     pad = k // 2
     x = rng.standard_normal((batch, cin, hw, hw), dtype=np.float32)
@@ -98,7 +116,10 @@ def _make(layer, batch, rng, torch, F):
     if kind == "pointwise":
         x3, w2, b2 = x.reshape(batch, cin, hw * hw), w.reshape(cout, cin), b[:, None]
         npf = lambda: np.matmul(w2, x3) + b2                        # noqa: E731
-    return flops, ti, tt, npf
+    can = supported_variants(x.shape, w.shape, pad, groups)
+    vfns = {v: (lambda v=v: conv2d(x, w, b, stride, pad, 1, groups, variant=v)) if v in can
+            else None for v in variants}
+    return flops, ti, tt, npf, choose_variant(x.shape, w.shape, stride, pad, 1, groups), vfns
 
 
 def _medians(fns, runs, rounds=6):
@@ -125,7 +146,7 @@ def _medians(fns, runs, rounds=6):
 
 def _compile_all():
     """Call every kernel once on tiny inputs; return (seconds, compiled, loaded from cache)."""
-    from ..kernels import conv as C, linear as L
+    from ..kernels import conv_depthwise, conv_im2col, conv_pointwise, linear as L
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 8, 20, 20), dtype=np.float32)
     t0 = time.perf_counter()
@@ -135,7 +156,8 @@ def _compile_all():
     conv2d(x, rng.standard_normal((8, 8, 3, 3), dtype=np.float32))               # im2col
     linear(x.reshape(1, -1), rng.standard_normal((4, 3200), dtype=np.float32))
     seconds = time.perf_counter() - t0
-    kernels = [C._pointwise_rows, C._im2col, C._depthwise, L._dot_kernel]
+    kernels = [conv_pointwise._pointwise_rows, conv_im2col._im2col, conv_depthwise._depthwise,
+               L._dot_kernel]
     hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)
     misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
     return seconds, misses, hits
@@ -148,7 +170,13 @@ def _shape_text(layer, batch):
     return f"{cin:>4}->{cout:<4} {k}x{k} s{stride} @{hw}"
 
 
-def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True) -> int:
+def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True,
+         variants: str = "") -> int:
+    try:
+        variants = parse_variants(variants)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     torch, F = _import_torch() if use_torch else (None, None)
     secs, compiled, loaded = _compile_all()
     print(f"MobileNetV2 conv/linear layers, batch {batch}, {size}x{size}; "
@@ -160,24 +188,29 @@ def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True
     load = os.getloadavg()[0]
     print(f"load average {load:.2f}" + ("  (other processes are busy: expect noise)"
                                           if load > 0.7 else "") + "\n")
-    head = f"{'kind':<10} {'shape':<26} {'n':>2} {'tinyinfer':>10} {'GFLOP/s':>8}"
+    head = f"{'kind':<10} {'shape':<26} {'n':>2} {'variant':<9} {'tinyinfer':>10} {'GFLOP/s':>8}"
     if torch:
         head += f" {'torch':>10} {'GFLOP/s':>8} {'ratio':>6}"
     head += f" {'numpy BLAS':>11}"
+    head += "".join(f" {v:>10}" for v in variants)
     print(head)
     print("-" * len(head))
     rng = np.random.default_rng(0)
     total = {"conv": [0.0, 0.0], "all": [0.0, 0.0]}
     total_blas = [0.0, 0.0]   # pointwise only: numpy BLAS vs tinyinfer
+    total_variants = {v: 0.0 for v in variants}   # over the layers each can run
     for layer, count in distinct_layers(size):
-        flops, ti, tt, npf = _make(layer, batch, rng, torch, F)
-        t_ti, t_torch, t_np = _medians([ti, tt, npf], runs)
-        line = (f"{layer[0]:<10} {_shape_text(layer, batch):<26} {count:>2} "
+        flops, ti, tt, npf, chosen, vfns = _make(layer, batch, rng, torch, F, variants)
+        t_ti, t_torch, t_np, *t_vs = _medians([ti, tt, npf] + list(vfns.values()), runs)
+        line = (f"{layer[0]:<10} {_shape_text(layer, batch):<26} {count:>2} {chosen:<9} "
                 f"{t_ti * 1e3:>7.3f} ms {flops / t_ti / 1e9:>8.1f}")
         if torch:
             line += (f" {t_torch * 1e3:>7.3f} ms {flops / t_torch / 1e9:>8.1f}"
                      f" {t_ti / t_torch:>6.2f}")
-        line += f" {t_np * 1e3:>8.3f} ms" if t_np is not None else ""
+        line += f" {t_np * 1e3:>8.3f} ms" if t_np is not None else f" {'':>11}"
+        for v, t in zip(variants, t_vs):
+            line += f" {t * 1e3:>7.3f} ms" if t is not None else f" {'-':>10}"
+            total_variants[v] += count * (t or 0.0)
         print(line)
         for key in ("all",) + (("conv",) if layer[0] != "linear" else ()):
             total[key][0] += count * t_ti
@@ -194,4 +227,6 @@ def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True
         print(line)
     print(f"pointwise layers only: tinyinfer {total_blas[0] * 1e3:.2f} ms, "
           f"numpy BLAS matmul {total_blas[1] * 1e3:.2f} ms")
+    for v, t in total_variants.items():
+        print(f"variant {v}: {t * 1e3:.2f} ms over the layers it can run (x count)")
     return 0
