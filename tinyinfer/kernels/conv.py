@@ -136,10 +136,10 @@ def conv2d_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 
 # ---------------------------------------------------------------------------------------
-# The dispatcher
+# Argument checks: every variant relies on them (no Numba typing error reaches a user)
 
 def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, residual):
-    """Validate conv2d's arguments (every conv entry point shares this); returns
+    """Validate conv2d's arguments; returns
     (x, weight, bias, (sh, sw), (top, bottom, left, right), (dh, dw), groups, act code,
     residual, out_shape) with arrays float32 C-contiguous and bias zeros when None."""
     x = check_array(x, "x", 4)
@@ -185,6 +185,9 @@ def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, res
     return (x, weight, bias, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, code, residual,
             out_shape)
 
+
+# ---------------------------------------------------------------------------------------
+# The variants by name, and the dispatch
 
 class Variant(NamedTuple):
     """One conv algorithm: ``run`` fills ``out`` for arguments check_conv_args has
