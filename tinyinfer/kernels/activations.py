@@ -2,8 +2,9 @@
 
 Every activation has a named integer code (RELU, ...) so that conv / linear / add kernels
 can apply it in their epilogue (one pass over the output instead of two). ``act_scalar`` is
-the single place where the formulas live for Numba code, ``act_into`` the single loop that
-applies one to a row (every kernel calls it); ``activation_ref`` is the NumPy reference.
+the single place where the formulas live for Numba code, ``act_into`` the loop that applies
+one to a row (activation() and every conv / linear epilogue; tensor_ops.add keeps the same
+ladder fused into its sum, measured faster); ``activation_ref`` is the NumPy reference.
 
 h-sigmoid and h-swish are MobileNetV3's definitions (Howard et al. 2019, eq. in sec. 5.2):
     h-sigmoid(x) = ReLU6(x + 3) / 6        h-swish(x) = x * ReLU6(x + 3) / 6
@@ -111,8 +112,7 @@ def act_into(src, dst, code):
             dst[i] = src[i]
 
 
-# Elements per parallel task of the whole-array loops (here and tensor_ops.add): 16 KB, so
-# a task's slice stays in L1 between add's two passes, and 800k elements are 200 tasks.
+# Elements per parallel task of _activation_flat: 16 KB, and 800k elements are 200 tasks.
 CHUNK = 4096
 
 

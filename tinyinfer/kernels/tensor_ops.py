@@ -14,7 +14,8 @@ import numpy as np
 
 from ..costs import Cost, numel
 from ..errors import InputError
-from .activations import ACT_FLOPS, CHUNK, NONE, act_into, activation_ref
+from .activations import (ACT_FLOPS, GELU, HSIGMOID, HSWISH, RELU, RELU6, SIGMOID, SWISH,
+                          act_scalar, activation_ref)
 from .common import check_act, check_axis, check_int, float32_array
 
 
@@ -25,19 +26,36 @@ from .common import check_act, check_axis, check_int, float32_array
 def _add_flat(a, b, out, code):
     """out = act(a + b), all 1-D of one length (out may be a or b).
 
-    Per parallel task, one L1-sized chunk: the sum, then the activation ladder on it while
-    it is still in L1. (The activation inside the sum loop with a run-time ``code`` would
-    test it per element, and LLVM cannot vectorize that: 60x slower, see act_into.)
+    The activation ladder of act_into, fused into the sum: one loop per activation with a
+    constant code, so each vectorizes. Not the sum followed by act_into on the result:
+    that second pass measured 0.41-1.25 ms vs 0.24 ms fused (800k elements, ReLU, one
+    thread), and a run-time ``code`` inside one loop does not vectorize at all (60x).
     """
     n = a.size
-    for t in numba.prange((n + CHUNK - 1) // CHUNK):
-        lo = t * CHUNK
-        hi = min(lo + CHUNK, n)
-        o, x, y = out[lo:hi], a[lo:hi], b[lo:hi]
-        for i in range(hi - lo):
-            o[i] = x[i] + y[i]
-        if code != NONE:
-            act_into(o, o, code)
+    if code == RELU:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], RELU)
+    elif code == RELU6:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], RELU6)
+    elif code == SIGMOID:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], SIGMOID)
+    elif code == HSIGMOID:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], HSIGMOID)
+    elif code == HSWISH:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], HSWISH)
+    elif code == SWISH:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], SWISH)
+    elif code == GELU:
+        for i in numba.prange(n):
+            out[i] = act_scalar(a[i] + b[i], GELU)
+    else:
+        for i in numba.prange(n):
+            out[i] = a[i] + b[i]
 
 
 def add(a: np.ndarray, b: np.ndarray, act=0, out: np.ndarray | None = None) -> np.ndarray:
