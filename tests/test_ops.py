@@ -175,9 +175,9 @@ DISPATCH_CASES = [
     (8, 16, 1, 1, 1, 0, 11), (8, 16, 3, 1, 1, 1, 11), (8, 16, 1, 1, 2, 0, 16),  # dot
     (8, 16, 3, 1, 1, 1, 12), (8, 16, 3, 1, 2, 1, 32), (8, 16, 1, 1, 1, 1, 16),  # im2col
 ]
-# the loop of kernels/conv.py (or conv_group.py) each variant ends in; any of them but the
+# the loop of kernels/conv_*.py each variant ends in; any of them but the
 # depthwise and grouped ones may first run _im2col (all but a 1x1 conv without padding)
-MAIN_LOOP = {"depthwise": "_depthwise", "grouped": "grouped_conv2d_into", "dot": "_dot_kernel",
+MAIN_LOOP = {"depthwise": "_depthwise", "grouped": "_grouped", "dot": "_dot_kernel",
              "pointwise": "_pointwise_rows", "im2col": "_pointwise_rows"}
 
 
@@ -185,16 +185,18 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     """conv_variant.py says which loop kernels/conv.py runs for a shape; here each loop is
     wrapped to record that it ran, and what ran must be the predicted variant's loop."""
     from tinyinfer.kernels import conv as C
-    from tinyinfer.kernels import conv_group
+    from tinyinfer.kernels import conv_depthwise, conv_group, conv_im2col, conv_pointwise
     assert SMALL_IMAGE == C.SMALL_IMAGE
     ran = set()
 
     def spy(module, name):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, **k: (ran.add(name), real(*a, **k))[1])
-    for name in ("_depthwise", "_dot_kernel", "_im2col", "_pointwise_rows"):
-        spy(C, name)
-    spy(conv_group, "grouped_conv2d_into")
+    spy(conv_depthwise, "_depthwise")
+    spy(conv_im2col, "_dot_kernel")
+    spy(conv_im2col, "_im2col")
+    spy(conv_pointwise, "_pointwise_rows")
+    spy(conv_group, "_grouped")
     rng = np.random.default_rng(0)
     seen = set()
     for case in DISPATCH_CASES:

@@ -37,8 +37,7 @@ CONV_VARIANTS = ("depthwise", "grouped", "dot", "pointwise", "im2col")
 
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
-# kernel. (kernels/conv.py holds the same constant until its dispatcher calls this module;
-# tests/test_ops.py checks the two agree.)
+# kernel. (kernels/conv.py's dispatcher calls conv_variant.)
 SMALL_IMAGE = 128
 
 

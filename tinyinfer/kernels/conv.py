@@ -10,8 +10,9 @@ activation and a residual add fused into the epilogue.
 
     out = act(conv(x, weight) + bias) + residual
 
-``conv2d`` validates in Python, then ``choose_variant`` picks the variant; the first row
-that matches wins:
+``conv2d`` validates in Python, then runs the variant that ``conv_variant`` (in
+tinyinfer/conv_variant.py, which ops, report and memory ask too) names; the first row that
+matches wins:
 
     groups == Cin, k > 1 or stride > 1   "depthwise"  conv_depthwise.py  plane by plane
     1 < groups < Cin, k > 1              "grouped"    conv_group.py      direct, per group
@@ -32,6 +33,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..costs import Cost, numel
+from ..conv_variant import SMALL_IMAGE, conv_variant  # noqa: F401 (re-exported)
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
 from .common import check_act, check_array
@@ -39,10 +41,6 @@ from .conv_depthwise import depthwise_conv2d_into
 from .conv_group import grouped_conv2d_into
 from .conv_im2col import dot_conv2d_into, im2col_conv2d_into
 from .conv_pointwise import pointwise_conv2d_into
-
-# Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
-# floats: 3 vectors and a scalar tail), so 1x1 convs switch to the dot-product kernel.
-SMALL_IMAGE = 128
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,29 +208,11 @@ VARIANTS = {
 }
 
 
-def _choose(cin, kh, kw, stride, padding, groups, pixels) -> str:
-    """The dispatch table of the module docstring, on validated arguments."""
-    if groups == cin and (kh > 1 or kw > 1 or stride[0] > 1 or stride[1] > 1):
-        return "depthwise"
-    if 1 < groups < cin and kh * kw > 1:
-        # grouped 3x3 etc. (RegNet, ResNeXt): a direct kernel beats im2col per group
-        return "grouped"
-    if groups == 1 and pixels < SMALL_IMAGE:
-        # small image (7x7, 14x14 at stride 2...): rows of P pixels are too short to
-        # vectorize, so run it as a linear layer over pixels
-        return "dot"
-    if kh == 1 and kw == 1 and not any(padding):
-        return "pointwise"
-    return "im2col"
-
-
 def choose_variant(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1) -> str:
     """The name of the variant conv2d runs for these shapes (a key of VARIANTS)."""
-    _, cin, _, _ = x_shape
-    _, _, kh, kw = w_shape
     _, _, ho, wo = conv2d_out_shape(x_shape, w_shape, stride, padding, dilation)
-    return _choose(int(cin), int(kh), int(kw), _pair(stride, "stride", 1),
-                   normalize_padding(padding), int(groups), ho * wo)
+    return conv_variant(tuple(w_shape), int(groups), _pair(stride, "stride", 1),
+                        normalize_padding(padding), ho * wo)
 
 
 def supported_variants(x_shape, w_shape, padding=0, groups=1) -> list:
@@ -257,7 +237,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
     cin = x.shape[1]
     kh, kw = weight.shape[2], weight.shape[3]
     if variant is None:
-        variant = _choose(cin, kh, kw, stride, padding, groups, out_shape[2] * out_shape[3])
+        variant = conv_variant(weight.shape, groups, stride, padding,
+                               out_shape[2] * out_shape[3])
     elif not isinstance(variant, str) or variant not in VARIANTS:
         raise InputError(f"unknown conv variant {variant!r}; known: {', '.join(VARIANTS)}")
     elif not VARIANTS[variant].supports(cin, kh, kw, padding, groups):
