@@ -213,8 +213,8 @@ def test_summary_refuses_meaningless_sizes(small_v2, kwargs, match):
 
 # ---- run on several images; the batch helper --------------------------------------------
 def test_run_takes_a_list_of_images():
-    photo = tinyinfer.image.bundled_photo()
-    pixels = np.asarray(tinyinfer.image.load_image(photo))
+    photo = tinyinfer.io.image.bundled_photo()
+    pixels = np.asarray(tinyinfer.io.image.load_image(photo))
     one, both = tinyinfer.run("mobilenet_v2", photo), tinyinfer.run("mobilenet_v2", [photo, pixels])
     assert both == [one, one]
     assert one[0][0] == "bow tie"                # torchvision's top-1 for this photo (README)

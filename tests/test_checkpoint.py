@@ -1,4 +1,4 @@
-"""tinyinfer.checkpoint: torch.save (zip and legacy), safetensors and .npz files read into
+"""tinyinfer.io.checkpoint: torch.save (zip and legacy), safetensors and .npz files read into
 NumPy exactly as torch / safetensors / NumPy wrote them, and hostile or damaged files
 refused with CheckpointError without running anything.
 
@@ -26,9 +26,9 @@ import torchvision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyinfer.checkpoint import (CheckpointError, CheckpointNotFoundError, detect_format,
+from tinyinfer.io.checkpoint import (CheckpointError, CheckpointNotFoundError, detect_format,
                                   read_checkpoint, read_npz, read_safetensors, read_torch)
-from tinyinfer.checkpoint import torch_pickle
+from tinyinfer.io.checkpoint import torch_pickle
 from tinyinfer.errors import InputError
 
 TORCH_FORMATS = ["zip", "legacy"]

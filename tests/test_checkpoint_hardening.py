@@ -22,8 +22,8 @@ import torchvision
 import tinyinfer
 from test_checkpoint import (assert_exact, legacy_header, make_tensor, replace_zip_members,
                              small_state, torch_bytes)
-from tinyinfer import convert
-from tinyinfer.checkpoint import (CheckpointError, detect_format, limits, read_checkpoint,
+from tinyinfer.io import convert
+from tinyinfer.io.checkpoint import (CheckpointError, detect_format, limits, read_checkpoint,
                                   read_npz)
 from tinyinfer.errors import InputError, WeightsMismatchError
 
@@ -164,7 +164,7 @@ def test_pickles_that_crash_or_hang_when_hashed_are_refused(tmp_path):
         for name, code in HASHED.items():
             paths.append(tmp_path / f"{name}.{container}.pth")
             paths[-1].write_bytes(hostile_file(code, container))
-    script = ("import sys\nfrom tinyinfer.checkpoint import CheckpointError, read_checkpoint\n"
+    script = ("import sys\nfrom tinyinfer.io.checkpoint import CheckpointError, read_checkpoint\n"
               "for path in sys.argv[1:]:\n"
               "    try:\n        read_checkpoint(path)\n        print(path, 'read')\n"
               "    except CheckpointError as e:\n        print(path, e, flush=True)\n")
@@ -182,7 +182,7 @@ def test_pickles_that_crash_or_hang_when_hashed_are_refused(tmp_path):
 def test_deep_tuple_key_on_the_command_line(tmp_path):
     path = tmp_path / "evil.pth"
     path.write_bytes(hostile_file(HASHED["dict_key"], "zip"))
-    run = subprocess.run([sys.executable, "-m", "tinyinfer.convert", str(path),
+    run = subprocess.run([sys.executable, "-m", "tinyinfer.io.convert", str(path),
                           str(tmp_path / "out.npz")], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
@@ -391,5 +391,5 @@ def test_convert_reports_an_unreadable_checkpoint_in_one_line(tmp_path, capsys):
     path.write_bytes(repack(torch_bytes(small_state(), "zip"), zipfile.ZIP_DEFLATED))
     assert convert.main([str(path), str(tmp_path / "out.npz")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("python -m tinyinfer.convert: error: ") and err.count("\n") == 1
+    assert err.startswith("python -m tinyinfer.io.convert: error: ") and err.count("\n") == 1
     assert "is compressed (deflate)" in err

@@ -14,7 +14,7 @@ from PIL import Image
 import tinyinfer
 from tinyinfer.cli import main as cli
 from tinyinfer.cli import one_line
-from tinyinfer.image import bundled_photo
+from tinyinfer.io.image import bundled_photo
 
 
 def run_cli(capsys, *argv):

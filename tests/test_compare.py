@@ -1,4 +1,4 @@
-"""The layer-by-layer comparison (tinyinfer/compare.py): on a correct model no layer
+"""The layer-by-layer comparison (tinyinfer/analysis/compare.py): on a correct model no layer
 diverges; on a deliberately broken one it names the broken layer, not a later one.
 
 Small inputs (64x64) keep it fast; the tolerance is compare()'s default per-layer 1e-4
@@ -9,7 +9,7 @@ import timm
 import torchvision
 
 import tinyinfer
-from tinyinfer.compare import compare
+from tinyinfer.analysis.compare import compare
 from tinyinfer.errors import InputError
 from torch_ref import randomize, state_dict_numpy
 

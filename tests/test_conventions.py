@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import thop
 import tinyinfer
-from tinyinfer.conventions import CONVENTIONS, by_class, compare, count, get_convention
+from tinyinfer.analysis.conventions import CONVENTIONS, by_class, compare, count, get_convention
 from tinyinfer.errors import InputError
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import tinyinfer
-from tinyinfer.costs import Cost
-from tinyinfer.graph import Graph
-from tinyinfer.ops import node_costs
+from tinyinfer.engine.costs import Cost
+from tinyinfer.engine.graph import Graph
+from tinyinfer.engine.ops import node_costs
 
 
 def summary(name, resolution=224, **kw):

@@ -21,9 +21,9 @@ import torch
 import torchvision
 
 import tinyinfer
-from tinyinfer.graph import Graph
+from tinyinfer.engine.graph import Graph
 from tinyinfer.models.builder import NetBuilder, conv
-from tinyinfer.ops import node_costs
+from tinyinfer.engine.ops import node_costs
 
 
 def summary(name, resolution=None, **kw):

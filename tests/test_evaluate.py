@@ -12,7 +12,7 @@ from tinyinfer.cli import main
 from tinyinfer.evaluate import evaluate
 from tinyinfer.errors import DatasetError, OutputFileError
 from tinyinfer.evaluation.dataset import imagenet_wnids, read_dataset
-from tinyinfer.image import imagenet_labels
+from tinyinfer.io.image import imagenet_labels
 
 from eval_photos import build_dataset
 

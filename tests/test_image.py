@@ -1,4 +1,4 @@
-"""tinyinfer.image: loading, preprocessing parity with torchvision, labels and top-k.
+"""tinyinfer.io.image: loading, preprocessing parity with torchvision, labels and top-k.
 
 torchvision (imported through conftest's workaround) is the reference for preprocessing
 and for the label list; everything else is checked against expectations written here.
@@ -17,9 +17,9 @@ from torchvision import transforms as T
 from torchvision.models import MobileNet_V2_Weights
 
 from tinyinfer.errors import ImageError, InputError
-from tinyinfer.image import (IMAGENET_MEAN, IMAGENET_STD, bundled_photo, imagenet_labels,
+from tinyinfer.io.image import (IMAGENET_MEAN, IMAGENET_STD, bundled_photo, imagenet_labels,
                              load_image, preprocess, topk)
-from tinyinfer.resample import FILTERS, enlarged_window
+from tinyinfer.io.resample import FILTERS, enlarged_window
 
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 PHOTOS = [SKIMAGE_DATA / name for name in

@@ -1,4 +1,4 @@
-"""tinyinfer.image on hostile or extreme input: thin images, huge pixel counts, files that
+"""tinyinfer.io.image on hostile or extreme input: thin images, huge pixel counts, files that
 are not regular files, empty images and out-of-range preprocessing arguments.
 
 Every case must end quickly, in bounded memory, in its result or in one ImageError /
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tinyinfer.errors import ImageError, InputError
-from tinyinfer.image import IMAGENET_MEAN, IMAGENET_STD, load_image, preprocess
+from tinyinfer.io.image import IMAGENET_MEAN, IMAGENET_STD, load_image, preprocess
 
 
 def png_bytes(width, height, pixels=b""):
@@ -64,7 +64,7 @@ def test_thin_image_centre_crop(rng, height, width, resize, interpolation):
 
 _THIN_FILES_SCRIPT = textwrap.dedent("""
     import resource, sys, time
-    from tinyinfer.image import preprocess
+    from tinyinfer.io.image import preprocess
 
     def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyinfer.costs import Cost
+from tinyinfer.engine.costs import Cost
 from tinyinfer.errors import InputError
 from tinyinfer.kernels.activations import NONE, RELU6
 from tinyinfer.kernels.conv import (conv2d, conv2d_cost, conv2d_out_shape, conv2d_ref,

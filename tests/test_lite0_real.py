@@ -22,9 +22,9 @@ from PIL import Image
 from torchvision import transforms
 
 import tinyinfer
-from tinyinfer import pretrained
-from tinyinfer.checkpoint import read_checkpoint
-from tinyinfer.image import imagenet_labels
+from tinyinfer.io import pretrained
+from tinyinfer.io.checkpoint import read_checkpoint
+from tinyinfer.io.image import imagenet_labels
 from tinyinfer.models.efficientnet_lite import LITE0_IMAGENET as SPEC
 from torch_ref import assert_matches
 

@@ -29,7 +29,7 @@ from torchvision.models._utils import _make_divisible as tv_make_divisible
 
 import tinyinfer
 from tinyinfer.errors import InputError
-from tinyinfer.graph import Graph
+from tinyinfer.engine.graph import Graph
 from tinyinfer.models.blocks import (decode_arch, decode_block, make_divisible, paper_block,
                                      paper_table, scale_stage_depth, split_channels)
 from tinyinfer.models.efficientnet import B0_COLUMNS, EFFICIENTNET_B0
@@ -38,9 +38,9 @@ from tinyinfer.models.mnasnet import MNASNET_B1, mnasnet_arch
 from tinyinfer.models.mobilenet_v2 import MOBILENET_V2
 from tinyinfer.models.builder import NetBuilder, Style, add_block, conv
 from tinyinfer.models.registry import get_spec
-from tinyinfer.ops import infer_shapes, node_costs, tf_same_padding
-from tinyinfer.passes import optimize
-from tinyinfer.runtime import execute
+from tinyinfer.engine.ops import infer_shapes, node_costs, tf_same_padding
+from tinyinfer.engine.passes import optimize
+from tinyinfer.engine.runtime import execute
 from torch_ref import (assert_matches, check_network, forward, image_batch, randomize,
                        state_dict_numpy)
 

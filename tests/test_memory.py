@@ -1,12 +1,12 @@
-"""Activation memory (tinyinfer/memory.py): liveness along the execution order, and the
+"""Activation memory (tinyinfer/analysis/memory.py): liveness along the execution order, and the
 tensors that must be materialized when bottlenecks are streamed (MobileNetV2 Section 5).
 Expected values are closed forms written here from the architectures (channels x H x W x
 element size); the paper's Table 3 itself is in test_paper_tables.py."""
 import pytest
 
 import tinyinfer
-from tinyinfer.graph import Graph
-from tinyinfer.memory import liveness, materialized, streamed_values
+from tinyinfer.engine.graph import Graph
+from tinyinfer.analysis.memory import liveness, materialized, streamed_values
 from tinyinfer.models.builder import NetBuilder
 
 

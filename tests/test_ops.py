@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyinfer.conventions import OP_CLASSES, op_class
-from tinyinfer.conv_variant import CONV_VARIANTS, SMALL_IMAGE, conv_class, conv_variant
-from tinyinfer.costs import Cost, RefOp
+from tinyinfer.analysis.conventions import OP_CLASSES, op_class
+from tinyinfer.engine.conv_variant import CONV_VARIANTS, SMALL_IMAGE, conv_class, conv_variant
+from tinyinfer.engine.costs import Cost, RefOp
 from tinyinfer.errors import InputError
-from tinyinfer.graph import Graph
-from tinyinfer.ops import (MEMORY_ROLES, MIXES, OPS, PER_CHANNEL, POOL, VIEW, WHOLE,
+from tinyinfer.engine.graph import Graph
+from tinyinfer.engine.ops import (MEMORY_ROLES, MIXES, OPS, PER_CHANNEL, POOL, VIEW, WHOLE,
                            infer_shapes, layer_type, memory_role, node_costs)
-from tinyinfer.runtime import execute
+from tinyinfer.engine.runtime import execute
 
 
 def all_kinds_graph(rng):
@@ -223,7 +223,7 @@ def test_no_kind_tests_outside_the_records():
     import ast
     import inspect
 
-    from tinyinfer import conventions, memory, report
+    from tinyinfer.analysis import conventions, memory, report
     for module in (conventions, memory, report):
         for cmp in ast.walk(ast.parse(inspect.getsource(module))):
             if not isinstance(cmp, ast.Compare):

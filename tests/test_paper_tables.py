@@ -1,4 +1,4 @@
-"""The papers' tables (tinyinfer/paper_tables.py) against the published numbers, written out
+"""The papers' tables (tinyinfer/analysis/paper_tables.py) against the published numbers, written out
 here from ../shared/seeds (not read from the module under test).
 
 Tolerance, unless a test says otherwise: published numbers are rounded (Mult-Adds to the
@@ -9,7 +9,7 @@ test_counts.py; here the table functions are checked against the same published 
 import pytest
 
 from test_counts import MOBILENET_V1_PUBLISHED, close
-from tinyinfer import paper_tables as P
+from tinyinfer.analysis import paper_tables as P
 
 
 def test_table_4_full_convolution_mobilenet():
@@ -88,7 +88,7 @@ TABLE_3 = {112: ((64, 1600), (16, 400)), 56: ((128, 800), (32, 200)),
 def test_mobilenet_v2_table_3_memory():
     """Rows that reproduce: V1 at every size but 7x7, V2 at 112, 7 and 1, and both maxima
     (1600K, 400K). The others are the paper's own inconsistencies, asserted as such (see
-    tinyinfer/memory.py): V1 7x7 counts two tensors, V2 56/28/14 list the next stage's width."""
+    tinyinfer/analysis/memory.py): V1 7x7 counts two tensors, V2 56/28/14 list the next stage's width."""
     table = P.mobilenet_v2_memory()
     rows = {int(r[0].split("x")[0]): r for r in table.rows if r[0] != "max"}
     # the 1x1 row prints whole Kb: 2 for V1's 2.05K and for V2's 2.56K

@@ -4,7 +4,7 @@ activation and add its own kernel), with randomized BN statistics."""
 import numpy as np
 
 import tinyinfer
-from tinyinfer.runtime import execute
+from tinyinfer.engine.runtime import execute
 from reference_registry import reference
 from torch_ref import randomize, state_dict_numpy
 

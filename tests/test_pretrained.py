@@ -22,11 +22,11 @@ from PIL import Image
 from torchvision import transforms
 
 import tinyinfer
-from tinyinfer import pretrained
-from tinyinfer.checkpoint import read_checkpoint
-from tinyinfer.convert import state_to_npz_bytes
+from tinyinfer.io import pretrained
+from tinyinfer.io.checkpoint import read_checkpoint
+from tinyinfer.io.convert import state_to_npz_bytes
 from tinyinfer.errors import WeightsNotFoundError
-from tinyinfer.image import imagenet_labels
+from tinyinfer.io.image import imagenet_labels
 from tinyinfer.models.mobilenet_v2 import MOBILENET_V2_IMAGENET as SPEC
 
 PROB_TOL = 1e-3
@@ -63,8 +63,8 @@ def test_wheel_ships_the_bundled_weights(tmp_path):
     """A plain (non-editable) install holds exactly what the wheel holds. The wheel is built
     from a copy of the package (the checkout's own build/ stays untouched) and must carry
     the converted weights, byte for byte, with their manifest and provenance README."""
-    src = tmp_path / "src"
-    shutil.copytree(ROOT / "tinyinfer", src / "tinyinfer",
+    src = tmp_path / "project"
+    shutil.copytree(ROOT / "src" / "tinyinfer", src / "src" / "tinyinfer",
                     ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)

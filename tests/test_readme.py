@@ -1,4 +1,7 @@
 """The README's model table and commands stay true."""
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 from tinyinfer.cli import models_markdown
@@ -51,3 +54,26 @@ def test_readme_extras_exist():
     named = set(re.findall(r'pip install -e "\.\[(\w+)\]"', README))
     assert {"bench", "notebooks"} <= named and named <= set(extras)
     assert "onnxruntime" in extras["bench"] and "jupyter" in extras["notebooks"]
+
+
+def test_layout_section_is_the_package():
+    """The README's layout map is generated from the package's docstrings: a module added,
+    moved or renamed without regenerating it fails here (run python scripts/readme_layout.py)."""
+    spec = importlib.util.spec_from_file_location("readme_layout",
+                                                  ROOT / "scripts" / "readme_layout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    block = README.split("<!-- layout:start -->\n```\n")[1].split("\n```\n<!-- layout:end -->")[0]
+    assert block == module.layout()
+
+
+def test_import_works_from_the_folder_that_holds_the_clone(tmp_path):
+    """With the clone at ~/tinyinfer and Python started in ~, the clone folder (no
+    __init__.py at its root) used to win as an empty namespace package: `tinyinfer.run` did
+    not exist. The src/ layout keeps the package out of the clone's root, so the installed
+    package wins from anywhere."""
+    (tmp_path / "tinyinfer").symlink_to(ROOT, target_is_directory=True)
+    done = subprocess.run([sys.executable, "-c", "import tinyinfer; print(tinyinfer.run.__module__)"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "tinyinfer.api"

@@ -1,5 +1,5 @@
-"""Reports (tinyinfer/report.py), the measured profile, the machine's roofline numbers
-(tinyinfer/machine.py) and their command lines. Counts themselves are checked against
+"""Reports (tinyinfer/analysis/report.py), the measured profile, the machine's roofline numbers
+(tinyinfer/analysis/machine.py) and their command lines. Counts themselves are checked against
 papers and tools in test_counts / test_conventions / test_paper_tables; here: that the
 report's columns, totals and exports say what they claim."""
 import csv
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import tinyinfer
-from tinyinfer import machine
+from tinyinfer.analysis import machine
 from tinyinfer.bench.__main__ import main as bench
 from tinyinfer.cli import main as cli
 from tinyinfer.errors import InputError

@@ -1,4 +1,4 @@
-"""tinyinfer.scaling: width / depth / resolution multipliers, EfficientNet's compound scaling
+"""tinyinfer.analysis.scaling: width / depth / resolution multipliers, EfficientNet's compound scaling
 and TinyNet's rule, checked against the references' own modules (parameter counts of
 torchvision / timm networks, with each BN counted as the one bias it folds into) and
 against closed forms written out here."""
@@ -11,7 +11,7 @@ import torchvision
 from torchvision.models._utils import _make_divisible
 from torchvision.models.efficientnet import MBConvConfig
 
-from tinyinfer import scaling
+from tinyinfer.analysis import scaling
 from tinyinfer.errors import InputError
 
 

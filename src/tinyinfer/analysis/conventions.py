@@ -1,0 +1,271 @@
+"""Counting conventions, in one place: why fvcore, thop, ptflops and torch's FlopCounterMode
+print different numbers for the same network, and what the papers' "Mult-Adds" are.
+
+Every tool answers the same question ("how much work is this network?") with different
+rules, and none of them says which. Here each rule is a table over a small set of
+*reference ops*: the operations the PyTorch reference runs for one tinyinfer node (each op
+kind's record in ops.py lowers a node to them; a squeeze-excite node, for instance, becomes
+a pool, two 1x1 convs, an activation, a gate and a multiply). A convention maps each op to
+a count; an op it does not list counts 0 ("unsupported" in fvcore's words, silently in
+thop's).
+
+    name          unit       conv / linear      BN           activations  pools          add, mul
+    paper         Mult-Adds  1 per MAC          folded: 0    0            0              0
+    macs          MACs       1 per MAC          0            0            0              0
+    flops         FLOPs      2 per MAC          folded: 0    per formula  per element    1 per elem
+    fvcore        "flops"    1 per MAC          2 per elem   0            adaptive: 1/in 0
+    thop          "ops"      1 per MAC          4 per elem   0            see THOP       0
+    ptflops       MACs       1 per MAC + bias   2 per elem   see PTFLOPS  see PTFLOPS    0
+    ptflops_aten  MACs       1 per MAC + bias   0            0            0              0
+    torch         FLOPs      2 per MAC          0            0            0              0
+
+("paper", "macs" and "flops" are tinyinfer's own counts, from the kernels' cost models in
+costs.py. "paper" and "macs" have the same operations and differ in parameters: "paper"
+counts a folded BN as one bias per channel, "macs" counts parameters as PyTorch does, BN's
+weight and bias included.)
+
+Three things decide a tool's number, and the tables below spell each one out:
+1. whether a multiply-accumulate is 1 or 2 (fvcore/thop/ptflops say 1, FlopCounterMode 2);
+2. which ops it knows at all (fvcore ignores activations, adds and max pools; thop counts
+   BN as 4 per element and ReLU as 0; FlopCounterMode only counts matrix products);
+3. how the reference calls an op: module hooks (thop, ptflops) see an ``nn.Module`` but not
+   ``F.adaptive_avg_pool2d(x)`` or ``x.mean()``; ptflops also wraps some ``F.*`` functions,
+   so an ``nn.ReLU`` module, which calls ``F.relu``, is counted twice. ``REFERENCE_CALLS``
+   lists how each torchvision reference calls the ops where that matters.
+
+tests/test_conventions.py runs the real tools on torchvision models and checks that each
+emulation gives the tool's exact number. The emulations describe torchvision's references;
+a timm model is written differently (its BatchNormAct2d is a type thop has no rule for, its
+SE pools with x.mean()), so its tool numbers would need entries of its own here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from typing import Callable
+
+from ..engine.costs import RefOp, numel
+from ..errors import InputError
+from ..kernels.activations import ACT_NAMES
+from ..engine.ops import OPS, get_op, infer_shapes, node_costs
+
+
+# How torchvision's references call the ops that hooks can miss, where it differs from
+# the default (conv, linear, BN, activations, pools: nn.Module; residual add and SE scale:
+# the + and * operators). From each reference's forward().
+REFERENCE_CALLS = {
+    "mobilenet_v2": {"global_avgpool": "functional"},  # nn.functional.adaptive_avg_pool2d
+    "mnasnet*": {"global_avgpool": "method"},          # x.mean([2, 3])
+    "shufflenet_v2_*": {"global_avgpool": "method"},   # x.mean([2, 3])
+    "googlenet": {"relu": "functional"},               # BasicConv2d: F.relu(x, inplace=True)
+}
+
+
+def reference_calls(model_name: str) -> dict:
+    calls = {}
+    for pattern, table in REFERENCE_CALLS.items():
+        if fnmatch(model_name, pattern):
+            calls.update(table)
+    return calls
+
+
+def lower(node, in_shapes, out_shape, calls=None) -> list[RefOp]:
+    """The reference ops one tinyinfer node stands for (its op record's ``lower``)."""
+    return get_op(node).lower(node, in_shapes, out_shape, calls or {})
+
+
+# ---- the tools' rules: reference op -> count --------------------------------------------
+# fvcore.nn.FlopCountAnalysis (jit trace; jit_handles.py). "We count one fused
+# multiply-add as one flop." Ops without a handle are "unsupported" and count 0.
+FVCORE = {
+    "conv": lambda o: o.macs,                 # aten::_convolution; bias ignored
+    "linear": lambda o: o.macs,               # aten::linear / addmm; bias ignored
+    "batchnorm": lambda o: 2 * o.n_in,        # eval-mode BN with affine: 2 per element
+    "adaptive_avg_pool": lambda o: o.n_in if o.call != "method" else 0,   # x.mean: aten::mean
+}
+
+# thop.profile (forward hooks on nn.Module types; vision/basic_hooks.py). Module types it
+# has no rule for (Hardswish, Hardsigmoid, SiLU, Sigmoid) count 0; functions are invisible.
+THOP = {
+    "conv": lambda o: o.macs,                 # out elements * Cin/groups * KH * KW, no bias
+    "linear": lambda o: o.macs,               # in_features * out elements, no bias
+    "batchnorm": lambda o: 4 * o.n_in,        # 2 per element, doubled for affine
+    "avg_pool": lambda o: o.n_out if o.call == "module" else 0,
+    # (window area + 1 divide) per output, window = input size / output size
+    "adaptive_avg_pool": lambda o: int((o.n_in / o.n_out + 1) * o.n_out)
+    if o.call == "module" else 0,
+    # ReLU, ReLU6, MaxPool: registered as zero_ops
+}
+
+
+# ptflops.get_model_complexity_info, backend "pytorch" (module hooks + patched F.* and
+# torch.* functions; pytorch_ops.py). A module whose forward calls a patched function is
+# counted by both: nn.ReLU (F.relu), nn.GELU (F.gelu), nn.MaxPool2d / nn.AvgPool2d /
+# nn.AdaptiveAvgPool2d (F.*pool*) count twice. nn.ReLU6 calls F.hardtanh (not patched):
+# once. nn.SiLU has no module rule but calls the patched F.silu: once. Hardswish,
+# Hardsigmoid, Sigmoid: 0. The + and * operators are not patched (torch.add would be).
+# ptflops takes a resolution without batch and reports per image; with a batch > 1 fed
+# through input_constructor it divides its module hooks' counts by the batch but not the
+# patched functions' counts, so its number is consistent at batch 1 only (the emulation
+# counts the whole batch, as every other convention here does).
+def _ptflops_twice(o):
+    return {"module": 2, "functional": 1}.get(o.call, 0)
+
+
+PTFLOPS = {
+    "conv": lambda o: o.macs + o.bias,
+    "linear": lambda o: o.macs + o.bias,
+    "batchnorm": lambda o: 2 * o.n_in,
+    "relu": lambda o: o.n_out * _ptflops_twice(o),
+    "gelu": lambda o: o.n_out * _ptflops_twice(o),
+    "relu6": lambda o: o.n_out if o.call in ("module", "functional") else 0,
+    "swish": lambda o: o.n_out if o.call in ("module", "functional") else 0,
+    "max_pool": lambda o: o.n_in * _ptflops_twice(o),
+    "avg_pool": lambda o: o.n_in * _ptflops_twice(o),
+    "adaptive_avg_pool": lambda o: o.n_in * _ptflops_twice(o),
+    "add": lambda o: o.n_out if o.call == "method" else 0,
+    "mul": lambda o: o.n_out if o.call == "method" else 0,
+}
+
+# ptflops with backend="aten" (a TorchDispatchMode over aten ops; aten_ops.py): only
+# convolutions and matrix products, 1 per MAC, plus the bias additions.
+PTFLOPS_ATEN = {
+    "conv": lambda o: o.macs + o.bias,
+    "linear": lambda o: o.macs + o.bias,
+}
+
+# torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per MAC of aten.convolution / mm /
+# addmm / bmm (bias additions not counted), nothing else.
+TORCH = {
+    "conv": lambda o: 2 * o.macs,
+    "linear": lambda o: 2 * o.macs,
+}
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    unit: str
+    description: str
+    rules: dict[str, Callable] | None = None   # reference op -> count; None: tinyinfer's cost
+    cost_field: str = "macs"                   # with rules None: which Cost field
+    params: str = "torch"                      # "folded" (BN in one bias) or "torch"
+    tool: str = ""                             # how to get the tool's own number
+
+
+CONVENTIONS: dict[str, Convention] = {c.name: c for c in [
+    Convention("paper", "Mult-Adds", "the papers' count: multiply-adds of convolutions and "
+               "FC layers, BN folded into the convs", cost_field="macs", params="folded"),
+    Convention("macs", "MACs", "tinyinfer's multiply-accumulates; parameters as PyTorch "
+               "counts them (BN weight and bias included)", cost_field="macs"),
+    Convention("flops", "FLOPs", "tinyinfer's FLOPs of the kernels that run: 2 per MAC plus "
+               "every elementwise operation (activations, pools, adds), BN folded",
+               cost_field="flops", params="folded"),
+    Convention("fvcore", "fvcore flops", "fvcore FlopCountAnalysis: 1 per MAC, BN 2 per "
+               "element, adaptive pools 1 per input; activations/adds/max pool ignored",
+               FVCORE, tool="FlopCountAnalysis(model, x).total()"),
+    Convention("thop", "thop ops", "thop.profile: 1 per MAC, BN 4 per element, adaptive pool "
+               "(window+1) per output if a module; ReLU and max pool 0", THOP,
+               tool="thop.profile(model, (x,))[0]"),
+    Convention("ptflops", "ptflops MACs", "ptflops (pytorch backend): 1 per MAC + bias, BN 2 "
+               "per element, ReLU and pool modules counted twice (hook + F.*)", PTFLOPS,
+               tool="get_model_complexity_info(model, (3, H, W), backend='pytorch')[0]"),
+    Convention("ptflops_aten", "ptflops MACs", "ptflops (aten backend): convolutions and "
+               "matrix products, 1 per MAC + bias", PTFLOPS_ATEN,
+               tool="get_model_complexity_info(model, (3, H, W), backend='aten')[0]"),
+    Convention("torch", "FLOPs", "torch.utils.flop_counter.FlopCounterMode: 2 per MAC of "
+               "convolutions and matrix products, nothing else", TORCH,
+               tool="FlopCounterMode().get_total_flops()"),
+]}
+
+
+def get_convention(name: str) -> Convention:
+    if name not in CONVENTIONS:
+        raise InputError(f"unknown counting convention {name!r}; choose one of "
+                         f"{', '.join(CONVENTIONS)}")
+    return CONVENTIONS[name]
+
+
+@dataclass
+class Counted:
+    convention: Convention
+    total: int
+    params: int
+    per_row: dict[str, int]        # plan node (report row) -> count
+    by_op: dict[str, int]          # reference op (or node kind) -> count
+
+
+def torch_params(graph) -> int:
+    """Parameters as PyTorch counts them: BN has weight and bias (its running mean and
+    variance are buffers, not parameters)."""
+    total = 0
+    for node in graph:
+        for p, shape in node.param_shapes.items():
+            if p not in get_op(node).buffers:
+                total += numel(shape)
+    return total
+
+
+def count(model, convention: str = "paper", input_shape=None) -> Counted:
+    """Count ``model`` (a tinyinfer.Model) at ``input_shape`` (default: batch 1 at its
+    native resolution) under ``convention``."""
+    conv = get_convention(convention)
+    if input_shape is None:
+        r = model.spec.input_size
+        input_shape = (1, model.graph.in_channels, r, r)
+    plan_costs = node_costs(model.plan, input_shape)
+    params = (sum(c.params for _, _, c in plan_costs) if conv.params == "folded"
+              else torch_params(model.graph))
+    per_row: dict[str, int] = {}
+    by_op: dict[str, int] = {}
+    if conv.rules is None:                    # tinyinfer's own cost model, on what runs
+        for node, _, cost in plan_costs:
+            v = getattr(cost, conv.cost_field)
+            per_row[node.name] = v
+            by_op[node.kind] = by_op.get(node.kind, 0) + v
+        return Counted(conv, sum(per_row.values()), params, per_row, by_op)
+    # the tools look at the reference as written: BN and activations are layers of their own
+    owner = {n.name: n.name for n in model.plan}
+    owner.update({f: n.name for n in model.plan for f in n.fused})
+    shapes = infer_shapes(model.graph, input_shape)
+    calls = reference_calls(model.name)
+    for node in model.graph:
+        ops = lower(node, [shapes[i] for i in node.inputs], shapes[node.name], calls)
+        v = 0
+        for o in ops:
+            c = int(conv.rules[o.op](o)) if o.op in conv.rules else 0
+            by_op[o.op] = by_op.get(o.op, 0) + c
+            v += c
+        row = owner.get(node.name, node.name)
+        per_row[row] = per_row.get(row, 0) + v
+    return Counted(conv, sum(per_row.values()), params, per_row, by_op)
+
+
+def compare(model, input_shape=None, conventions=None) -> dict[str, Counted]:
+    """Every convention's count of one model: {name: Counted}."""
+    return {name: count(model, name, input_shape) for name in (conventions or CONVENTIONS)}
+
+
+OP_CLASSES = ("conv", "linear", "batchnorm", "activation", "pool", "add/mul", "other")
+
+
+# the reference ops' classes; a node kind's class is in its op record
+_REF_OP_CLASSES = {"conv": "conv", "linear": "linear", "batchnorm": "batchnorm",
+                   "add": "add/mul", "mul": "add/mul", "max_pool": "pool", "avg_pool": "pool",
+                   "adaptive_avg_pool": "pool",
+                   **{name: "activation" for name in ACT_NAMES.values()}}
+
+
+def op_class(op: str) -> str:
+    """A reference op (or, for tinyinfer's own conventions, a node kind) -> OP_CLASSES."""
+    if op in OPS:
+        return OPS[op].op_class
+    return _REF_OP_CLASSES.get(op, "other")
+
+
+def by_class(counted: Counted) -> dict[str, int]:
+    """A Counted's ops grouped into OP_CLASSES (for the conventions notebook's table)."""
+    out = {c: 0 for c in OP_CLASSES}
+    for op, v in counted.by_op.items():
+        out[op_class(op)] += v
+    return out

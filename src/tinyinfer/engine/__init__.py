@@ -1,0 +1,1 @@
+"""The engine: the graph IR, the op-kind records, load-time passes, the runtime, the cost record."""

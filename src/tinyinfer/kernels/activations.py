@@ -1,0 +1,164 @@
+"""Pointwise activations: ReLU, ReLU6, sigmoid, h-sigmoid, h-swish, swish (SiLU), GELU.
+
+Every activation has a named integer code (RELU, ...) so that conv / linear / add kernels
+can apply it in their epilogue (one pass over the output instead of two). ``act_scalar`` is
+the single place where the formulas live for Numba code, ``act_into`` the loop that applies
+one to a row (activation() and every conv / linear epilogue; tensor_ops.add keeps the same
+ladder fused into its sum, measured faster); ``activation_ref`` is the NumPy reference.
+
+h-sigmoid and h-swish are MobileNetV3's definitions (Howard et al. 2019, eq. in sec. 5.2):
+    h-sigmoid(x) = ReLU6(x + 3) / 6        h-swish(x) = x * ReLU6(x + 3) / 6
+(not Keras' old hard_sigmoid, which used 0.2 * x + 0.5).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..engine.costs import Cost, numel
+
+NONE, RELU, RELU6, SIGMOID, HSIGMOID, HSWISH, SWISH, GELU = range(8)
+
+ACT_CODES = {
+    "none": NONE, "identity": NONE, "relu": RELU, "relu6": RELU6, "sigmoid": SIGMOID,
+    "hsigmoid": HSIGMOID, "hard_sigmoid": HSIGMOID, "hswish": HSWISH, "hard_swish": HSWISH,
+    "swish": SWISH, "silu": SWISH, "gelu": GELU,
+}
+ACT_NAMES = {NONE: "none", RELU: "relu", RELU6: "relu6", SIGMOID: "sigmoid",
+             HSIGMOID: "hsigmoid", HSWISH: "hswish", SWISH: "swish", GELU: "gelu"}
+
+# FLOPs per element, one per arithmetic op in the formula, 1 per exp/erf:
+#   relu max(x,0)=1; relu6 min(max(x,0),6)=2; sigmoid 1/(1+exp(-x)): neg,exp,add,div=4;
+#   h-sigmoid min(max(x+3,0),6)/6=4; h-swish x*h-sigmoid=5; swish x*sigmoid=5;
+#   gelu 0.5*x*(1+erf(x/sqrt2)): div,erf,add,mul,mul=5.
+ACT_FLOPS = {NONE: 0, RELU: 1, RELU6: 2, SIGMOID: 4, HSIGMOID: 4, HSWISH: 5, SWISH: 5, GELU: 5}
+
+
+def act_code(name_or_code) -> int:
+    """'relu6' -> RELU6; integer codes pass through. Unknown names raise ValueError."""
+    if isinstance(name_or_code, (int, np.integer)):
+        if int(name_or_code) in ACT_NAMES:
+            return int(name_or_code)
+    elif isinstance(name_or_code, str) and name_or_code.lower() in ACT_CODES:
+        return ACT_CODES[name_or_code.lower()]
+    raise ValueError(f"unknown activation {name_or_code!r}; "
+                     f"known: {', '.join(sorted(ACT_CODES))}")
+
+
+@numba.njit(inline="always", cache=True)
+def _clamp(v, lo, hi):
+    # Written with < and > so that NaN passes through (every comparison with NaN is false),
+    # as in torch; min()/max() would turn NaN into a bound.
+    return lo if v < lo else (hi if v > hi else v)
+
+
+@numba.njit(inline="always", cache=True)
+def act_scalar(v, code):
+    """The activation formulas, for use inside other kernels' loops (float32 in, float32 out)."""
+    zero, three, six = np.float32(0.0), np.float32(3.0), np.float32(6.0)
+    if code == NONE:
+        return v
+    elif code == RELU:
+        return zero if v < zero else v
+    elif code == RELU6:
+        return _clamp(v, zero, six)
+    elif code == SIGMOID:
+        return np.float32(1.0) / (np.float32(1.0) + math.exp(-v))
+    elif code == HSIGMOID:
+        return _clamp(v + three, zero, six) / six
+    elif code == HSWISH:
+        return v * _clamp(v + three, zero, six) / six
+    elif code == SWISH:
+        return v / (np.float32(1.0) + math.exp(-v))
+    else:
+        return np.float32(0.5) * v * (np.float32(1.0) + math.erf(v * np.float32(0.7071067811865476)))
+
+
+@numba.njit(inline="always", cache=True)
+def act_into(src, dst, code):
+    """dst[i] = act(src[i]) for 1-D arrays of one length; dst may be src (in place).
+
+    The one activation ladder: one loop per activation, each calling act_scalar with a
+    constant code, so after inlining the branch folds away and the loop vectorizes. A
+    single loop that tests ``code`` per element does not vectorize: ReLU measured 4.5 ms
+    vs 0.08 ms on 800k elements (git log d421573).
+    """
+    n = dst.shape[0]
+    if code == RELU:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], RELU)
+    elif code == RELU6:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], RELU6)
+    elif code == SIGMOID:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], SIGMOID)
+    elif code == HSIGMOID:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], HSIGMOID)
+    elif code == HSWISH:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], HSWISH)
+    elif code == SWISH:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], SWISH)
+    elif code == GELU:
+        for i in range(n):
+            dst[i] = act_scalar(src[i], GELU)
+    else:
+        for i in range(n):
+            dst[i] = src[i]
+
+
+# Elements per parallel task of _activation_flat: 16 KB, and 800k elements are 200 tasks.
+CHUNK = 4096
+
+
+@numba.njit(parallel=True, cache=True)
+def _activation_flat(x, out, code):
+    """out = act(x), both 1-D of one length, a chunk of the ladder per parallel task."""
+    n = x.size
+    for t in numba.prange((n + CHUNK - 1) // CHUNK):
+        lo = t * CHUNK
+        hi = min(lo + CHUNK, n)
+        act_into(x[lo:hi], out[lo:hi], code)
+
+
+def activation(x: np.ndarray, code, out: np.ndarray | None = None) -> np.ndarray:
+    """y = act(x) elementwise. x: any shape, float32, C-contiguous. ``out`` may be ``x`` (in place)."""
+    code = act_code(code)
+    if out is None:
+        out = np.empty_like(x)
+    _activation_flat(x.reshape(-1), out.reshape(-1), np.int64(code))
+    return out
+
+
+def activation_ref(x: np.ndarray, code) -> np.ndarray:
+    """NumPy reference for every activation (float64 internally, float32 out)."""
+    code = act_code(code)
+    v = x.astype(np.float64)
+    if code == NONE:
+        y = v
+    elif code == RELU:
+        y = np.maximum(v, 0)
+    elif code == RELU6:
+        y = np.clip(v, 0, 6)
+    elif code == SIGMOID:
+        y = 1 / (1 + np.exp(-v))
+    elif code == HSIGMOID:
+        y = np.clip(v + 3, 0, 6) / 6
+    elif code == HSWISH:
+        y = v * np.clip(v + 3, 0, 6) / 6
+    elif code == SWISH:
+        y = v / (1 + np.exp(-v))
+    else:
+        from math import erf
+        y = 0.5 * v * (1 + np.vectorize(erf)(v / np.sqrt(2)))
+    return y.astype(np.float32)
+
+
+def activation_cost(shape, code) -> Cost:
+    n = numel(shape)
+    return Cost(flops=ACT_FLOPS[act_code(code)] * n, elems_read=n, elems_written=n)

@@ -1,0 +1,136 @@
+"""Squeeze-and-excitation (Hu et al. 2018), as in SENet, MnasNet, EfficientNet, MobileNetV3:
+
+    s = mean_hw(x)                          squeeze      (N, C)
+    z = act(W_r s + b_r)                    reduce FC    (N, Crd)
+    g = gate(W_e z + b_e)                   expand FC    (N, C)
+    y = x * g[:, :, None, None]             excite       (N, C, H, W)
+
+One fused kernel: the two FCs are tiny matrix-vector products (Crd is C/4 .. C/16), far
+too small for a BLAS call to pay off, and fusing saves writing s, z and g to the graph.
+The FC loops parallelize over output features, not over N: inference runs with N = 1.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..engine.costs import Cost
+from ..errors import InputError
+from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
+from .common import FASTMATH, check_act, float32_array
+
+
+# reassoc + contract: lets LLVM vectorize the pooling sum and the FC dot products (SIMD
+# lanes, FMA); no 'nnan'/'ninf', so NaN and inf behave as in IEEE arithmetic.
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
+    # x, out: (N, C, L); w_r: (Crd, C); w_e: (C, Crd).
+    N, C, L = x.shape
+    Crd = w_r.shape[0]
+    s = np.empty((N, C), np.float32)
+    z = np.empty((N, Crd), np.float32)
+    g = np.empty((N, C), np.float32)
+    # squeeze: float64 sum over the plane (see global_avg_pool)
+    for p in numba.prange(N * C):
+        n = p // C
+        c = p % C
+        acc = 0.0
+        for i in range(L):
+            acc += x[n, c, i]
+        s[n, c] = acc / L
+    # reduce FC: z[n, r] = act(sum_c w_r[r, c] s[n, c] + b_r[r]); rows of w_r contiguous
+    for q in numba.prange(N * Crd):
+        n = q // Crd
+        r = q % Crd
+        acc = np.float32(0.0)
+        for c in range(C):
+            acc += w_r[r, c] * s[n, c]
+        z[n, r] = act_scalar(acc + b_r[r], act)
+    # expand FC and gate
+    for p in numba.prange(N * C):
+        n = p // C
+        c = p % C
+        acc = np.float32(0.0)
+        for r in range(Crd):
+            acc += w_e[c, r] * z[n, r]
+        g[n, c] = act_scalar(acc + b_e[c], gate)
+    # excite
+    for p in numba.prange(N * C):
+        n = p // C
+        c = p % C
+        gc = g[n, c]
+        for i in range(L):
+            out[n, c, i] = x[n, c, i] * gc
+
+
+def _fc_weight(w, name: str, rows: int | None, cols: int | None, what: str):
+    w = float32_array(w, name)
+    if w.ndim == 4 and w.shape[2:] == (1, 1):
+        w = w.reshape(w.shape[:2])          # a 1x1 conv's weight, as torchvision/timm store it
+    if w.ndim != 2 or (rows is not None and w.shape[0] != rows) or \
+            (cols is not None and w.shape[1] != cols):
+        raise InputError(f"{name} must have shape {what} (or {what[:-1]}, 1, 1) as a 1x1 "
+                         f"conv), got {w.shape}")
+    return np.ascontiguousarray(w)
+
+
+def _se_args(x, w_reduce, b_reduce, w_expand, b_expand, act, gate):
+    x = float32_array(x, "x", 4, "(N, C, H, W)")
+    N, C, H, W = x.shape
+    if H * W == 0:
+        raise InputError(f"squeeze_excite: x has an empty spatial size {(H, W)}")
+    w_r = _fc_weight(w_reduce, "w_reduce", None, C, "(Crd, C)")
+    Crd = w_r.shape[0]
+    w_e = _fc_weight(w_expand, "w_expand", C, Crd, "(C, Crd)")
+    b_r = np.zeros(Crd, np.float32) if b_reduce is None else float32_array(b_reduce, "b_reduce")
+    b_e = np.zeros(C, np.float32) if b_expand is None else float32_array(b_expand, "b_expand")
+    if b_r.shape != (Crd,):
+        raise InputError(f"b_reduce must have shape ({Crd},), got {b_r.shape}")
+    if b_e.shape != (C,):
+        raise InputError(f"b_expand must have shape ({C},), got {b_e.shape}")
+    return x, w_r, b_r, w_e, b_e, check_act(act, "act"), check_act(gate, "gate")
+
+
+def squeeze_excite(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
+                   act=RELU, gate=SIGMOID) -> np.ndarray:
+    """y = x * gate(W_e act(W_r mean_hw(x) + b_r) + b_e), per channel.
+
+    x: (N, C, H, W); w_reduce: (Crd, C) or (Crd, C, 1, 1); b_reduce: (Crd,) or None;
+    w_expand: (C, Crd) or (C, Crd, 1, 1); b_expand: (C,) or None. act / gate: activation
+    codes or names (EfficientNet: act=SWISH, gate=SIGMOID; MobileNetV3: RELU, HSIGMOID).
+    Returns (N, C, H, W) float32."""
+    x, w_r, b_r, w_e, b_e, act, gate = _se_args(x, w_reduce, b_reduce, w_expand, b_expand,
+                                                act, gate)
+    N, C, H, W = x.shape
+    out = np.empty_like(x)
+    _squeeze_excite(x.reshape(N, C, H * W), w_r, b_r, w_e, b_e, np.int64(act),
+                    np.int64(gate), out.reshape(N, C, H * W))
+    return out
+
+
+def squeeze_excite_ref(x, w_reduce, b_reduce, w_expand, b_expand, act=RELU, gate=SIGMOID):
+    """NumPy reference (uses BLAS; fine in a reference)."""
+    from .activations import activation_ref
+    x, w_r, b_r, w_e, b_e, act, gate = _se_args(x, w_reduce, b_reduce, w_expand, b_expand,
+                                                act, gate)
+    s = x.astype(np.float64).mean(axis=(2, 3))
+    z = activation_ref((s @ w_r.T.astype(np.float64) + b_r).astype(np.float32), act)
+    g = activation_ref((z.astype(np.float64) @ w_e.T + b_e).astype(np.float32), gate)
+    return (x * g[:, :, None, None]).astype(np.float32)
+
+
+def squeeze_excite_cost(shape, reduced_channels: int, act=RELU, gate=SIGMOID) -> Cost:
+    # MACs: two FCs per image, C*Crd each.
+    # FLOPs: 2*MACs + squeeze H*W per channel (adds + 1 divide, as global_avg_pool)
+    #        + act on N*Crd + gate on N*C + the final scale multiply, one per element.
+    #        Bias adds are not counted (costs.py convention).
+    # params: both weights and both biases. Reads x and the params; writes y.
+    N, C, H, W = shape
+    Crd = int(reduced_channels)
+    n = N * C * H * W
+    macs = N * 2 * C * Crd
+    flops = (2 * macs + n + N * Crd * ACT_FLOPS[check_act(act)]
+             + N * C * ACT_FLOPS[check_act(gate)] + n)
+    params = 2 * C * Crd + Crd + C
+    return Cost(macs=macs, flops=flops, params=params, elems_read=n + params,
+                elems_written=n)

@@ -1,0 +1,140 @@
+"""A loaded network: the graph as built (with its weights), the optimized graph that runs,
+and the model's metadata. Calling it runs the Numba kernels.
+
+A model built without weights (``tinyinfer.summary``, ``api.build``) has the same graph and
+plan, shapes only: it counts (summary) but cannot run, so a summary of an absurdly wide
+network costs no memory."""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from .errors import InputError
+from .engine.graph import Graph
+from .models.registry import ModelSpec
+from .engine.ops import infer_shapes
+from .engine.passes import optimize
+from .engine.runtime import execute
+
+
+# Element sizes the bytes and memory columns can be counted in: int8, float16, float32, float64.
+ITEMSIZES = (1, 2, 4, 8)
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` if it is an int >= 1 (not a bool), else an InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_itemsize(itemsize) -> int:
+    if isinstance(itemsize, bool) or not isinstance(itemsize, numbers.Integral) \
+            or itemsize not in ITEMSIZES:
+        raise InputError(f"itemsize is the bytes per element, one of "
+                         f"{', '.join(map(str, ITEMSIZES))}; got {itemsize!r}")
+    return int(itemsize)
+
+
+class Model:
+    def __init__(self, spec: ModelSpec, graph: Graph, build_kwargs: dict,
+                 weights_source: str | None):
+        """weights_source: where the weights came from, or None for a model built from
+        shapes alone (no weights: it counts but cannot run)."""
+        self.spec = spec
+        self.name = spec.name
+        self.graph = graph                  # as built: conv, BN and activation nodes apart
+        self.plan = optimize(graph)         # what runs: BN folded, epilogues fused
+        self.build_kwargs = build_kwargs
+        self.weights_source = weights_source
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights_source is not None
+
+    def __repr__(self):
+        kw = ", ".join(f"{k}={v}" for k, v in self.build_kwargs.items())
+        return (f"<tinyinfer.Model {self.name}({kw}): {len(self.plan)} kernels, "
+                f"weights: {self.weights_source or 'none (shapes only, for counting)'}>")
+
+    def check_input(self, x) -> np.ndarray:
+        if not self.has_weights:
+            raise InputError(f"this {self.name} was built without weights, for counting: "
+                             f"it can summarize but not run. Use tinyinfer.load({self.name!r}, "
+                             f"weights=...) to run it.")
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"{self.name} expects a NumPy array of shape (N, 3, H, W); got "
+                             f"{type(x).__name__}. For an image file or PIL image use "
+                             f"tinyinfer.run() or tinyinfer.preprocess() first.")
+        if x.ndim != 4 or x.shape[1] != self.graph.in_channels:
+            hint = " (it looks like NHWC: use x.transpose(0, 3, 1, 2))" \
+                if x.ndim == 4 and x.shape[-1] == self.graph.in_channels else ""
+            hint += " (add a batch axis: x[None])" if x.ndim == 3 else ""
+            raise InputError(f"{self.name} expects input of shape (N, {self.graph.in_channels}, "
+                             f"H, W); got {x.shape}{hint}")
+        if x.dtype != np.float32:
+            if not np.issubdtype(x.dtype, np.floating):
+                raise InputError(f"{self.name} expects float32 input (a normalized image); got "
+                                 f"{x.dtype}. Use tinyinfer.preprocess(image) for uint8 images.")
+            x = x.astype(np.float32)
+        if x.shape[0] == 0:
+            raise InputError(f"{self.name} got an empty batch {x.shape}")
+        try:
+            shapes = infer_shapes(self.plan, x.shape)
+        except InputError as e:
+            raise InputError(f"{self.name} cannot run on input {x.shape}: {e}. "
+                             f"Use a larger image (the reference size is {self.spec.input_size}).") from None
+        del shapes
+        return np.ascontiguousarray(x)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """x: float32 (N, 3, H, W), normalized as the model expects -> logits (N, classes)."""
+        return execute(self.plan, self.check_input(x))
+
+    def summary(self, resolution: int | None = None, batch: int = 1, itemsize: int = 4,
+                convention: str = "paper"):
+        """Static per-layer counts at ``resolution`` (default: the model's input size).
+        itemsize: bytes per element for the bytes/memory columns (2 for float16);
+        convention: add a column counted as another tool does (see conventions.py)."""
+        from .analysis.report import summarize
+        r = self.spec.input_size if resolution is None else positive_int(resolution, "resolution")
+        batch = positive_int(batch, "batch")
+        return summarize(self, (batch, self.graph.in_channels, r, r), check_itemsize(itemsize),
+                         convention)
+
+    def profile(self, x, runs: int = 5, warmup: int = 1, itemsize: int = 4,
+                convention: str = "paper"):
+        """Measured per-layer report: x is a (N, 3, H, W) float32 array or an image (path,
+        PIL image, HxWx3 uint8), run warmup + runs times. Each layer's time is the FASTEST of
+        its ``runs`` timings (the one least disturbed by other processes), with the GFLOP/s
+        and share of this machine's measured peak (tinyinfer.analysis.machine) it implies.
+        Warns (``warnings.warn``) when other processes keep the CPU busy: the times are
+        then too slow, by up to 80x on a loaded 2-core machine."""
+        from .analysis.machine import busy_note
+        from .analysis.report import profile
+        if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+            raise InputError(f"warmup must be an integer >= 0, got {warmup!r}")
+        check_itemsize(itemsize)
+        note = busy_note()      # before we run: our own threads would raise the load
+        if note:
+            warnings.warn(f"{self.name} profile: {note}", RuntimeWarning, stacklevel=2)
+        return profile(self, x, runs, warmup, itemsize, convention)
+
+    def predict(self, image, topk: int = 5) -> list[tuple[str, float]]:
+        """One image (path, PIL image, HxWx3 uint8) -> top-k (label, probability), with this
+        model's own preprocessing."""
+        from .io.image import topk as top
+        return top(self(self.preprocess(image))[0], k=topk)
+
+    def preprocess(self, image) -> np.ndarray:
+        """One image (path, PIL image, HxWx3 uint8) -> the (1, 3, H, W) float32 array this
+        model expects: its own resize, crop, interpolation, mean and std."""
+        return preprocess_for_spec(self.spec, image)
+
+
+def preprocess_for_spec(spec: ModelSpec, image) -> np.ndarray:
+    from .io.image import preprocess
+    return preprocess(image, resize=spec.resize, crop=spec.input_size, mean=spec.mean,
+                      std=spec.std, interpolation=spec.interpolation)

@@ -1,0 +1,312 @@
+"""One builder for the whole MBConv family: a table of blocks in (block strings, or block
+arguments from a paper's table: blocks.paper_table), a graph out.
+
+Node names follow timm's EfficientNet/MobileNet modules (conv_stem, bn1, blocks.{stage}.{i}.
+conv_pw / bn1 / conv_dw / bn2 / conv_pwl / bn3, conv_head, bn2, classifier), so timm
+checkpoints load name for name and other layouts (torchvision's) map onto them with an
+explicit key map in the model file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..engine.graph import Graph
+from ..kernels.activations import act_code
+from .blocks import (SE_RULES, BlockArgs, decode_arch, kernels, make_divisible, round_channels,
+                     se_channels, split_channels)
+
+
+def symmetric_padding(kernel: int, stride: int = 1, dilation: int = 1) -> int:
+    """PyTorch-style padding of timm's default ``pad_type=''``: for odd kernels this equals
+    torchvision's (k - 1) // 2 * d and keeps 'same' output size at stride 1."""
+    return ((stride - 1) + dilation * (kernel - 1)) // 2
+
+
+class NetBuilder:
+    """Appends nodes to a Graph while tracking each value's channel count."""
+
+    def __init__(self, in_channels: int = 3, bn_eps: float = 1e-5):
+        self.graph = Graph(in_channels)
+        self.channels = {Graph.INPUT: in_channels}
+        self.bn_eps = bn_eps
+
+    def conv(self, name, x, out_ch, kernel, stride=1, groups=1, dilation=1, padding=None,
+             bias=False) -> str:
+        in_ch = self.channels[x]
+        pad = symmetric_padding(kernel, stride, dilation) if padding is None else padding
+        shapes = {"weight": (out_ch, in_ch // groups, kernel, kernel)}
+        if bias:
+            shapes["bias"] = (out_ch,)
+        self.graph.add_node(name, "conv2d", [x], {
+            "stride": (stride, stride), "padding": (pad, pad, pad, pad),
+            "dilation": (dilation, dilation), "groups": groups, "act": 0}, shapes)
+        self.channels[name] = out_ch
+        return name
+
+    def bn(self, name, x) -> str:
+        c = self.channels[x]
+        self.graph.add_node(name, "batchnorm", [x], {"eps": self.bn_eps},
+                            {p: (c,) for p in ("weight", "bias", "running_mean", "running_var")})
+        self.channels[name] = c
+        return name
+
+    def act(self, name, x, act) -> str:
+        code = act_code(act)
+        if code == 0:
+            return x
+        self.graph.add_node(name, "act", [x], {"act": code})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def conv_bn_act(self, x, conv_name, bn_name, out_ch, kernel, stride=1, groups=1, act=None):
+        y = self.bn(bn_name, self.conv(conv_name, x, out_ch, kernel, stride, groups))
+        return self.act(f"{bn_name}.act", y, act) if act else y
+
+    def add(self, name, a, b) -> str:
+        self.graph.add_node(name, "add", [a, b], {"act": 0})
+        self.channels[name] = self.channels[a]
+        return name
+
+    def global_pool(self, name, x) -> str:
+        self.graph.add_node(name, "global_avgpool", [x])
+        self.channels[name] = self.channels[x]
+        return name
+
+    def se(self, name, x, reduced, act="relu", gate="sigmoid", reduce="conv_reduce",
+           expand="conv_expand") -> str:
+        """Squeeze-excite; ``reduce``/``expand`` name its two 1x1 convs as the reference does."""
+        c = self.channels[x]
+        shapes = {f"{reduce}.weight": (reduced, c, 1, 1), f"{reduce}.bias": (reduced,),
+                  f"{expand}.weight": (c, reduced, 1, 1), f"{expand}.bias": (c,)}
+        self.graph.add_node(name, "se", [x], {"act": act_code(act), "gate": act_code(gate),
+                                              "reduce": reduce, "expand": expand}, shapes)
+        self.channels[name] = c
+        return name
+
+    def pool(self, name, x, kind, kernel, stride=None, padding=0, ceil_mode=False,
+             count_include_pad=True) -> str:
+        """kind: "max_pool2d" or "avg_pool2d"."""
+        attrs = {"kernel": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode}
+        if kind == "avg_pool2d":
+            attrs["count_include_pad"] = count_include_pad
+        self.graph.add_node(name, kind, [x], attrs)
+        self.channels[name] = self.channels[x]
+        return name
+
+    def adaptive_pool(self, name, x, out_hw) -> str:
+        self.graph.add_node(name, "adaptive_avgpool", [x], {"out_hw": tuple(out_hw)})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def concat(self, name, xs) -> str:
+        self.graph.add_node(name, "concat", list(xs))
+        self.channels[name] = sum(self.channels[x] for x in xs)
+        return name
+
+    def slice(self, name, x, start, stop) -> str:
+        """Channels start:stop of x (a view)."""
+        self.graph.add_node(name, "slice", [x], {"start": start, "stop": stop})
+        self.channels[name] = stop - start
+        return name
+
+    def channel_shuffle(self, name, x, groups) -> str:
+        self.graph.add_node(name, "channel_shuffle", [x], {"groups": groups})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def mul(self, name, x, gate) -> str:
+        self.graph.add_node(name, "mul", [x, gate])
+        self.channels[name] = self.channels[x]
+        return name
+
+    def flatten(self, name, x, flat_channels) -> str:
+        """(N, C, H, W) -> (N, C*H*W); ``flat_channels`` = C*H*W (the builder tracks channels
+        only, so the caller states it: e.g. VGG's 512*7*7)."""
+        self.graph.add_node(name, "flatten", [x])
+        self.channels[name] = flat_channels
+        return name
+
+    def linear(self, name, x, out_features, bias=True) -> str:
+        shapes = {"weight": (out_features, self.channels[x])}
+        if bias:
+            shapes["bias"] = (out_features,)
+        self.graph.add_node(name, "linear", [x], {"act": 0}, shapes)
+        self.channels[name] = out_features
+        return name
+
+    def conv_same(self, name, x, out_ch, kernel, stride=1, groups=1, dilation=1,
+                  bias=False) -> str:
+        """A conv with TensorFlow's "SAME" padding (the tf_* ports of TF checkpoints): the
+        padding depends on the input size, so ops.py resolves it when shapes are known."""
+        in_ch = self.channels[x]
+        shapes = {"weight": (out_ch, in_ch // groups, kernel, kernel)}
+        if bias:
+            shapes["bias"] = (out_ch,)
+        self.graph.add_node(name, "conv2d", [x], {
+            "stride": (stride, stride), "padding": "same",
+            "dilation": (dilation, dilation), "groups": groups, "act": 0}, shapes)
+        self.channels[name] = out_ch
+        return name
+
+
+# ---- the MBConv family ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Style:
+    """What a table does not say but a reference's weights depend on: how its SE blocks are
+    sized and gated, how its convs pad, its BN epsilon (pretrained BN statistics were
+    computed with it: 1e-5 in PyTorch, 1e-3 in the TF references and their ports)."""
+    se_rule: str = "timm_effnet"     # see blocks.se_channels
+    se_act: str | None = None        # None: the block's own activation (EfficientNet, MixNet)
+    se_gate: str = "sigmoid"         # MobileNetV3: "hsigmoid"
+    padding: str = "symmetric"       # PyTorch's (k-1)//2, or TensorFlow's "same"
+    bn_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.se_rule not in SE_RULES:
+            raise InputError(f"unknown squeeze-excite rule {self.se_rule!r}; known: {SE_RULES}")
+        if self.padding not in ("symmetric", "same"):
+            raise InputError(f"padding must be 'symmetric' (PyTorch's) or 'same' (TensorFlow's), "
+                             f"got {self.padding!r}")
+        if not self.bn_eps > 0:
+            raise InputError(f"bn_eps must be > 0 (1e-5 PyTorch, 1e-3 TF ports), got {self.bn_eps!r}")
+
+
+def conv(b: NetBuilder, name: str, x: str, out_ch: int, kernel, stride: int = 1,
+         depthwise: bool = False, padding: str = "symmetric", bias: bool = False) -> str:
+    """One conv, or a MixConv when ``kernel`` is a tuple: split the channels (blocks.
+    split_channels), run one conv per group with its own kernel, concatenate. The group convs
+    are named {name}.0, {name}.1, ... as timm's MixedConv2d names them; the slices are views
+    and the counts are those of the group convs alone."""
+    ks = kernels(kernel)
+    if len(ks) == 1:
+        groups = b.channels[x] if depthwise else 1
+        if padding == "same":
+            return b.conv_same(name, x, out_ch, ks[0], stride, groups=groups, bias=bias)
+        return b.conv(name, x, out_ch, ks[0], stride, groups=groups, bias=bias)
+    in_splits = split_channels(b.channels[x], len(ks))
+    out_splits = split_channels(out_ch, len(ks))
+    parts, start = [], 0
+    for i, (k, cin, cout) in enumerate(zip(ks, in_splits, out_splits)):
+        part = b.slice(f"{name}.in{i}", x, start, start + cin)
+        parts.append(conv(b, f"{name}.{i}", part, cout, k, stride, depthwise, padding, bias))
+        start += cin
+    return b.concat(name, parts)
+
+
+def conv_bn_act(b: NetBuilder, x: str, conv_name: str, bn_name: str, out_ch: int, kernel,
+                stride: int = 1, depthwise: bool = False, act: str | None = None,
+                style: Style = Style()) -> str:
+    y = b.bn(bn_name, conv(b, conv_name, x, out_ch, kernel, stride, depthwise, style.padding))
+    return b.act(f"{bn_name}.act", y, act) if act else y
+
+
+def add_block(b: NetBuilder, x: str, prefix: str, args: BlockArgs, stride: int, out_ch: int,
+              act: str, style: Style = Style()) -> str:
+    """One block of the family (see blocks.py for the types). Returns its output value."""
+    in_ch = b.channels[x]
+    act = args.act or act
+
+    def cba(y, conv_name, bn_name, ch, kernel, s=1, depthwise=False, a=None):
+        return conv_bn_act(b, y, f"{prefix}.{conv_name}", f"{prefix}.{bn_name}", ch, kernel,
+                           s, depthwise, a, style)
+
+    # dsa (MobileNetV1's layer) never has a shortcut, as in timm; cn only when asked ("skip")
+    has_skip = stride == 1 and in_ch == out_ch and not args.noskip and args.type != "dsa" \
+        and (args.type != "cn" or args.skip)
+    if args.type in ("ds", "dsa"):       # timm DepthwiseSeparableConv
+        y = cba(x, "conv_dw", "bn1", in_ch, args.kernel, stride, True, act)
+        y = squeeze_excite(b, y, prefix, args, in_ch, in_ch, 1.0, act, style)
+        y = cba(y, "conv_pw", "bn2", out_ch, args.pw_kernel,
+                a=act if args.type == "dsa" else None)
+    elif args.type == "ir":              # timm InvertedResidual (MBConv)
+        # timm's make_divisible; torchvision's int(round(c t)) (MobileNetV2) and c t (MNASNet)
+        # give the same whenever c t is a multiple of 8, as at every registered width
+        mid = make_divisible(in_ch * args.exp_ratio)
+        y = cba(x, "conv_pw", "bn1", mid, args.exp_kernel, a=act)
+        y = cba(y, "conv_dw", "bn2", mid, args.kernel, stride, True, act)
+        y = squeeze_excite(b, y, prefix, args, in_ch, mid, args.exp_ratio, act, style)
+        y = cba(y, "conv_pwl", "bn3", out_ch, args.pw_kernel)
+    elif args.type == "er":              # timm EdgeResidual (Fused-MBConv)
+        mid = make_divisible(in_ch * args.exp_ratio)
+        y = cba(x, "conv_exp", "bn1", mid, args.kernel, stride, a=act)
+        y = squeeze_excite(b, y, prefix, args, in_ch, mid, args.exp_ratio, act, style)
+        y = cba(y, "conv_pwl", "bn2", out_ch, args.pw_kernel)
+    elif args.type == "cn":              # timm ConvBnAct
+        if args.se_ratio:
+            raise ValueError(f"{prefix}: a cn block has no squeeze-excite")
+        y = cba(x, "conv", "bn1", out_ch, args.kernel, stride, a=act)
+    else:
+        raise ValueError(f"block type {args.type!r} is not supported by the builder")
+    return b.add(f"{prefix}.add", y, x) if has_skip else y
+
+
+def squeeze_excite(b: NetBuilder, y: str, prefix: str, args: BlockArgs, in_ch: int, mid: int,
+                   exp_ratio: float, act: str, style: Style) -> str:
+    """The block's SE on its ``mid`` expanded channels, if the table asks for one."""
+    if not args.se_ratio:
+        return y
+    reduced = se_channels(style.se_rule, in_ch, mid, args.se_ratio, exp_ratio)
+    return b.se(f"{prefix}.se", y, reduced, act=style.se_act or act, gate=style.se_gate)
+
+
+HEADS = ("conv", "pooled_conv", "pooled_fc")
+
+
+def build_mbconv_net(arch: list[list[str | BlockArgs]], *, stem_size: int = 32,
+                     num_features: int = 1280, width_mult: float = 1.0,
+                     depth_mult: float = 1.0, act: str = "relu6", num_classes: int = 1000,
+                     fix_stem: bool = False, head_rule: str = "max", head: str = "conv",
+                     depth_rounding: str = "ceil",
+                     fix_first_last: bool = False, style: Style = Style(),
+                     in_channels: int = 3) -> Graph:
+    """stem conv -> stages of blocks -> head -> classifier.
+
+    num_features: channels of the head's 1x1 conv (0: no head conv, MobileNetV1). With the
+        width multiplier w, ``head_rule`` says what becomes of it:
+        "max"    max(n, round(n * w)): widened above w = 1 only (MobileNetV2, TinyNet)
+        "scaled" round(n * w) (timm's EfficientNet; torchvision's 4 x last channels is the
+                 same number for every B0-B7)
+        "fixed"  n (MobileNetV3, MnasNet, MixNet, FBNet, EfficientNet-Lite)
+    head: "conv"        1x1 conv + BN + act, then global average pool (EfficientNet, ...)
+          "pooled_conv" MobileNetV3's efficient head as timm writes it: pool first, then a
+                        1x1 conv with bias (no BN) + act on the 1x1 map, then flatten
+          "pooled_fc"   the same head as torchvision writes it: pool, fully connected + act
+    depth_rounding / fix_first_last: timm's depth multiplier options (see blocks.py).
+    style: SE sizing and gate, padding, BN epsilon (see Style).
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if head_rule not in ("max", "scaled", "fixed"):
+        raise ValueError(f"head_rule must be 'max', 'scaled' or 'fixed', got {head_rule!r}")
+    for option, value in (("width_mult", width_mult), ("depth_mult", depth_mult)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise InputError(f"{option} must be a number > 0 (1.0: the published network), "
+                             f"got {value!r}")
+    b = NetBuilder(in_channels, style.bn_eps)
+    stem = stem_size if fix_stem else round_channels(stem_size, width_mult)
+    x = conv_bn_act(b, Graph.INPUT, "conv_stem", "bn1", stem, 3, 2, act=act, style=style)
+    for s, stage in enumerate(decode_arch(arch, depth_mult, depth_rounding, fix_first_last)):
+        i = 0
+        for row in stage:
+            out_ch = round_channels(row.out_chs, width_mult)
+            for r in range(row.repeats):
+                x = add_block(b, x, f"blocks.{s}.{i}", row, row.stride if r == 0 else 1, out_ch,
+                              act, style)
+                i += 1
+    features = {"max": max(num_features, round_channels(num_features, width_mult)),
+                "scaled": round_channels(num_features, width_mult),
+                "fixed": num_features}[head_rule]
+    if head == "conv":
+        if num_features:
+            x = conv_bn_act(b, x, "conv_head", "bn2", features, 1, act=act, style=style)
+        x = b.global_pool("global_pool", x)
+    elif head == "pooled_conv":
+        x = b.adaptive_pool("global_pool", x, (1, 1))
+        x = b.act("conv_head.act", b.conv("conv_head", x, features, 1, bias=True), act)
+        x = b.flatten("flatten", x, features)
+    else:
+        x = b.global_pool("global_pool", x)
+        x = b.act("conv_head.act", b.linear("conv_head", x, features), act)
+    b.linear("classifier", x, num_classes)
+    return b.graph
