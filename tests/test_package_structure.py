@@ -84,7 +84,7 @@ def test_graph_sees_relative_and_deferred_imports():
     graph = import_graph()
     conv = graph["tinyinfer.kernels.conv"]
     assert "tinyinfer.kernels.common" in conv and "tinyinfer.errors" in conv
-    assert "tinyinfer.kernels.conv" in graph["tinyinfer.ops"]      # "from .kernels import conv"
+    assert "tinyinfer.kernels.conv" in graph["tinyinfer.engine.ops"]      # "from .kernels import conv"
 
 
 def test_no_import_cycles_in_the_package():
@@ -92,8 +92,13 @@ def test_no_import_cycles_in_the_package():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_kernel_modules_stay_readable():
-    """Files of a few hundred lines (the house standard's ~450)."""
-    sizes = {p.name: len(p.read_text().splitlines())
-             for p in (PACKAGE / "kernels").glob("*.py")}
-    assert max(sizes.values()) <= 450, sizes
+# The one module allowed past it: the pickle reader keeps its format essay (how torch.save
+# lays out a checkpoint, opcode by opcode) beside the code that reads it.
+LONG_ON_PURPOSE = {"tinyinfer.io.checkpoint.torch_pickle"}
+
+
+def test_modules_stay_readable():
+    """Files of a few hundred lines (the house standard's ~450), across the whole package."""
+    sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    too_long = {m: n for m, n in sizes.items() if n > 450 and m not in LONG_ON_PURPOSE}
+    assert not too_long, too_long
