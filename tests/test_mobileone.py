@@ -1,5 +1,5 @@
 """MobileOne S0-S4 (tinyinfer/models/mobileone.py) and structural re-parameterization
-(tinyinfer/reparam.py): counts vs the paper and vs timm in both forms, the key map, parity
+(tinyinfer/engine/reparam.py): counts vs the paper and vs timm in both forms, the key map, parity
 with timm before and after its own ``reparameterize``, and that the pass changes no other
 network. (Parity with timm's training form at 224 and 129 is tests/test_models.py's, through
 tests/reference_registry.py.)
@@ -9,38 +9,18 @@ published figure, plus half a unit of its last printed digit (2.1M means 2.05M..
 """
 import pytest
 import timm
-import torch
 
 import tinyinfer
 from tinyinfer.errors import InputError
 from tinyinfer.models.mobileone import training_form
-from tinyinfer.passes import optimize
-from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy
+from tinyinfer.engine.passes import optimize
+from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy, torch_macs
 
 NAMES = [f"mobileone_s{i}" for i in range(5)]
 
 
 def within(ours, published, rel, half_unit):
     return abs(ours - published) <= rel * published + half_unit
-
-
-def torch_macs(module, resolution=224):
-    """Mult-Adds of every Conv2d and Linear, from the shapes PyTorch itself produces."""
-    total = [0]
-
-    def hook(m, inputs, out):
-        if isinstance(m, torch.nn.Conv2d):
-            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * \
-                m.kernel_size[1]
-        else:
-            total[0] += out.numel() * m.in_features
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        module.eval()(torch.zeros(1, 3, resolution, resolution))
-    for h in handles:
-        h.remove()
-    return total[0]
 
 
 # name, published Mult-Adds (M), parameters (M), their half units, exact ours (MACs, params)

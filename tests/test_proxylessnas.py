@@ -23,7 +23,7 @@ from pytorchcv.model_provider import get_model
 import tinyinfer
 from tinyinfer.models.proxylessnas import PROXYLESS, proxylessnas, spnasnet
 from torch_ref import (assert_matches, forward, he_init, image_batch, randomize,
-                       state_dict_numpy)
+                       state_dict_numpy, torch_macs)
 
 PROXYLESS_NAMES = [f"proxylessnas_{v}" for v in PROXYLESS]
 NAMES = PROXYLESS_NAMES + ["spnasnet"]
@@ -37,26 +37,6 @@ def test_all_five_pytorchcv_names_are_registered():
     assert NAMES == ["proxylessnas_cpu", "proxylessnas_gpu", "proxylessnas_mobile",
                      "proxylessnas_mobile14", "spnasnet"]
     assert set(NAMES) <= set(tinyinfer.list_models())
-
-
-def pytorchcv_macs(module, resolution=224):
-    """Mult-Adds of every Conv2d and Linear, from the shapes PyTorch itself produces:
-    output elements x (input channels / groups) x kernel area."""
-    total = [0]
-
-    def hook(m, inputs, out):
-        if isinstance(m, torch.nn.Conv2d):
-            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * \
-                m.kernel_size[1]
-        else:
-            total[0] += out.numel() * m.in_features
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        module.eval()(torch.zeros(1, 3, resolution, resolution))
-    for h in handles:
-        h.remove()
-    return total[0]
 
 
 # pytorchcv's own assertion of its parameter counts (its _test(): calc_net_weight_count)
@@ -76,7 +56,7 @@ def test_counts_equal_pytorchcv(name):
     total = sum(p.numel() for p in ref.parameters())
     assert total == PYTORCHCV_PARAMS[name]
     assert rep.params == total - bn_channels
-    assert rep.macs == pytorchcv_macs(ref)
+    assert rep.macs == torch_macs(ref)
 
 
 # Published Mult-Adds at 224 and where they come from. The authors' README

@@ -16,7 +16,7 @@ from pytorchcv.model_provider import get_model
 import tinyinfer
 from tinyinfer.errors import InputError
 from tinyinfer.models.shufflenet_v1 import REGISTERED, shufflenet_v1
-from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy
+from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy, torch_macs
 
 NAMES = [f"shufflenet_g{g}_{w}" for g, w in REGISTERED]
 
@@ -84,26 +84,6 @@ def test_quarter_width_differs_from_the_paper_as_its_arithmetic_says():
     assert not within(rep.macs / 1e6, 13, 0.02, 0.5)
 
 
-def pytorchcv_macs(module, resolution=224):
-    """Mult-Adds of every Conv2d and Linear, from the shapes PyTorch itself produces:
-    output elements x (input channels / groups) x kernel area."""
-    total = [0]
-
-    def hook(m, inputs, out):
-        if isinstance(m, torch.nn.Conv2d):
-            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * \
-                m.kernel_size[1]
-        else:
-            total[0] += out.numel() * m.in_features
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        module.eval()(torch.zeros(1, 3, resolution, resolution))
-    for h in handles:
-        h.remove()
-    return total[0]
-
-
 def closed_form_macs(groups, stage_widths, stem, resolution=224):
     """Table 1 written out: stem conv + per unit 1x1 (grouped except stage 2's first), 3x3
     depthwise, grouped 1x1 to (out - in) channels at stride 2; FC. Square maps, 224 only."""
@@ -135,7 +115,7 @@ def test_counts_equal_pytorchcv_and_closed_form(groups, width):
     rep = summary(name)
     ref = get_model(name)
     bn_channels = sum(m.num_features for m in ref.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert rep.macs == pytorchcv_macs(ref)
+    assert rep.macs == torch_macs(ref)
     assert rep.params == sum(p.numel() for p in ref.parameters()) - bn_channels
     s = SCALES[width]
     assert rep.macs == closed_form_macs(groups, [int(w * s) for w in WIDTHS[groups]],

@@ -21,7 +21,7 @@ from pytorchcv.model_provider import get_model
 import tinyinfer
 from tinyinfer.errors import InputError
 from tinyinfer.models.squeezenext import REGISTERED, squeezenext
-from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy
+from torch_ref import assert_matches, forward, image_batch, randomize, state_dict_numpy, torch_macs
 
 NAMES = [f"sqnxt{v}_{w}" for v, w in REGISTERED]
 SCALES = {"w1": 1.0, "w3d2": 1.5, "w2": 2.0}
@@ -32,26 +32,6 @@ def test_all_six_pytorchcv_names_are_registered():
     assert sorted(NAMES) == sorted(["sqnxt23_w1", "sqnxt23_w3d2", "sqnxt23_w2",
                                     "sqnxt23v5_w1", "sqnxt23v5_w3d2", "sqnxt23v5_w2"])
     assert set(NAMES) <= set(tinyinfer.list_models())
-
-
-def pytorchcv_macs(module, resolution=224):
-    """Mult-Adds of every Conv2d and Linear, from the shapes PyTorch itself produces:
-    output elements x (input channels / groups) x kernel height x kernel width."""
-    total = [0]
-
-    def hook(m, inputs, out):
-        if isinstance(m, torch.nn.Conv2d):
-            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * \
-                m.kernel_size[1]
-        else:
-            total[0] += out.numel() * m.in_features
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        module.eval()(torch.zeros(1, 3, resolution, resolution))
-    for h in handles:
-        h.remove()
-    return total[0]
 
 
 def closed_form_macs(repeats, scale):
@@ -83,7 +63,7 @@ def test_counts_equal_pytorchcv_and_closed_form(version, width):
     rep = tinyinfer.summary(name, resolution=224)
     ref = get_model(name)
     bn_channels = sum(m.num_features for m in ref.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert rep.macs == pytorchcv_macs(ref)
+    assert rep.macs == torch_macs(ref)
     assert rep.params == sum(p.numel() for p in ref.parameters()) - 2 * bn_channels
     assert rep.macs == closed_form_macs(REPEATS[version], SCALES[width])
 

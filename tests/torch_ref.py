@@ -96,3 +96,25 @@ def check_network(name: str, ref: torch.nn.Module, batch: int, resolution: int, 
     assert want.shape == (batch, 1000)
     assert_matches(model(x), want, f"{name} {options or ''} @{batch}x{resolution}")
     return model
+
+
+def torch_macs(module, resolution: int = 224) -> int:
+    """Mult-Adds of every Conv2d and Linear of a reference module, from the shapes PyTorch
+    itself produces: output elements x (input channels / groups) x kernel height x width
+    (Linear: output elements x input features). The independent count that tinyinfer's
+    cost models are checked against."""
+    total = [0]
+
+    def hook(m, inputs, out):
+        if isinstance(m, torch.nn.Conv2d):
+            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * \
+                m.kernel_size[1]
+        else:
+            total[0] += out.numel() * m.in_features
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        module.eval()(torch.zeros(1, 3, resolution, resolution))
+    for h in handles:
+        h.remove()
+    return total[0]
