@@ -79,6 +79,17 @@ def check_array(a, name: str, ndim=None) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+
+def check_bias(bias, n: int, why: str) -> np.ndarray:
+    """The per-output-channel bias of a conv or linear layer: ``n`` float32 values, or zeros
+    when None (so every kernel's epilogue adds one). ``why`` says what fixes n, for the error."""
+    if bias is None:
+        return np.zeros(n, np.float32)
+    bias = check_array(bias, "bias", 1)
+    if bias.shape != (n,):
+        raise InputError(f"bias must have shape ({n},), {why}, got {bias.shape}")
+    return bias
+
 def float32_array(x, name: str, ndim: int | None = None, layout: str = "") -> np.ndarray:
     """Check that ``x`` is a floating NumPy array (of ``ndim`` dims if given) and return it
     as a C-contiguous float32 array. Copies only when ``x`` is non-contiguous or not

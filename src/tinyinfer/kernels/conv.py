@@ -36,7 +36,7 @@ from ..engine.costs import Cost, numel
 from ..engine.conv_variant import SMALL_IMAGE, conv_variant  # noqa: F401 (re-exported)
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
-from .common import check_act, check_array
+from .common import check_act, check_array, check_bias
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_group import grouped_conv2d_into
 from .conv_im2col import dot_conv2d_into, im2col_conv2d_into
@@ -167,13 +167,7 @@ def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, res
         raise InputError(f"output size would be {ho}x{wo}: input {h}x{w_in} with padding "
                          f"{(pt, pb, pl, pr)} is smaller than the dilated kernel "
                          f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}; pad more or use a larger input")
-    if bias is None:
-        bias = np.zeros(cout, np.float32)
-    else:
-        bias = check_array(bias, "bias", 1)
-        if bias.shape != (cout,):
-            raise InputError(f"bias must have shape ({cout},), one per output channel, "
-                             f"got {bias.shape}")
+    bias = check_bias(bias, cout, "one per output channel")
     has_res = residual is not None
     if has_res:
         residual = check_array(residual, "residual", 4)

@@ -26,7 +26,7 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
-from .common import FASTMATH, NO_RES2, check_act, check_array, epilogue_rows
+from .common import FASTMATH, NO_RES2, check_act, check_array, check_bias, epilogue_rows
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -127,13 +127,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     if x.shape[-1] != in_f:
         raise InputError(f"x has {x.shape[-1]} features in its last dimension but weight "
                          f"{weight.shape} expects {in_f} (weight is (OUT, IN), PyTorch's layout)")
-    if bias is None:
-        bias = np.zeros(out_f, np.float32)
-    else:
-        bias = check_array(bias, "bias", 1)
-        if bias.shape != (out_f,):
-            raise InputError(f"bias must have shape ({out_f},) to match weight {weight.shape}, "
-                             f"got {bias.shape}")
+    bias = check_bias(bias, out_f, f"to match weight {weight.shape}")
     lead = x.shape[:-1]
     rows = numel(lead)
     if rows == 0 or out_f == 0:
