@@ -1,6 +1,9 @@
 """Every node kind in the op table: its shape rule agrees with what its kernel returns, and
 its cost model answers from shapes alone. A small graph using all kinds is also run
 against the same computation in torch."""
+import importlib
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -70,11 +73,37 @@ def torch_forward(x, p):
     return F.linear(small.mean((2, 3)), t(p["fc"]["weight"]), t(p["fc"]["bias"]))
 
 
-def test_every_kind_shape_cost_and_value():
-    rng = np.random.default_rng(0)
+# ---- the kinds graphs: the CNN one above, and kinds_graph(rng) of every tests/test_ops_*.py
+# module (one per record module of engine/: transformer, attention, cells). Each returns
+# (graph, input array, torch_forward(input) -> torch tensor).
+def cnn_kinds_graph(rng):
     g, p = all_kinds_graph(rng)
-    assert {n.kind for n in g} == set(OPS), "add the new kind to this test"
     x = rng.standard_normal((2, 3, 13, 11)).astype(np.float32)
+    return g, x, lambda x: torch_forward(x, p)
+
+
+def _kinds_graphs() -> dict:
+    graphs = {"cnn": cnn_kinds_graph}
+    for path in sorted(pathlib.Path(__file__).parent.glob("test_ops_*.py")):
+        module = importlib.import_module(path.stem)
+        graphs[path.stem[len("test_ops_"):]] = module.kinds_graph
+    return graphs
+
+
+KINDS_GRAPHS = _kinds_graphs()
+
+
+def test_every_kind_is_in_a_kinds_graph():
+    covered = set()
+    for make in KINDS_GRAPHS.values():
+        covered |= {n.kind for n in make(np.random.default_rng(0))[0]}
+    assert covered == set(OPS), f"kinds in no kinds graph: {sorted(set(OPS) - covered)}"
+
+
+@pytest.mark.parametrize("group", sorted(KINDS_GRAPHS))
+def test_every_kind_shape_cost_and_value(group):
+    rng = np.random.default_rng(0)
+    g, x, forward = KINDS_GRAPHS[group](rng)
     shapes = infer_shapes(g, x.shape)
     # run node by node and compare each output's shape with the shape rule
     values = {"input": x}
@@ -83,16 +112,16 @@ def test_every_kind_shape_cost_and_value():
         assert values[n.name].shape == shapes[n.name], n.name
     for n, shape, cost in node_costs(g, x.shape):
         assert isinstance(cost, Cost) and cost.elems_written >= 0
-    np.testing.assert_allclose(execute(g, x), torch_forward(x, p).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(execute(g, x), forward(x).numpy(), rtol=1e-4, atol=1e-5)
 
 
 # ---- the op records: every kind has every field, and the fields agree with each other ------
-def test_every_kind_has_every_field():
+@pytest.mark.parametrize("group", sorted(KINDS_GRAPHS))
+def test_every_kind_has_every_field(group):
     """Each record answers every question asked of a kind (run, shape, cost, the tools'
     counts, report type, memory role) for a real node of that kind."""
-    g, _ = all_kinds_graph(np.random.default_rng(0))
-    x_shape = (2, 3, 13, 11)
-    shapes = infer_shapes(g, x_shape)
+    g, x, _ = KINDS_GRAPHS[group](np.random.default_rng(0))
+    shapes = infer_shapes(g, x.shape)
     for n in g:
         op = OPS[n.kind]
         assert op.kind == n.kind
@@ -107,12 +136,11 @@ def test_every_kind_has_every_field():
         assert all(r.op == "copy" or op_class(r.op) != "other" for r in ref_ops), n.kind
 
 
-def test_record_fields_agree():
+@pytest.mark.parametrize("group", sorted(KINDS_GRAPHS))
+def test_record_fields_agree(group):
     """A view does no work and really returns a view; a pool is a "Pool" row with the pool
     memory role; a kind counted as "conv" is a conv row; BN's buffers are BN's statistics."""
-    rng = np.random.default_rng(0)
-    g, _ = all_kinds_graph(rng)
-    x = rng.standard_normal((2, 3, 13, 11)).astype(np.float32)
+    g, x, _ = KINDS_GRAPHS[group](np.random.default_rng(0))
     values = {"input": x}
     for n, shape, cost in node_costs(g, x.shape):
         ins = [values[i] for i in n.inputs]

@@ -246,7 +246,8 @@ def compare(model, input_shape=None, conventions=None) -> dict[str, Counted]:
     return {name: count(model, name, input_shape) for name in (conventions or CONVENTIONS)}
 
 
-OP_CLASSES = ("conv", "linear", "batchnorm", "activation", "pool", "add/mul", "other")
+OP_CLASSES = ("conv", "linear", "attention", "batchnorm", "norm", "activation", "pool", "add/mul",
+              "other")
 
 
 # the reference ops' classes; a node kind's class is in its op record

@@ -23,22 +23,25 @@ Adding an op kind:
 1. a kernel in kernels/: the Numba function with its shapes in the docstring, its NumPy
    reference (``*_ref``) and its cost model (``*_cost``), tested against torch in
    tests/test_kernels_*.py;
-2. one ``Op(...)`` record below;
+2. one ``Op(...)`` record (op_record.py), in the record module of its group: below for the
+   CNN kinds, ops_transformer.py (norms, token reshapes, multi-head attention),
+   ops_attention.py (the efficient attention variants), ops_cells.py (NAS cells' ops);
 3. one NetBuilder method (models/builder.py) that adds the node with its attrs and weight
    shapes;
-4. tests: a node of the new kind in tests/test_ops.py's all-kinds graph (its tests fail
-   until there is one), checked against torch there; tests/test_conventions.py if a
+4. tests: a node of the new kind in a "kinds graph" (tests/test_ops.py's all_kinds_graph for
+   the CNN kinds; ``kinds_graph`` in tests/test_ops_<group>.py for the other record modules),
+   checked against torch there (test_ops.py fails while any kind is in no kinds graph); tests/test_conventions.py if a
    reference network the tools are run on uses it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Union
-
+from . import ops_attention, ops_cells, ops_transformer
 from .conv_variant import conv_class
 from .costs import Cost, RefOp, numel
 from ..errors import InputError
 from .graph import Graph, Node
+from .op_record import (MEMORY_ROLES, MIXES, PER_CHANNEL, POOL, VIEW, WHOLE, ByNode, Op,  # noqa: F401
+                        act_ops, copy, lowers_to, same_shape)
 from ..kernels import activations as A
 from ..kernels import conv as C
 from ..kernels import linear as L
@@ -46,49 +49,6 @@ from ..kernels import norm as N
 from ..kernels import pooling as P
 from ..kernels import se as S
 from ..kernels import tensor_ops as T
-
-# How a node's output uses activation memory (memory.py). Every output but a view gets a
-# buffer of its own; the other roles say whether the MobileNetV2 paper's streaming trick
-# (compute and consume a wide tensor one channel slice at a time) can pass through it.
-VIEW = "view"                  # shares its input's buffer, no copy and no work; keeps it alive
-PER_CHANNEL = "per_channel"    # output channel c from input channel c only: slice in, slice out
-MIXES = "mixes"                # sums over input channels: accumulates from input slices
-POOL = "pool"                  # reduces each channel on its own: reads slices, output whole
-WHOLE = "whole"                # needs every input channel at once (add, concat, SE, shuffle...)
-MEMORY_ROLES = (VIEW, PER_CHANNEL, MIXES, POOL, WHOLE)
-
-ByNode = Union[str, Callable[[Node], str]]   # a fixed value, or one that depends on the node
-
-
-@dataclass(frozen=True)
-class Op:
-    """Everything about one op kind; the fields are described in the module docstring."""
-    kind: str
-    run: Callable          # (node, inputs) -> array
-    shape: Callable        # (node, in_shapes) -> shape
-    cost: Callable         # (node, in_shapes, out_shape) -> Cost
-    lower: Callable        # (node, in_shapes, out_shape, calls) -> [RefOp]
-    op_class: str          # one of conventions.OP_CLASSES
-    layer_type: ByNode     # report's type column
-    memory: ByNode         # one of MEMORY_ROLES
-    buffers: tuple = ()    # param names PyTorch counts as buffers
-
-
-# ---- lowering to the reference's operations (what the counting tools see) --------------
-def _act_ops(code, n, calls) -> list[RefOp]:
-    name = A.ACT_NAMES[int(code)]
-    return [] if name == "none" else [RefOp(name, n_in=n, n_out=n, call=calls.get(name, "module"))]
-
-
-def _lowers_to(ref_op: str, call: str = "module", with_act: bool = False) -> Callable:
-    """The reference runs one ``ref_op`` on the node's input (then the node's activation,
-    ``with_act``); ``call``: how it is called, unless the model's ``calls`` say otherwise."""
-    def lower(node, in_shapes, out_shape, calls):
-        n_out = numel(out_shape)
-        ops = [RefOp(ref_op, n_in=numel(in_shapes[0]), n_out=n_out,
-                     call=calls.get(node.kind, call))]
-        return ops + (_act_ops(node.attrs.get("act", 0), n_out, calls) if with_act else [])
-    return lower
 
 
 # ---- convolution (standard, group, depthwise, pointwise: the kernel dispatches) --------
@@ -139,7 +99,7 @@ def _conv_lower(node, in_shapes, out_shape, calls):
     cin_g, kh, kw = node.param_shapes["weight"][1:]
     ops = [RefOp("conv", macs=n_out * cin_g * kh * kw, n_in=n_in, n_out=n_out,
                  bias=n_out if "bias" in node.param_shapes else 0)]
-    ops += _act_ops(node.attrs.get("act", 0), n_out, calls)
+    ops += act_ops(node.attrs.get("act", 0), n_out, calls)
     return ops + ([RefOp("add", n_in=n_out, n_out=n_out, call="operator")]
                   if len(node.inputs) > 1 else [])
 
@@ -184,7 +144,7 @@ def _linear_lower(node, in_shapes, out_shape, calls):
     in_features = node.param_shapes["weight"][1]
     return [RefOp("linear", macs=n_out * in_features, n_in=numel(in_shapes[0]), n_out=n_out,
                   bias=n_out if "bias" in node.param_shapes else 0)] \
-        + _act_ops(node.attrs.get("act", 0), n_out, calls)
+        + act_ops(node.attrs.get("act", 0), n_out, calls)
 
 
 # ---- batch norm (only runs when it could not be folded into a conv) -----------------------
@@ -195,10 +155,6 @@ def _bn_run(node, inputs):
 
 
 # ---- elementwise ---------------------------------------------------------------------------
-def _same_shape(node, in_shapes):
-    return tuple(in_shapes[0])
-
-
 def _add_shape(node, in_shapes):
     if tuple(in_shapes[0]) != tuple(in_shapes[1]):
         raise InputError(f"{node.name}: cannot add shapes {in_shapes[0]} and {in_shapes[1]}")
@@ -206,7 +162,7 @@ def _add_shape(node, in_shapes):
 
 
 def _act_lower(node, in_shapes, out_shape, calls):
-    return _act_ops(node.attrs["act"], numel(out_shape), calls)
+    return act_ops(node.attrs["act"], numel(out_shape), calls)
 
 
 # ---- pooling -------------------------------------------------------------------------------
@@ -288,60 +244,65 @@ def _se_lower(node, in_shapes, out_shape, calls):
     red = node.param_shapes[a["reduce"] + ".weight"][0]
     return [RefOp("adaptive_avg_pool", n_in=n_in, n_out=n * c),
             RefOp("conv", macs=n * c * red, n_in=n * c, n_out=n * red, bias=n * red),
-            *_act_ops(a["act"], n * red, calls),
+            *act_ops(a["act"], n * red, calls),
             RefOp("conv", macs=n * red * c, n_in=n * red, n_out=n * c, bias=n * c),
-            *_act_ops(a["gate"], n * c, calls),
+            *act_ops(a["gate"], n * c, calls),
             RefOp("mul", n_in=n_in, n_out=n_in, call="operator")]
 
 
 # ---- the records ---------------------------------------------------------------------------
-_copy = _lowers_to("copy", "operator")     # data movement: no arithmetic in any convention
-
 #  Op(kind, run, shape, cost, lower, op_class, layer_type, memory[, buffers])
-OPS: dict[str, Op] = {op.kind: op for op in [
+CNN_RECORDS = [
     Op("conv2d", _conv_run, _conv_shape, _conv_cost, _conv_lower, "conv",
        _conv_layer_type, _conv_memory),
     Op("linear", _linear_run, _linear_shape, _linear_cost, _linear_lower, "linear",
        "Fully Connected", MIXES),
-    Op("batchnorm", _bn_run, _same_shape,
+    Op("batchnorm", _bn_run, same_shape,
        lambda node, s, o: N.batch_norm_cost(s[0]),
-       _lowers_to("batchnorm"), "batchnorm", "BatchNorm", PER_CHANNEL,
+       lowers_to("batchnorm"), "batchnorm", "BatchNorm", PER_CHANNEL,
        buffers=("running_mean", "running_var")),
-    Op("act", lambda node, x: A.activation(x[0], node.attrs["act"]), _same_shape,
+    Op("act", lambda node, x: A.activation(x[0], node.attrs["act"]), same_shape,
        lambda node, s, o: A.activation_cost(o, node.attrs["act"]),
        _act_lower, "activation", "Activation", PER_CHANNEL),
     Op("add", lambda node, x: T.add(x[0], x[1], act=node.attrs.get("act", 0)), _add_shape,
        lambda node, s, o: T.add_cost(o, act=node.attrs.get("act", 0)),
-       _lowers_to("add", "operator", with_act=True), "add/mul", "Add", WHOLE),
-    Op("mul", lambda node, x: T.mul(x[0], x[1]), _same_shape,
+       lowers_to("add", "operator", with_act=True), "add/mul", "Add", WHOLE),
+    Op("mul", lambda node, x: T.mul(x[0], x[1]), same_shape,
        lambda node, s, o: T.mul_cost(s[0], s[1]),
-       _lowers_to("mul", "operator"), "add/mul", "mul", WHOLE),
+       lowers_to("mul", "operator"), "add/mul", "mul", WHOLE),
     Op("global_avgpool", lambda node, x: P.global_avg_pool(x[0]), _gap_shape,
        lambda node, s, o: P.global_avg_pool_cost(s[0]),
-       _lowers_to("adaptive_avg_pool"), "pool", "Pool", POOL),
+       lowers_to("adaptive_avg_pool"), "pool", "Pool", POOL),
     Op("adaptive_avgpool",
        lambda node, x: P.adaptive_avg_pool2d(x[0], node.attrs["out_hw"]), _adaptive_shape,
        lambda node, s, o: P.adaptive_avg_pool2d_cost(s[0], node.attrs["out_hw"]),
-       _lowers_to("adaptive_avg_pool"), "pool", "Pool", POOL),
+       lowers_to("adaptive_avg_pool"), "pool", "Pool", POOL),
     Op("avg_pool2d", lambda node, x: P.avg_pool2d(x[0], **_pool_args(node)), _pool_shape,
        lambda node, s, o: P.avg_pool2d_cost(s[0], **_pool_args(node)),
-       _lowers_to("avg_pool"), "pool", "Pool", POOL),
+       lowers_to("avg_pool"), "pool", "Pool", POOL),
     Op("max_pool2d", lambda node, x: P.max_pool2d(x[0], **_pool_args(node)), _pool_shape,
        lambda node, s, o: P.max_pool2d_cost(s[0], **_pool_args(node)),
-       _lowers_to("max_pool"), "pool", "Pool", POOL),
-    Op("se", _se_run, _same_shape, _se_cost, _se_lower, "other", "Squeeze-Excite", WHOLE),
+       lowers_to("max_pool"), "pool", "Pool", POOL),
+    Op("se", _se_run, same_shape, _se_cost, _se_lower, "other", "Squeeze-Excite", WHOLE),
     Op("concat", lambda node, x: T.concat(x, axis=1), _concat_shape,
        lambda node, s, o: T.concat_cost(s, axis=1),
-       _copy, "other", "concat", WHOLE),
+       copy, "other", "concat", WHOLE),
     Op("channel_shuffle", lambda node, x: T.channel_shuffle(x[0], node.attrs["groups"]),
-       _same_shape, lambda node, s, o: T.channel_shuffle_cost(s[0], node.attrs["groups"]),
-       _copy, "other", "channel_shuffle", WHOLE),
+       same_shape, lambda node, s, o: T.channel_shuffle_cost(s[0], node.attrs["groups"]),
+       copy, "other", "channel_shuffle", WHOLE),
     # A view (no copy, no work); the reader copies it if it needs contiguous input.
     Op("slice", lambda node, x: x[0][:, node.attrs["start"]:node.attrs["stop"]], _slice_shape,
-       lambda node, s, o: Cost(), _copy, "other", "slice", VIEW),
+       lambda node, s, o: Cost(), copy, "other", "slice", VIEW),
     Op("flatten", lambda node, x: T.flatten(x[0]), _flatten_shape,
-       lambda node, s, o: T.flatten_cost(s[0]), _copy, "other", "flatten", VIEW),
-]}
+       lambda node, s, o: T.flatten_cost(s[0]), copy, "other", "flatten", VIEW),
+]
+
+# Every op kind tinyinfer knows: the CNN kinds above, then each record module's RECORDS
+# (transformer building blocks, attention variants, NAS cells). A kind defined twice is a bug.
+_ALL_RECORDS = [*CNN_RECORDS, *ops_transformer.RECORDS, *ops_attention.RECORDS,
+                *ops_cells.RECORDS]
+OPS: dict[str, Op] = {op.kind: op for op in _ALL_RECORDS}
+assert len(OPS) == len(_ALL_RECORDS), "an op kind is defined in two record modules"
 
 
 def get_op(node: Node) -> Op:
