@@ -35,10 +35,13 @@ def all_kinds_graph(rng):
     node("bn", "batchnorm", ["conv"], {"eps": 1e-5}, weight=w(8) + 1, bias=w(8),
          running_mean=w(8), running_var=np.abs(w(8)) + 0.5)
     node("relu", "act", ["bn"], {"act": 1})
-    node("maxpool", "max_pool2d", ["relu"], {"kernel": 3, "stride": 2, "padding": 1,
-                                             "ceil_mode": True})
-    node("avgpool", "avg_pool2d", ["relu"], {"kernel": 3, "stride": 2, "padding": 1,
-                                             "ceil_mode": True, "count_include_pad": False})
+    node("up", "conv_transpose2d", ["relu"], {"stride": (2, 2), "padding": (1, 1),
+                                              "output_padding": (1, 0), "dilation": (1, 1),
+                                              "groups": 8}, weight=w(8, 1, 3, 3), bias=w(8))
+    node("maxpool", "max_pool2d", ["up"], {"kernel": 3, "stride": 2, "padding": 1,
+                                           "ceil_mode": True})
+    node("avgpool", "avg_pool2d", ["up"], {"kernel": 3, "stride": 2, "padding": 1,
+                                           "ceil_mode": True, "count_include_pad": False})
     node("cat", "concat", ["maxpool", "avgpool"])
     node("sum", "add", ["cat", "cat"], {"act": 2})
     node("se", "se", ["sum"], {"act": 1, "gate": 4, "reduce": "fc1", "expand": "fc2"},
@@ -60,6 +63,7 @@ def torch_forward(x, p):
     b = p["bn"]
     y = F.relu(F.batch_norm(y, t(b["running_mean"]), t(b["running_var"]), t(b["weight"]),
                             t(b["bias"]), eps=1e-5))
+    y = F.conv_transpose2d(y, t(p["up"]["weight"]), t(p["up"]["bias"]), 2, 1, (1, 0), 8)
     m = F.max_pool2d(y, 3, 2, 1, ceil_mode=True)
     a = F.avg_pool2d(y, 3, 2, 1, ceil_mode=True, count_include_pad=False)
     c = torch.cat([m, a], 1)

@@ -44,6 +44,7 @@ from .op_record import (MEMORY_ROLES, MIXES, PER_CHANNEL, POOL, VIEW, WHOLE, ByN
                         act_ops, copy, lowers_to, same_shape)
 from ..kernels import activations as A
 from ..kernels import conv as C
+from ..kernels import conv_transpose as CT
 from ..kernels import linear as L
 from ..kernels import norm as N
 from ..kernels import pooling as P
@@ -122,6 +123,36 @@ def _conv_memory(node) -> str:
     if _conv_class(node) != "depthwise":
         return MIXES
     return PER_CHANNEL if len(node.inputs) == 1 else WHOLE   # a residual input: whole
+
+
+# ---- transposed convolution (EdgeViT's local propagation: depthwise, kernel = stride) ----
+def _conv_t_args(node):
+    a = node.attrs
+    return a["stride"], a["padding"], a["output_padding"], a["dilation"], a["groups"]
+
+
+def _conv_t_shape(node, in_shapes):
+    w = node.param_shapes["weight"]     # (Cin, Cout/groups, KH, KW): ConvTranspose2d's layout
+    if in_shapes[0][1] != w[0]:
+        raise InputError(f"{node.name}: input has {in_shapes[0][1]} channels but the "
+                         f"transposed-conv weight {w} expects {w[0]}")
+    return CT.conv_transpose2d_out_shape(in_shapes[0], w, *_conv_t_args(node))
+
+
+def _conv_t_lower(node, in_shapes, out_shape, calls):
+    n_out = numel(out_shape)
+    return [RefOp("conv", macs=numel(in_shapes[0]) * numel(node.param_shapes["weight"][1:]),
+                  n_in=numel(in_shapes[0]), n_out=n_out,
+                  bias=n_out if "bias" in node.param_shapes else 0)]
+
+
+def _conv_t_depthwise(node) -> bool:
+    return node.attrs["groups"] == node.param_shapes["weight"][0]
+
+
+def _conv_t_layer_type(node) -> str:
+    kh, kw = node.param_shapes["weight"][2:]
+    return f"Conv transpose{' DW' if _conv_t_depthwise(node) else ''} {kh}x{kw}"
 
 
 # ---- linear -------------------------------------------------------------------------------
@@ -255,6 +286,15 @@ def _se_lower(node, in_shapes, out_shape, calls):
 CNN_RECORDS = [
     Op("conv2d", _conv_run, _conv_shape, _conv_cost, _conv_lower, "conv",
        _conv_layer_type, _conv_memory),
+    Op("conv_transpose2d",
+       lambda node, x: CT.conv_transpose2d(x[0], node.params["weight"], node.params.get("bias"),
+                                           *_conv_t_args(node)),
+       _conv_t_shape,
+       lambda node, s, o: CT.conv_transpose2d_cost(s[0], node.param_shapes["weight"],
+                                                   *_conv_t_args(node),
+                                                   has_bias="bias" in node.param_shapes),
+       _conv_t_lower, "conv", _conv_t_layer_type,
+       lambda node: PER_CHANNEL if _conv_t_depthwise(node) else MIXES),
     Op("linear", _linear_run, _linear_shape, _linear_cost, _linear_lower, "linear",
        "Fully Connected", MIXES),
     Op("batchnorm", _bn_run, same_shape,
