@@ -253,7 +253,7 @@ OP_CLASSES = ("conv", "linear", "attention", "batchnorm", "norm", "activation", 
 # the reference ops' classes; a node kind's class is in its op record
 _REF_OP_CLASSES = {"conv": "conv", "linear": "linear", "batchnorm": "batchnorm",
                    "add": "add/mul", "mul": "add/mul", "max_pool": "pool", "avg_pool": "pool",
-                   "adaptive_avg_pool": "pool",
+                   "adaptive_avg_pool": "pool", "layer_norm": "norm", "sdpa": "attention",
                    **{name: "activation" for name in ACT_NAMES.values()}}
 
 

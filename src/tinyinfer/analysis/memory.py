@@ -120,9 +120,19 @@ def _reads_slices(reader, value: str) -> bool:
         role == MIXES and reader.inputs[0] == value and value not in reader.inputs[1:])
 
 
+def _size_and_channels(shape) -> tuple[tuple[int, int], int]:
+    """((H, W), C) of a value: NCHW maps as they are, vectors (N, C) as 1x1, and tokens
+    (N, T, C) as a T x 1 map of C channels."""
+    if len(shape) == 4:
+        return tuple(shape[2:4]), shape[1]
+    if len(shape) == 3:
+        return (shape[1], 1), shape[2]
+    return (1, 1), shape[1]
+
+
 @dataclass
 class ResolutionRow:
-    size: tuple[int, int]              # (H, W); vectors (N, C) count as 1x1
+    size: tuple[int, int]              # (H, W); vectors (N, C) 1x1, tokens (N, T, C) T x 1
     channels: int                      # widest materialized tensor at this size
     bytes: int                         # its size, batch included
     value: str                         # which value it is
@@ -139,8 +149,8 @@ def materialized(graph: Graph, input_shape, itemsize: int = 2,
         if node.name in skip or memory_role(node) == VIEW:
             continue
         shape = shapes[node.name]
-        size = tuple(shape[2:4]) if len(shape) == 4 else (1, 1)
+        size, channels = _size_and_channels(shape)
         b = numel(shape) * itemsize
         if size not in best or b > best[size].bytes:
-            best[size] = ResolutionRow(size, shape[1], b, node.name)
+            best[size] = ResolutionRow(size, channels, b, node.name)
     return sorted(best.values(), key=lambda r: -r.size[0] * r.size[1])

@@ -2,10 +2,166 @@
 tokens and back, MobileViT's patch unfold / fold) and multi-head self-attention.
 
 Tokens are 3-D arrays (batch, tokens, channels); maps are NCHW. See ops.py for what a record
-holds and how to add a kind.
+holds and how to add a kind. The CNN kinds ``linear`` (over the last dim), ``act`` and
+``add`` work on tokens as they are, so a transformer block is
+
+    layer_norm -> mhsa -> add (residual) -> layer_norm -> linear (+act) -> linear -> add
+
+Kinds here:
+    to_tokens       (N, C, H, W) -> (N, H*W, C)
+    from_tokens     (N, H*W, C) -> (N, C, H, W); H, W those of its second input ("like",
+                    any NCHW value of that size, e.g. the map the tokens came from: a graph
+                    stores no sizes, so it runs at every resolution)
+    unfold_patches  (B, C, H, W) -> (B*P, N, C), MobileViT's patches (kernels/tokens.py)
+    fold_patches    the inverse; H, W from its second input, as from_tokens
+    layer_norm      over the last dim (tokens); params weight, bias optional; attrs eps
+    layer_norm_2d   over the channels of NCHW (timm's LayerNorm2d); the same params
+    mhsa            fused qkv linear, softmax attention per head, output projection: timm's
+                    Attention, params qkv.weight/.bias, proj.weight/.bias; attrs num_heads
 """
 from __future__ import annotations
 
-from .op_record import Op
+from .costs import Cost, RefOp, numel
+from ..errors import InputError
+from .op_record import WHOLE, Op, copy, same_shape
+from ..kernels import attention as AT
+from ..kernels import norm as N
+from ..kernels import tokens as TK
 
-RECORDS: list[Op] = []
+
+# ---- tokens <-> maps ----------------------------------------------------------------------
+def _map_hw(node, in_shapes) -> tuple[int, int]:
+    """(H, W) of the map a from_tokens / fold_patches node produces: those of its second
+    input, read for its shape only (a graph holds no sizes, so it runs at any resolution)."""
+    return tuple(_map(node, in_shapes[1])[2:4])
+
+
+def _to_tokens_shape(node, in_shapes):
+    n, c, h, w = _map(node, in_shapes[0])
+    return (n, h * w, c)
+
+
+def _from_tokens_shape(node, in_shapes):
+    n, t, c = _tokens(node, in_shapes[0])
+    h, w = _map_hw(node, in_shapes)
+    if h * w != t:
+        raise InputError(f"{node.name}: {t} tokens do not make a {h}x{w} map")
+    return (n, c, h, w)
+
+
+def _unfold_shape(node, in_shapes):
+    return TK.patches_shape(_map(node, in_shapes[0]), node.attrs["patch"])
+
+
+def _fold_shape(node, in_shapes):
+    bp, n, c = _tokens(node, in_shapes[0])
+    ph, pw = node.attrs["patch"]
+    h, w = _map_hw(node, in_shapes)
+    if bp % (ph * pw) or TK.patches_shape((bp // (ph * pw), c, h, w), (ph, pw)) != (bp, n, c):
+        raise InputError(f"{node.name}: tokens {tuple(in_shapes[0])} do not fold into a "
+                         f"{h}x{w} map with {ph}x{pw} patches")
+    return (bp // (ph * pw), c, h, w)
+
+
+def _map(node, shape):
+    if len(shape) != 4:
+        raise InputError(f"{node.name} ({node.kind}) needs an NCHW map, got shape {shape}")
+    return shape
+
+
+def _tokens(node, shape):
+    if len(shape) != 3:
+        raise InputError(f"{node.name} ({node.kind}) needs tokens (N, T, C), got shape {shape}")
+    return shape
+
+
+def _moved(node, in_shapes, out_shape) -> Cost:
+    n = numel(out_shape)
+    return Cost(elems_read=n, elems_written=n)
+
+
+def _fold_run(node, inputs):
+    b, _, h, w = _fold_shape(node, [a.shape for a in inputs])
+    return TK.fold_patches(inputs[0], b, h, w, node.attrs["patch"])
+
+
+def _from_tokens_run(node, inputs):
+    n, c, h, w = _from_tokens_shape(node, [a.shape for a in inputs])
+    return TK.fold_patches(inputs[0], n, h, w, (1, 1))
+
+
+def _fold_cost(node, in_shapes, out_shape):
+    return TK.patches_cost(out_shape, node.attrs["patch"], fold=True)
+
+
+# ---- layer norm -------------------------------------------------------------------------
+def _ln_args(node):
+    p = node.params
+    return p.get("weight"), p.get("bias"), node.attrs["eps"]
+
+
+def _ln_cost(cost_fn):
+    def cost(node, in_shapes, out_shape):
+        return cost_fn(in_shapes[0], affine="weight" in node.param_shapes)
+    return cost
+
+
+def _ln_lower(node, in_shapes, out_shape, calls):
+    n = numel(out_shape)
+    return [RefOp("layer_norm", n_in=n, n_out=n, call=calls.get(node.kind, "module"))]
+
+
+# ---- multi-head self-attention ----------------------------------------------------------
+def _mhsa_run(node, inputs):
+    p = node.params
+    return AT.multi_head_self_attention(inputs[0], p["qkv.weight"], p.get("qkv.bias"),
+                                        p["proj.weight"], p.get("proj.bias"),
+                                        node.attrs["num_heads"])
+
+
+def _mhsa_shape(node, in_shapes):
+    b, t, c = _tokens(node, in_shapes[0])
+    if node.param_shapes["qkv.weight"] != (3 * c, c) or c % node.attrs["num_heads"]:
+        raise InputError(f"{node.name}: tokens of {c} channels do not fit qkv weight "
+                         f"{node.param_shapes['qkv.weight']} with "
+                         f"{node.attrs['num_heads']} heads")
+    return (b, t, c)
+
+
+def _mhsa_cost(node, in_shapes, out_shape):
+    ps = node.param_shapes
+    return AT.multi_head_self_attention_cost(in_shapes[0], node.attrs["num_heads"],
+                                             "qkv.bias" in ps, "proj.bias" in ps)
+
+
+def _mhsa_lower(node, in_shapes, out_shape, calls):
+    """timm's Attention: qkv Linear, scaled_dot_product_attention (q k^T, softmax, . v),
+    proj Linear."""
+    b, t, c = in_shapes[0]
+    n, ps = b * t * c, node.param_shapes
+    return [RefOp("linear", macs=3 * n * c, n_in=n, n_out=3 * n,
+                  bias=3 * n if "qkv.bias" in ps else 0),
+            # F.scaled_dot_product_attention: q k^T and (softmax) . v, t*t*c MACs each
+            RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n, call="functional"),
+            RefOp("linear", macs=n * c, n_in=n, n_out=n, bias=n if "proj.bias" in ps else 0)]
+
+
+# ---- the records -------------------------------------------------------------------------
+#  Op(kind, run, shape, cost, lower, op_class, layer_type, memory[, buffers])
+RECORDS: list[Op] = [
+    Op("to_tokens", lambda node, x: TK.unfold_patches(x[0], (1, 1)), _to_tokens_shape,
+       _moved, copy, "other", "to tokens", WHOLE),
+    Op("from_tokens", _from_tokens_run, _from_tokens_shape, _moved, copy, "other",
+       "from tokens", WHOLE),
+    Op("unfold_patches", lambda node, x: TK.unfold_patches(x[0], node.attrs["patch"]),
+       _unfold_shape, lambda node, s, o: TK.patches_cost(s[0], node.attrs["patch"]), copy,
+       "other", "unfold patches", WHOLE),
+    Op("fold_patches", _fold_run, _fold_shape, _fold_cost, copy, "other", "fold patches",
+       WHOLE),
+    Op("layer_norm", lambda node, x: N.layer_norm(x[0], *_ln_args(node)), same_shape,
+       _ln_cost(N.layer_norm_cost), _ln_lower, "norm", "LayerNorm", WHOLE),
+    Op("layer_norm_2d", lambda node, x: N.layer_norm_2d(x[0], *_ln_args(node)), same_shape,
+       _ln_cost(N.layer_norm_2d_cost), _ln_lower, "norm", "LayerNorm", WHOLE),
+    Op("mhsa", _mhsa_run, _mhsa_shape, _mhsa_cost, _mhsa_lower, "attention",
+       "Self-attention", WHOLE),
+]

@@ -149,6 +149,52 @@ class NetBuilder:
         self.channels[name] = out_ch
         return name
 
+    # ---- tokens (N, T, C): the transformer kinds of engine/ops_transformer.py; ``channels``
+    # of a token value is C, so linear, act and add above work on tokens unchanged
+    def to_tokens(self, name, x) -> str:
+        """(N, C, H, W) -> (N, H*W, C)."""
+        self.graph.add_node(name, "to_tokens", [x])
+        self.channels[name] = self.channels[x]
+        return name
+
+    def from_tokens(self, name, x, like) -> str:
+        """(N, H*W, C) -> (N, C, H, W), H and W those of the map ``like``."""
+        self.graph.add_node(name, "from_tokens", [x, like])
+        self.channels[name] = self.channels[x]
+        return name
+
+    def unfold_patches(self, name, x, patch) -> str:
+        """MobileViT's unfold: (B, C, H, W) -> (B*P, N, C) for patch = (ph, pw)."""
+        self.graph.add_node(name, "unfold_patches", [x], {"patch": tuple(patch)})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def fold_patches(self, name, x, like, patch) -> str:
+        """The inverse of unfold_patches, back to the height and width of the map ``like``."""
+        self.graph.add_node(name, "fold_patches", [x, like], {"patch": tuple(patch)})
+        self.channels[name] = self.channels[x]
+        return name
+
+    def layer_norm(self, name, x, eps=1e-5, affine=True, kind="layer_norm") -> str:
+        """Over the last dim of tokens; kind="layer_norm_2d": over the channels of NCHW."""
+        c = self.channels[x]
+        shapes = {"weight": (c,), "bias": (c,)} if affine else {}
+        self.graph.add_node(name, kind, [x], {"eps": eps}, shapes)
+        self.channels[name] = c
+        return name
+
+    def mhsa(self, name, x, num_heads, qkv_bias=True, proj_bias=True) -> str:
+        """Multi-head self-attention on tokens, weights named as timm's Attention."""
+        c = self.channels[x]
+        shapes = {"qkv.weight": (3 * c, c), "proj.weight": (c, c)}
+        if qkv_bias:
+            shapes["qkv.bias"] = (3 * c,)
+        if proj_bias:
+            shapes["proj.bias"] = (c,)
+        self.graph.add_node(name, "mhsa", [x], {"num_heads": num_heads}, shapes)
+        self.channels[name] = c
+        return name
+
 
 # ---- the MBConv family ---------------------------------------------------------------------
 @dataclass(frozen=True)
