@@ -1,5 +1,5 @@
 """Normalization: batch norm (inference) and its folding into convs, layer norm over the
-last dim and over channels of NCHW, and a numerically stable softmax.
+last dim and over channels of NCHW, group norm, and a numerically stable softmax.
 
 Batch norm at inference is an affine map per channel,
     y = gamma * (x - mean) / sqrt(var + eps) + beta  =  scale * x + shift,
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..engine.costs import Cost, numel
 from ..errors import InputError
-from .common import FASTMATH, check_axis, float32_array
+from .common import FASTMATH, check_axis, check_int, float32_array
 
 
 def _vector(v, name: str, C: int, allow_none: bool = False):
@@ -248,6 +248,106 @@ def layer_norm_2d_cost(shape, affine: bool = True) -> Cost:
     # The same count as layer_norm, with rows = N*H*W pixels of C channels each.
     N, C, H, W = shape
     return layer_norm_cost((N, H, W, C), affine)
+
+
+# ----------------------------------------------------------------------------------------
+# group norm (MobileViTV2's "layer norm" is GroupNorm(1, C): one mean and variance over all
+# of a sample's C x H x W values)
+
+_GN_CHUNKS = 16   # partial sums per group: GroupNorm(1) at batch 1 has one group to reduce
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _group_stats(x, eps, mean, rstd):
+    # x: (R, M), one row per (sample, group); mean, rstd: (R,) float64 out. Each row is
+    # reduced in _GN_CHUNKS parallel pieces (a row can be all the work there is); two passes,
+    # mean and then squared deviations, as in _layer_norm_rows.
+    R, M = x.shape
+    K = _GN_CHUNKS
+    step = (M + K - 1) // K
+    part = np.zeros((R, K))
+    for t in numba.prange(R * K):
+        r = t // K
+        s = 0.0
+        for i in range((t % K) * step, min(M, (t % K + 1) * step)):
+            s += x[r, i]
+        part[r, t % K] = s
+    for r in range(R):
+        mean[r] = part[r].sum() / M
+    for t in numba.prange(R * K):
+        r = t // K
+        m = mean[r]
+        v = 0.0
+        for i in range((t % K) * step, min(M, (t % K + 1) * step)):
+            d = x[r, i] - m
+            v += d * d
+        part[r, t % K] = v
+    for r in range(R):
+        rstd[r] = 1.0 / math.sqrt(part[r].sum() / M + eps)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _group_apply(x, mean, rstd, gamma, beta, out):
+    # x, out: (N, C, L); channel c is in group c // (C / G); mean, rstd: (N * G,). Normalize
+    # and affine in one multiply-add per element: a = rstd * gamma, b = beta - mean * a.
+    N, C, L = x.shape
+    G = mean.shape[0] // N
+    per_group = C // G
+    for p in numba.prange(N * C):
+        n = p // C
+        c = p % C
+        r = n * G + c // per_group
+        a = rstd[r] * gamma[c]
+        a32 = np.float32(a)
+        b32 = np.float32(beta[c] - mean[r] * a)
+        for i in range(L):
+            out[n, c, i] = x[n, c, i] * a32 + b32
+
+
+def group_norm(x: np.ndarray, num_groups: int, gamma=None, beta=None,
+               eps: float = 1e-5) -> np.ndarray:
+    """F.group_norm(x, num_groups, gamma, beta, eps): each sample's channels split into
+    num_groups groups, each group normalized over its channels and all positions.
+    x: (N, C, *spatial); gamma, beta: (C,) or None. Returns x's shape, float32."""
+    x = float32_array(x, "x")
+    if x.ndim < 2 or x.shape[1] == 0:
+        raise InputError(f"group_norm needs x of shape (N, C, ...) with C >= 1, got {x.shape}")
+    N, C = x.shape[:2]
+    G = check_int(num_groups, "num_groups", 1)
+    if C % G:
+        raise InputError(f"group_norm: num_groups={G} must divide the {C} channels")
+    gamma, beta = _ln_affine(gamma, beta, C)
+    L = numel(x.shape[2:])
+    mean = np.empty(N * G)
+    rstd = np.empty(N * G)
+    _group_stats(x.reshape(N * G, C // G * L), _eps(eps), mean, rstd)
+    out = np.empty_like(x)
+    _group_apply(x.reshape(N, C, L), mean, rstd, gamma, beta, out.reshape(N, C, L))
+    return out
+
+
+def group_norm_ref(x, num_groups, gamma=None, beta=None, eps=1e-5):
+    N, C = x.shape[:2]
+    v = x.astype(np.float64).reshape(N, num_groups, -1)
+    y = ((v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + eps))
+    y = y.reshape(x.shape)
+    sh = (1, C) + (1,) * (x.ndim - 2)
+    if gamma is not None:
+        y = y * gamma.reshape(sh)
+    if beta is not None:
+        y = y + beta.reshape(sh)
+    return y.astype(np.float32)
+
+
+def group_norm_cost(shape, num_groups: int, affine: bool = True) -> Cost:
+    # The layer norm count (8 FLOPs per element with the affine, 5 per normalized row),
+    # with one row per (sample, group) of C / G x H x W elements.
+    n = numel(shape)
+    rows = shape[0] * num_groups
+    C = shape[1]
+    params = 2 * C if affine else 0
+    return Cost(flops=(8 if affine else 6) * n + 5 * rows, params=params,
+                elems_read=n + params, elems_written=n)
 
 
 # ----------------------------------------------------------------------------------------

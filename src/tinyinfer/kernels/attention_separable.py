@@ -1,0 +1,158 @@
+"""Separable self-attention (MobileViTV2: Mehta & Rastegari 2022, "Separable Self-attention
+for Mobile Vision Transformers", arXiv:2206.02680, sec. 3.2; timm's LinearSelfAttention).
+
+Tokens are the pixels of a feature map cut into patches of ph x pw pixels: pixel (h, w) is
+token n = (h // ph, w // pw) of patch position p = (h % ph, w % pw), and attention runs
+over the N = H W / (ph pw) tokens that share a patch position p (timm unfolds the map to
+(B, C, P, N) to get this layout; a pixel's p and n are all the layout says, so this kernel
+reads the NCHW map in place instead of unfolding and folding it). For each p:
+
+    [q; k; v] = W_qkv x + b_qkv        1x1 conv: 1 query channel, C key, C value channels
+    s     = softmax over the N tokens of q          (one score per token, not N x N)
+    ctx_c = sum_n s_n k_{c,n}                       (the context vector: C numbers)
+    y     = W_out (ReLU(v) * ctx) + b_out           1x1 conv
+
+Multi-head attention compares every token with every other (an N x N score matrix per
+head); here each token gets one score against a learned query, so the cost is linear in
+the number of tokens T = H W:
+
+    MACs = B T (C (2C + 1)   qkv projection
+                + C          context vector: sum of scores x keys
+                + C C)       output projection
+         = B T (3 C^2 + 2 C)            vs multi-head attention's B T 4 C^2 + 2 B T^2 C
+
+The projections run on conv2d's pointwise kernel; the part in between (softmax, context,
+ReLU(v) * ctx) is one Numba function, ``_context_mix``.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..engine.costs import Cost, numel
+from ..errors import InputError
+from .common import FASTMATH, check_array, check_int
+from .conv import conv2d
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _context_mix(qkv, ph, pw, out):
+    """qkv: (B, 1 + 2C, H, W), channel 0 the query, 1..C the keys, C+1..2C the values;
+    out: (B, C, H, W) = ReLU(v) * ctx. H % ph == 0 and W % pw == 0."""
+    B, _, H, W = qkv.shape
+    C = out.shape[1]
+    # softmax of the query over each patch position's tokens: max, exp, sum per (b, p)
+    scores = np.empty((B, H, W), np.float32)
+    for b in numba.prange(B):
+        for i in range(ph):
+            for j in range(pw):
+                m = np.float32(-np.inf)
+                for h in range(i, H, ph):
+                    for w in range(j, W, pw):
+                        m = max(m, qkv[b, 0, h, w])
+                total = 0.0                               # float64: N terms
+                for h in range(i, H, ph):
+                    for w in range(j, W, pw):
+                        e = math.exp(qkv[b, 0, h, w] - m)
+                        scores[b, h, w] = e
+                        total += e
+                inv = np.float32(1.0 / total)
+                for h in range(i, H, ph):
+                    for w in range(j, W, pw):
+                        scores[b, h, w] *= inv
+    # one task per (b, channel): its context vector (ph x pw numbers), then its output plane
+    for task in numba.prange(B * C):
+        b = task // C
+        c = task % C
+        ctx = np.zeros((ph, pw), np.float32)
+        for h in range(H):
+            i = h % ph
+            for j in range(pw):
+                a = np.float32(0.0)
+                for w in range(j, W, pw):
+                    a += scores[b, h, w] * qkv[b, 1 + c, h, w]
+                ctx[i, j] += a
+        for h in range(H):
+            i = h % ph
+            for w in range(W):
+                v = qkv[b, 1 + C + c, h, w]
+                out[b, c, h, w] = (v if v > 0 else np.float32(0.0)) * ctx[i, w % pw]
+
+
+def _patch(patch) -> tuple[int, int]:
+    if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
+        patch = (patch, patch)
+    if not isinstance(patch, (tuple, list)) or len(patch) != 2:
+        raise InputError(f"patch must be an int or a pair (ph, pw), got {patch!r}")
+    return check_int(patch[0], "patch height", 1), check_int(patch[1], "patch width", 1)
+
+
+def check_patch_grid(shape, patch, what: str = "separable self-attention") -> tuple[int, int]:
+    """The patch size, after checking that it tiles an (N, C, H, W) map exactly."""
+    ph, pw = _patch(patch)
+    H, W = shape[2], shape[3]
+    if H % ph or W % pw:
+        raise InputError(f"{what}: a {H}x{W} map does not split into {ph}x{pw} patches; "
+                         f"the map's height and width must be multiples of the patch size "
+                         f"(for a whole network: choose an input resolution whose feature "
+                         f"maps stay even, e.g. the native one)")
+    return ph, pw
+
+
+def separable_self_attention(x: np.ndarray, w_qkv, b_qkv, w_out, b_out,
+                             patch=(2, 2)) -> np.ndarray:
+    """timm's LinearSelfAttention on the unfolded map, computed on the map itself.
+
+    x: (B, C, H, W) float32, H and W multiples of the patch (ph, pw); w_qkv: (1 + 2C, C, 1, 1)
+    (timm's qkv_proj.weight), b_qkv: (1 + 2C,) or None; w_out: (C, C, 1, 1), b_out: (C,) or
+    None. Returns (B, C, H, W)."""
+    x = check_array(x, "x", 4)
+    C = x.shape[1]
+    for w, name, rows in ((w_qkv, "w_qkv", 1 + 2 * C), (w_out, "w_out", C)):
+        check_array(w, name, 4)
+        if w.shape != (rows, C, 1, 1):
+            raise InputError(f"{name} must have shape {(rows, C, 1, 1)} for an input of {C} "
+                             f"channels, got {w.shape}")
+    ph, pw = check_patch_grid(x.shape, patch)
+    qkv = conv2d(x, w_qkv, b_qkv)
+    mixed = np.empty_like(x)
+    _context_mix(qkv, ph, pw, mixed)
+    return conv2d(mixed, w_out, b_out)
+
+
+def separable_self_attention_ref(x, w_qkv, b_qkv, w_out, b_out, patch=(2, 2)):
+    """NumPy reference in float64, written as timm's MobileVitV2Block + LinearSelfAttention:
+    unfold (B, C, H, W) -> (B, C, P, N), attend over N, fold back."""
+    ph, pw = _patch(patch)
+    B, C, H, W = x.shape
+    nh, nw = H // ph, W // pw
+    t = x.astype(np.float64).reshape(B, C, nh, ph, nw, pw).transpose(0, 1, 3, 5, 2, 4)
+    t = t.reshape(B, C, ph * pw, nh * nw)
+    b_qkv = np.zeros(1 + 2 * C) if b_qkv is None else b_qkv
+    b_out = np.zeros(C) if b_out is None else b_out
+    qkv = np.einsum("oc,bcpn->bopn", w_qkv[:, :, 0, 0], t) + b_qkv[None, :, None, None]
+    q, k, v = qkv[:, :1], qkv[:, 1:1 + C], qkv[:, 1 + C:]
+    s = np.exp(q - q.max(-1, keepdims=True))
+    s = s / s.sum(-1, keepdims=True)
+    ctx = (k * s).sum(-1, keepdims=True)
+    y = np.einsum("oc,bcpn->bopn", w_out[:, :, 0, 0], np.maximum(v, 0) * ctx)
+    y = y + b_out[None, :, None, None]
+    y = y.reshape(B, C, ph, pw, nh, nw).transpose(0, 1, 4, 2, 5, 3).reshape(B, C, H, W)
+    return y.astype(np.float32)
+
+
+def separable_self_attention_cost(shape, has_bias: bool = True) -> Cost:
+    # x: (B, C, H, W), T = H W tokens (all patch positions together).
+    # MACs: the module docstring's B T (3 C^2 + 2 C): both projections and the context.
+    # FLOPs: 2 x MACs + softmax 5 per token (max, subtract, exp, sum, divide)
+    #        + ReLU and the multiply by the context, 2 per output element.
+    # Traffic: x, the weights and the output; q/k/v are intermediates of this one op.
+    B, C, H, W = shape
+    T = H * W
+    macs = B * T * (3 * C * C + 2 * C)
+    flops = 2 * macs + 5 * B * T + 2 * B * T * C
+    params = C * (1 + 2 * C) + C * C + ((1 + 2 * C) + C if has_bias else 0)
+    n = numel(shape)
+    return Cost(macs=macs, flops=flops, params=params, elems_read=n + params, elems_written=n)
