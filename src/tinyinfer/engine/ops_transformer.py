@@ -18,6 +18,7 @@ Kinds here:
     layer_norm_2d   over the channels of NCHW (timm's LayerNorm2d); the same params
     mhsa            fused qkv linear, softmax attention per head, output projection: timm's
                     Attention, params qkv.weight/.bias, proj.weight/.bias; attrs num_heads
+                    (without proj.*: no output projection, EdgeViT's delegate attention)
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def _ln_lower(node, in_shapes, out_shape, calls):
 def _mhsa_run(node, inputs):
     p = node.params
     return AT.multi_head_self_attention(inputs[0], p["qkv.weight"], p.get("qkv.bias"),
-                                        p["proj.weight"], p.get("proj.bias"),
+                                        p.get("proj.weight"), p.get("proj.bias"),
                                         node.attrs["num_heads"])
 
 
@@ -131,19 +132,23 @@ def _mhsa_shape(node, in_shapes):
 def _mhsa_cost(node, in_shapes, out_shape):
     ps = node.param_shapes
     return AT.multi_head_self_attention_cost(in_shapes[0], node.attrs["num_heads"],
-                                             "qkv.bias" in ps, "proj.bias" in ps)
+                                             "qkv.bias" in ps, "proj.bias" in ps,
+                                             proj="proj.weight" in ps)
 
 
 def _mhsa_lower(node, in_shapes, out_shape, calls):
     """timm's Attention: qkv Linear, scaled_dot_product_attention (q k^T, softmax, . v),
-    proj Linear."""
+    proj Linear (if the node has one)."""
     b, t, c = in_shapes[0]
     n, ps = b * t * c, node.param_shapes
-    return [RefOp("linear", macs=3 * n * c, n_in=n, n_out=3 * n,
-                  bias=3 * n if "qkv.bias" in ps else 0),
-            # F.scaled_dot_product_attention: q k^T and (softmax) . v, t*t*c MACs each
-            RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n, call="functional"),
-            RefOp("linear", macs=n * c, n_in=n, n_out=n, bias=n if "proj.bias" in ps else 0)]
+    ops = [RefOp("linear", macs=3 * n * c, n_in=n, n_out=3 * n,
+                 bias=3 * n if "qkv.bias" in ps else 0),
+           # F.scaled_dot_product_attention: q k^T and (softmax) . v, t*t*c MACs each
+           RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n, call="functional")]
+    if "proj.weight" not in ps:
+        return ops
+    return ops + [RefOp("linear", macs=n * c, n_in=n, n_out=n,
+                        bias=n if "proj.bias" in ps else 0)]
 
 
 # ---- the records -------------------------------------------------------------------------

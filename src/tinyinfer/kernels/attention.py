@@ -197,8 +197,13 @@ def _mhsa_args(x, w_qkv, b_qkv, w_proj, b_proj, num_heads):
         return w
 
     w_qkv = mat(w_qkv, "w_qkv", (3 * C, C))
-    w_proj = mat(w_proj, "w_proj", (C, C))
     b_qkv = np.zeros(3 * C, np.float32) if b_qkv is None else mat(b_qkv, "b_qkv", (3 * C,))
+    if w_proj is None:          # no output projection (EdgeViT's delegate attention)
+        if b_proj is not None:
+            raise InputError("b_proj given without w_proj: pass both, or neither for "
+                             "attention without an output projection")
+        return x, w_qkv, b_qkv, None, None, H
+    w_proj = mat(w_proj, "w_proj", (C, C))
     b_proj = np.zeros(C, np.float32) if b_proj is None else mat(b_proj, "b_proj", (C,))
     return x, w_qkv, b_qkv, w_proj, b_proj, H
 
@@ -210,7 +215,8 @@ def multi_head_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj,
     x: (B, T, C); w_qkv: (3C, C), rows q then k then v (timm's qkv.weight, torch's
     in_proj_weight), each C rows split into num_heads heads of D = C/num_heads;
     b_qkv: (3C,) or None; w_proj: (C, C); b_proj: (C,) or None. Returns (B, T, C).
-    scale = 1/sqrt(D), as both timm and torch use."""
+    scale = 1/sqrt(D), as both timm and torch use. w_proj = b_proj = None: the merged heads
+    without the output projection (EdgeViT projects after its local propagation)."""
     x, w_qkv, b_qkv, w_proj, b_proj, H = _mhsa_args(x, w_qkv, b_qkv, w_proj, b_proj,
                                                     num_heads)
     B, T, C = x.shape
@@ -227,6 +233,8 @@ def multi_head_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj,
     _sdpa(q, kt, vt, np.float32(1.0 / math.sqrt(D)), o)
     # merge heads: (B, H, T, D) -> (B, T, H*D)
     o = np.ascontiguousarray(o.reshape(B, H, T, D).transpose(0, 2, 1, 3)).reshape(B * T, C)
+    if w_proj is None:
+        return o.reshape(B, T, C)
     out = np.empty((B, T, C), np.float32)
     _linear(o, w_proj, b_proj, out.reshape(B * T, C))
     return out
@@ -244,14 +252,16 @@ def multi_head_self_attention_ref(x, w_qkv, b_qkv, w_proj, b_proj, num_heads):
     s = np.exp(s - s.max(-1, keepdims=True))
     o = (s / s.sum(-1, keepdims=True)) @ v
     o = o.transpose(0, 2, 1, 3).reshape(B, T, C)
+    if w_proj is None:
+        return o.astype(np.float32)
     return (o @ w_proj.T.astype(np.float64) + b_proj).astype(np.float32)
 
 
 def multi_head_self_attention_cost(shape, num_heads: int, qkv_bias: bool = True,
-                                   proj_bias: bool = True) -> Cost:
+                                   proj_bias: bool = True, proj: bool = True) -> Cost:
     # x: (B, T, C), H heads of D = C/H.
     # MACs: qkv projection B*T*C*3C + scores B*H*T*T*D + weighted sum B*H*T*T*D
-    #       + output projection B*T*C*C.
+    #       + output projection B*T*C*C (none when proj=False; nor its parameters).
     # FLOPs: 2*MACs + scale on q B*T*C + softmax 5*B*H*T*T (see the sdpa cost).
     # Traffic counts x, the weights and the output; q/k/v and the merged heads are
     # intermediates of this one op (written and read once each, not counted).
@@ -261,5 +271,7 @@ def multi_head_self_attention_cost(shape, num_heads: int, qkv_bias: bool = True,
     macs = B * T * C * 3 * C + 2 * B * H * T * T * D + B * T * C * C
     flops = 2 * macs + B * T * C + 5 * B * H * T * T
     params = 4 * C * C + (3 * C if qkv_bias else 0) + (C if proj_bias else 0)
+    if not proj:
+        macs, flops, params = macs - B * T * C * C, flops - 2 * B * T * C * C, params - C * C
     return Cost(macs=macs, flops=flops, params=params, elems_read=B * T * C + params,
                 elems_written=B * T * C)

@@ -44,6 +44,19 @@ class NetBuilder:
         self.channels[name] = out_ch
         return name
 
+    def conv_transpose(self, name, x, out_ch, kernel, stride=1, padding=0, output_padding=0,
+                       groups=1, bias=True) -> str:
+        """A transposed conv (PyTorch's ConvTranspose2d; weight (Cin, Cout/groups, k, k))."""
+        shapes = {"weight": (self.channels[x], out_ch // groups, kernel, kernel)}
+        if bias:
+            shapes["bias"] = (out_ch,)
+        self.graph.add_node(name, "conv_transpose2d", [x], {
+            "stride": (stride, stride), "padding": (padding, padding),
+            "output_padding": (output_padding, output_padding), "dilation": (1, 1),
+            "groups": groups}, shapes)
+        self.channels[name] = out_ch
+        return name
+
     def bn(self, name, x) -> str:
         c = self.channels[x]
         self.graph.add_node(name, "batchnorm", [x], {"eps": self.bn_eps},
@@ -183,13 +196,16 @@ class NetBuilder:
         self.channels[name] = c
         return name
 
-    def mhsa(self, name, x, num_heads, qkv_bias=True, proj_bias=True) -> str:
-        """Multi-head self-attention on tokens, weights named as timm's Attention."""
+    def mhsa(self, name, x, num_heads, qkv_bias=True, proj_bias=True, proj=True) -> str:
+        """Multi-head self-attention on tokens, weights named as timm's Attention;
+        proj=False: no output projection (EdgeViT adds its own after local propagation)."""
         c = self.channels[x]
-        shapes = {"qkv.weight": (3 * c, c), "proj.weight": (c, c)}
+        shapes = {"qkv.weight": (3 * c, c)}
         if qkv_bias:
             shapes["qkv.bias"] = (3 * c,)
-        if proj_bias:
+        if proj:
+            shapes["proj.weight"] = (c, c)
+        if proj and proj_bias:
             shapes["proj.bias"] = (c,)
         self.graph.add_node(name, "mhsa", [x], {"num_heads": num_heads}, shapes)
         self.channels[name] = c
