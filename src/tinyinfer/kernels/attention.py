@@ -29,10 +29,13 @@ _ROWS = 16     # query rows per parallel task
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _sdpa(q, kt, vt, scale, out):
+def _sdpa(q, kt, vt, scale, out, bias=None):
     # q: (G, Tq, D); kt: (G, D, Tk) and vt: (G, Dv, Tk), K and V TRANSPOSED so that every
     # inner loop below runs over keys, contiguous and long (Tk = 64..1024) rather than over
     # the short head dim (D = 16..64); out: (G, Tq, Dv). G = batch * heads.
+    # bias: None, or (Gb, Tq, Tk) added to the scores before the softmax, group g using
+    # bias[g % Gb] (Gb = 1: one bias for all; Gb = heads: per head, shared over the batch),
+    # e.g. EfficientViT's relative-position biases (attention_cascaded.py).
     G, Tq, D = q.shape
     Tk = kt.shape[2]
     Dv = vt.shape[1]
@@ -50,6 +53,11 @@ def _sdpa(q, kt, vt, scale, out):
                 a = q[g, i0 + r, d] * scale
                 for j in range(Tk):
                     s[r, j] += a * kt[g, d, j]
+        if bias is not None:
+            gb = g % bias.shape[0]
+            for r in range(R):
+                for j in range(Tk):
+                    s[r, j] += bias[gb, i0 + r, j]
         # softmax numerators in place; subtracting the row max keeps exp <= 1
         tot = np.empty(R, np.float32)
         for r in range(R):
@@ -102,11 +110,14 @@ def _sdpa_args(q, k, v, scale):
 
 
 def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
-                                 scale=None) -> np.ndarray:
-    """softmax(q k^T * scale) v, as F.scaled_dot_product_attention without mask/dropout.
+                                 scale=None, bias=None) -> np.ndarray:
+    """softmax(q k^T * scale + bias) v, as F.scaled_dot_product_attention with a float
+    attn_mask ``bias`` (no dropout).
 
     q: (B, H, Tq, D), k: (B, H, Tk, D), v: (B, H, Tk, Dv) -> (B, H, Tq, Dv). Any number of
-    leading dims works, as long as q, k, v agree in them. scale defaults to 1/sqrt(D)."""
+    leading dims works, as long as q, k, v agree in them. scale defaults to 1/sqrt(D).
+    bias: None or (..., Tq, Tk) whose leading dims are trailing leading dims of q, e.g.
+    (Tq, Tk) for all, (H, Tq, Tk) per head."""
     q, k, v, scale = _sdpa_args(q, k, v, scale)
     lead = q.shape[:-2]
     G = numel(lead)
@@ -115,14 +126,24 @@ def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     out = np.empty(lead + (Tq, Dv), np.float32)
     kt = np.ascontiguousarray(k.reshape(G, Tk, D).transpose(0, 2, 1))     # (G, D, Tk)
     vt = np.ascontiguousarray(v.reshape(G, Tk, Dv).transpose(0, 2, 1))    # (G, Dv, Tk)
-    _sdpa(q.reshape(G, Tq, D), kt, vt, scale, out.reshape(G, Tq, Dv))
+    if bias is None:
+        _sdpa(q.reshape(G, Tq, D), kt, vt, scale, out.reshape(G, Tq, Dv))
+        return out
+    bias = float32_array(bias, "bias")
+    n = bias.ndim - 2
+    if n < 0 or n > len(lead) or bias.shape != lead[len(lead) - n:] + (Tq, Tk):
+        raise InputError(f"bias must have shape (..., Tq, Tk) = (..., {Tq}, {Tk}) with "
+                         f"leading dims ending those of q {lead}, got {bias.shape}")
+    _sdpa(q.reshape(G, Tq, D), kt, vt, scale, out.reshape(G, Tq, Dv),
+          bias.reshape(-1, Tq, Tk))
     return out
 
 
-def scaled_dot_product_attention_ref(q, k, v, scale=None):
+def scaled_dot_product_attention_ref(q, k, v, scale=None, bias=None):
     """NumPy reference in float64 (uses BLAS; fine in a reference)."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     s = (q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)) * scale
+    s = s if bias is None else s + bias
     s = np.exp(s - s.max(-1, keepdims=True))
     return ((s / s.sum(-1, keepdims=True)) @ v.astype(np.float64)).astype(np.float32)
 
