@@ -100,6 +100,8 @@ def test_cost_is_linear_in_tokens():
     assert one.macs == 64 * (3 * 16 * 16 + 2 * 16)
     assert (two.macs, two.flops) == (2 * one.macs, 2 * one.flops)
     assert one.params == two.params == 33 * 16 + 16 * 16 + 33 + 16
+    # the part between the projections: the context vectors' B T C MACs
+    assert SA.separable_context_mix_cost((1, 33, 8, 8)).macs == 64 * 16
 
 
 def test_bad_inputs_raise_one_clear_error():
@@ -115,6 +117,8 @@ def test_bad_inputs_raise_one_clear_error():
         SA.separable_self_attention(x, w_qkv, b_qkv, w_out, b_out, patch=(2, 2, 2))
     with pytest.raises(InputError, match="float32"):
         SA.separable_self_attention(x.astype(np.float64), w_qkv, b_qkv, w_out, b_out)
+    with pytest.raises(InputError, match="needs 1 \\+ 2C channels .* got 8"):
+        SA.separable_context_mix(np.zeros((1, 8, 4, 4), np.float32))
 
 
 # ---- group norm ------------------------------------------------------------------------

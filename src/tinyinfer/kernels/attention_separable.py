@@ -21,8 +21,9 @@ the number of tokens T = H W:
                 + C C)       output projection
          = B T (3 C^2 + 2 C)            vs multi-head attention's B T 4 C^2 + 2 B T^2 C
 
-The projections run on conv2d's pointwise kernel; the part in between (softmax, context,
-ReLU(v) * ctx) is one Numba function, ``_context_mix``.
+The projections are 1x1 convs (conv2d's pointwise kernel; in a network, conv nodes of their
+own, named as timm's qkv_proj and out_proj); the part in between (softmax, context vectors,
+ReLU(v) * ctx) is ``separable_context_mix``, one Numba function.
 """
 from __future__ import annotations
 
@@ -101,9 +102,24 @@ def check_patch_grid(shape, patch, what: str = "separable self-attention") -> tu
     return ph, pw
 
 
+def separable_context_mix(qkv: np.ndarray, patch=(2, 2)) -> np.ndarray:
+    """The attention between the two projections: qkv (B, 1 + 2C, H, W), the qkv
+    projection's output (query, C keys, C values); returns ReLU(v) * ctx, (B, C, H, W)."""
+    qkv = check_array(qkv, "qkv", 4)
+    if qkv.shape[1] < 3 or qkv.shape[1] % 2 == 0:
+        raise InputError(f"separable attention needs 1 + 2C channels (one query, C keys, C "
+                         f"values), got {qkv.shape[1]}")
+    ph, pw = check_patch_grid(qkv.shape, patch)
+    B, C2, H, W = qkv.shape
+    out = np.empty((B, (C2 - 1) // 2, H, W), np.float32)
+    _context_mix(qkv, ph, pw, out)
+    return out
+
+
 def separable_self_attention(x: np.ndarray, w_qkv, b_qkv, w_out, b_out,
                              patch=(2, 2)) -> np.ndarray:
-    """timm's LinearSelfAttention on the unfolded map, computed on the map itself.
+    """timm's LinearSelfAttention on the unfolded map, computed on the map itself: qkv 1x1
+    conv, separable_context_mix, output 1x1 conv (the network runs the three as three nodes).
 
     x: (B, C, H, W) float32, H and W multiples of the patch (ph, pw); w_qkv: (1 + 2C, C, 1, 1)
     (timm's qkv_proj.weight), b_qkv: (1 + 2C,) or None; w_out: (C, C, 1, 1), b_out: (C,) or
@@ -115,44 +131,64 @@ def separable_self_attention(x: np.ndarray, w_qkv, b_qkv, w_out, b_out,
         if w.shape != (rows, C, 1, 1):
             raise InputError(f"{name} must have shape {(rows, C, 1, 1)} for an input of {C} "
                              f"channels, got {w.shape}")
-    ph, pw = check_patch_grid(x.shape, patch)
-    qkv = conv2d(x, w_qkv, b_qkv)
-    mixed = np.empty_like(x)
-    _context_mix(qkv, ph, pw, mixed)
-    return conv2d(mixed, w_out, b_out)
+    check_patch_grid(x.shape, patch)
+    return conv2d(separable_context_mix(conv2d(x, w_qkv, b_qkv), patch), w_out, b_out)
+
+
+def _unfold_ref(x, ph, pw):
+    """timm's unfold: (B, C, H, W) -> (B, C, P, N), P = ph pw patch positions, N tokens."""
+    B, C, H, W = x.shape
+    t = x.astype(np.float64).reshape(B, C, H // ph, ph, W // pw, pw).transpose(0, 1, 3, 5, 2, 4)
+    return t.reshape(B, C, ph * pw, (H // ph) * (W // pw))
+
+
+def separable_context_mix_ref(qkv, patch=(2, 2)):
+    """NumPy reference in float64, on timm's unfolded layout as LinearSelfAttention does it."""
+    ph, pw = _patch(patch)
+    B, C2, H, W = qkv.shape
+    C = (C2 - 1) // 2
+    t = _unfold_ref(qkv, ph, pw)
+    q, k, v = t[:, :1], t[:, 1:1 + C], t[:, 1 + C:]
+    s = np.exp(q - q.max(-1, keepdims=True))
+    s = s / s.sum(-1, keepdims=True)                    # softmax over the N tokens
+    ctx = (k * s).sum(-1, keepdims=True)                # (B, C, P, 1)
+    y = np.maximum(v, 0) * ctx
+    y = y.reshape(B, C, ph, pw, H // ph, W // pw).transpose(0, 1, 4, 2, 5, 3)
+    return y.reshape(B, C, H, W).astype(np.float32)
 
 
 def separable_self_attention_ref(x, w_qkv, b_qkv, w_out, b_out, patch=(2, 2)):
-    """NumPy reference in float64, written as timm's MobileVitV2Block + LinearSelfAttention:
-    unfold (B, C, H, W) -> (B, C, P, N), attend over N, fold back."""
-    ph, pw = _patch(patch)
-    B, C, H, W = x.shape
-    nh, nw = H // ph, W // pw
-    t = x.astype(np.float64).reshape(B, C, nh, ph, nw, pw).transpose(0, 1, 3, 5, 2, 4)
-    t = t.reshape(B, C, ph * pw, nh * nw)
+    """NumPy reference in float64 of the whole layer (projections as matrix products)."""
+    C = x.shape[1]
     b_qkv = np.zeros(1 + 2 * C) if b_qkv is None else b_qkv
     b_out = np.zeros(C) if b_out is None else b_out
-    qkv = np.einsum("oc,bcpn->bopn", w_qkv[:, :, 0, 0], t) + b_qkv[None, :, None, None]
-    q, k, v = qkv[:, :1], qkv[:, 1:1 + C], qkv[:, 1 + C:]
-    s = np.exp(q - q.max(-1, keepdims=True))
-    s = s / s.sum(-1, keepdims=True)
-    ctx = (k * s).sum(-1, keepdims=True)
-    y = np.einsum("oc,bcpn->bopn", w_out[:, :, 0, 0], np.maximum(v, 0) * ctx)
-    y = y + b_out[None, :, None, None]
-    y = y.reshape(B, C, ph, pw, nh, nw).transpose(0, 1, 4, 2, 5, 3).reshape(B, C, H, W)
-    return y.astype(np.float32)
+    qkv = np.einsum("oc,bchw->bohw", w_qkv[:, :, 0, 0], x.astype(np.float64))
+    mixed = separable_context_mix_ref(qkv + b_qkv[None, :, None, None], patch)
+    y = np.einsum("oc,bchw->bohw", w_out[:, :, 0, 0], mixed.astype(np.float64))
+    return (y + b_out[None, :, None, None]).astype(np.float32)
+
+
+def separable_context_mix_cost(qkv_shape) -> Cost:
+    # qkv: (B, 1 + 2C, H, W), T = H W tokens (all patch positions together).
+    # MACs: the context vectors, B T C (each token's score times its C keys).
+    # FLOPs: 2 x MACs + softmax 5 per token (max, subtract, exp, sum, divide)
+    #        + ReLU and the multiply by the context, 2 per output element.
+    B, C2, H, W = qkv_shape
+    C, T = (C2 - 1) // 2, H * W
+    macs = B * T * C
+    return Cost(macs=macs, flops=2 * macs + 5 * B * T + 2 * B * T * C,
+                elems_read=numel(qkv_shape), elems_written=B * C * T)
 
 
 def separable_self_attention_cost(shape, has_bias: bool = True) -> Cost:
-    # x: (B, C, H, W), T = H W tokens (all patch positions together).
-    # MACs: the module docstring's B T (3 C^2 + 2 C): both projections and the context.
-    # FLOPs: 2 x MACs + softmax 5 per token (max, subtract, exp, sum, divide)
-    #        + ReLU and the multiply by the context, 2 per output element.
-    # Traffic: x, the weights and the output; q/k/v are intermediates of this one op.
+    # x: (B, C, H, W): the two 1x1 projections (B T C (2C + 1) and B T C C MACs) and the
+    # context mix, B T (3 C^2 + 2 C) MACs in all (module docstring). Traffic: x, the weights
+    # and the output; q/k/v are intermediates of the layer.
     B, C, H, W = shape
     T = H * W
-    macs = B * T * (3 * C * C + 2 * C)
-    flops = 2 * macs + 5 * B * T + 2 * B * T * C
+    proj = B * T * (C * (1 + 2 * C) + C * C)
+    mix = separable_context_mix_cost((B, 1 + 2 * C, H, W))
     params = C * (1 + 2 * C) + C * C + ((1 + 2 * C) + C if has_bias else 0)
     n = numel(shape)
-    return Cost(macs=macs, flops=flops, params=params, elems_read=n + params, elems_written=n)
+    return Cost(macs=proj + mix.macs, flops=2 * proj + mix.flops, params=params,
+                elems_read=n + params, elems_written=n)
