@@ -18,6 +18,7 @@ import torch
 import torchvision
 from efficientnet_lite_pytorch import EfficientNet as LiteEfficientNet
 
+import edgevit_ref
 from torch_ref import he_init, randomize
 
 tv = torchvision.models
@@ -153,6 +154,13 @@ REFERENCES: dict[str, Reference] = {
     # MobileOne: timm's training form (multi-branch, randomized BN in every branch), which
     # tinyinfer re-parameterizes at load; test_mobileone.py also checks timm's reparameterized
     **{f"mobileone_s{i}": Reference(_timm(f"mobileone_s{i}"), MBCONV) for i in range(5)},
+    # EdgeViT: the authors' code (tests/edgevit_ref.py), built for one input size (its patch
+    # embedding asserts it). 227 is odd and still tiles every delegate grid, as the reference
+    # needs: 227 -> 56 -> 28 -> 14 -> 7 (floor(227/4) = 56, a multiple of 8). "he": every
+    # conv and Linear bias nonzero (the authors' own init zeroes the Linear ones).
+    **{n: Reference(lambda image_size, build=build: build(img_size=image_size),
+                    ((1, 224), (3, 227)), "he", sized=True)
+       for n, build in edgevit_ref.BUILDERS.items()},
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).
