@@ -161,6 +161,13 @@ REFERENCES: dict[str, Reference] = {
     **{n: Reference(lambda image_size, build=build: build(img_size=image_size),
                     ((1, 224), (3, 227)), "he", sized=True)
        for n, build in edgevit_ref.BUILDERS.items()},
+    # NAS cells. pytorchcv's NASNet-A Mobile: a fixed 7x7 head pool, and its pad-then-crop
+    # stride-2 ops need an even map entering each reduction: 224 and 223 (-> 111 -> 56 ->
+    # 28 -> 14 -> 7) do, 211 and 193 do not run in the reference.
+    "nasnet_4a1056": Reference(_pytorchcv("nasnet_4a1056"), ((1, 224), (3, 223))),
+    # timm's NASNet-A Large / PNASNet-5 Large (~24 GMACs each at their native 331): one
+    # small case each (batch 2 at an odd 99; TF SAME padding runs at any size)
+    "nasnetalarge": Reference(_timm("nasnetalarge"), ((2, 99),)),
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).

@@ -1,9 +1,76 @@
 """Op records that NAS cells (NASNet-A, PNASNet-5, AmoebaNet) and the other searched or
 hand-designed CNNs of the seeds need beyond ops.py's CNN kinds. See ops.py for what a record
 holds and how to add a kind.
+
+``pad``: pad and/or crop the two spatial borders with a constant. The NAS references need it
+in three places, each of which PyTorch writes as a pad module:
+
+- the factorized reduction's second path shifts its input by one pixel before the stride-2
+  1x1 conv, ``nn.ZeroPad2d((-1, 1, -1, 1))`` (crop one row/column at the top/left, add a zero
+  one at the bottom/right), so the two paths sample interleaved pixels;
+- pytorchcv's NASNet-A Mobile reproduces TensorFlow's stride-2 "SAME" windows with a zero
+  row/column at the top/left before the op and a crop of the first output row/column after
+  it (pads (1, 0, 1, 0), then (-1, 0, -1, 0));
+- timm's ``pad_type='same'`` pools (stride 2): TensorFlow's "SAME" padding, which depends on
+  the input size, with -inf before a max pool and zeros before an average pool (zeros that
+  the average then counts: timm's AvgPool2dSame pads explicitly).
+
+attrs: ``pads`` = (top, bottom, left, right), negative to crop, or "same" with ``kernel`` and
+``stride`` (TensorFlow's rule: ops.tf_same_padding); ``value``, the constant added.
+Pure data movement, so it is NumPy, not a Numba loop: no arithmetic, every output element
+read or written once.
 """
 from __future__ import annotations
 
-from .op_record import Op
+import numpy as np
 
-RECORDS: list[Op] = []
+from ..errors import InputError
+from ..kernels import conv as C
+from .costs import Cost, numel
+from .op_record import PER_CHANNEL, Op, copy
+
+
+def pad_amounts(node, in_shape) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of a pad node for an input of ``in_shape`` (N, C, H, W)."""
+    pads = node.attrs["pads"]
+    if pads == "same":
+        k, s = node.attrs["kernel"], node.attrs["stride"]
+        return C.same_padding(in_shape[2], k, s, 1) + C.same_padding(in_shape[3], k, s, 1)
+    return tuple(int(p) for p in pads)
+
+
+def _pad_shape(node, in_shapes):
+    n, c, h, w = in_shapes[0]
+    top, bottom, left, right = pad_amounts(node, in_shapes[0])
+    out = (n, c, h + top + bottom, w + left + right)
+    if min(out[2:]) <= 0:
+        raise InputError(f"{node.name}: cropping {(top, bottom, left, right)} leaves nothing "
+                         f"of a {h}x{w} input; use a larger image")
+    return out
+
+
+def pad(x: np.ndarray, top: int, bottom: int, left: int, right: int, value: float = 0.0):
+    """x: (N, C, H, W) float32 -> (N, C, H + top + bottom, W + left + right); a negative
+    amount crops that many rows/columns, a positive one adds them filled with ``value``."""
+    h, w = x.shape[2:]
+    kept = x[:, :, max(-top, 0):h - max(-bottom, 0), max(-left, 0):w - max(-right, 0)]
+    added = ((0, 0), (0, 0), (max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0)))
+    return np.pad(kept, added, constant_values=np.float32(value)).astype(np.float32, copy=False)
+
+
+def _pad_run(node, inputs):
+    return pad(inputs[0], *pad_amounts(node, inputs[0].shape), node.attrs["value"])
+
+
+def _pad_cost(node, in_shapes, out_shape):
+    # no arithmetic; each kept input element is read once, every output element written once
+    n, c, h, w = out_shape
+    top, bottom, left, right = pad_amounts(node, in_shapes[0])
+    kept_h = h - max(top, 0) - max(bottom, 0)
+    kept_w = w - max(left, 0) - max(right, 0)
+    return Cost(elems_read=n * c * kept_h * kept_w, elems_written=numel(out_shape))
+
+
+RECORDS: list[Op] = [
+    Op("pad", _pad_run, _pad_shape, _pad_cost, copy, "other", "Pad", PER_CHANNEL),
+]

@@ -1,0 +1,81 @@
+"""The op kinds of engine/ops_cells.py (NAS cells): ``pad``. kinds_graph is run by
+tests/test_ops.py (shape rule vs kernel, cost, every record field, value vs torch); the tests
+here check the pad node's three uses against the PyTorch modules the references use."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyinfer.engine.graph import Graph
+from tinyinfer.engine.ops import OPS, infer_shapes, node_costs
+from tinyinfer.engine.ops_cells import pad
+from tinyinfer.errors import InputError
+
+
+def _pad_node(g, name, x, pads, value=0.0, kernel=None, stride=None):
+    g.add_node(name, "pad", [x], {"pads": pads, "value": value, "kernel": kernel,
+                                  "stride": stride})
+
+
+def kinds_graph(rng):
+    """shift (the factorized reduction's path 2), TF SAME with -inf before a max pool, and
+    pytorchcv's pad-then-crop around a pool."""
+    g = Graph(3)
+    _pad_node(g, "shift", "input", (-1, 1, -1, 1))
+    _pad_node(g, "same", "shift", "same", float("-inf"), kernel=3, stride=2)
+    g.add_node("max", "max_pool2d", ["same"], {"kernel": 3, "stride": 2, "padding": 0})
+    _pad_node(g, "zero_tl", "max", (1, 0, 1, 0))
+    _pad_node(g, "crop_tl", "zero_tl", (-1, 0, -2, 0))
+    x = rng.standard_normal((2, 3, 12, 11)).astype(np.float32)
+
+    def torch_forward(x):
+        y = torch.nn.ZeroPad2d((-1, 1, -1, 1))(torch.from_numpy(x))    # 12x11 -> 12x11
+        # TF SAME for k=3, s=2: H 12 -> total 1 (0 top, 1 bottom); W 11 -> total 2 (1, 1)
+        y = F.max_pool2d(F.pad(y, (1, 1, 0, 1), value=float("-inf")), 3, 2)
+        return F.pad(y, (1, 0, 1, 0))[:, :, 1:, 2:]
+    return g, x, torch_forward
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9),
+       pads=st.tuples(*[st.integers(-2, 3)] * 4), value=st.sampled_from([0.0, -np.inf, 2.5]))
+def test_pad_matches_torch_pad(h, w, pads, value):
+    """Any mix of padding and cropping equals torch's F.pad (which crops with negative pads),
+    or is refused with one InputError when nothing would be left."""
+    x = np.random.default_rng(h * 10 + w).standard_normal((2, 3, h, w)).astype(np.float32)
+    top, bottom, left, right = pads
+    g = Graph(3)
+    _pad_node(g, "p", "input", pads, value)
+    if h + top + bottom <= 0 or w + left + right <= 0:
+        with pytest.raises(InputError, match="leaves nothing"):
+            infer_shapes(g, x.shape)
+        return
+    want = F.pad(torch.from_numpy(x), (left, right, top, bottom), value=value).numpy()
+    got = pad(x, *pads, value)
+    assert got.dtype == np.float32 and got.shape == infer_shapes(g, x.shape)["p"]
+    np.testing.assert_array_equal(got, want)
+    (_, _, cost), = node_costs(g, x.shape)
+    assert cost.flops == 0 and cost.macs == 0 and cost.elems_written == got.size
+    kept = (h - max(-top, 0) - max(-bottom, 0)) * (w - max(-left, 0) - max(-right, 0))
+    assert cost.elems_read == 6 * kept
+
+
+@pytest.mark.parametrize("size", [6, 7, 11, 12])
+def test_same_pad_then_pool_is_timms_pool2d_same(size):
+    """timm's pad_type='same' stride-2 pools (MaxPool2dSame, AvgPool2dSame), as the NAS cells
+    write them: a "same" pad node (-inf / zeros) then a pool without padding."""
+    from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
+    x = np.random.default_rng(size).standard_normal((1, 4, size, size + 1)).astype(np.float32)
+    for module, kind, value in ((MaxPool2dSame(3, 2), "max_pool2d", float("-inf")),
+                                (AvgPool2dSame(3, 2, count_include_pad=False), "avg_pool2d", 0.0)):
+        g = Graph(4)
+        _pad_node(g, "p", "input", "same", value, kernel=3, stride=2)
+        g.add_node("pool", kind, ["p"], {"kernel": 3, "stride": 2, "padding": 0})
+        values = {"input": x}
+        for n in g:
+            values[n.name] = OPS[n.kind].run(n, [values[i] for i in n.inputs])
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(values["pool"], want, rtol=1e-6, atol=1e-6)
