@@ -168,6 +168,7 @@ REFERENCES: dict[str, Reference] = {
     # timm's NASNet-A Large / PNASNet-5 Large (~24 GMACs each at their native 331): one
     # small case each (batch 2 at an odd 99; TF SAME padding runs at any size)
     "nasnetalarge": Reference(_timm("nasnetalarge"), ((2, 99),)),
+    "pnasnet5large": Reference(_timm("pnasnet5large"), ((2, 99),)),
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).

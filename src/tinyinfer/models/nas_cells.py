@@ -63,6 +63,16 @@ class Names:
     bn: str = "bn"
 
 
+# timm's names (its NASNet-A Large and PNASNet-5 Large, both Cadene's ports of the TF-slim
+# checkpoints); timm's PNASNet keeps the factorized reduction inside conv_prev_1x1
+TIMM_NAMES = Names(
+    comb="comb_iter_{i}_{side}",
+    sep=("separable_1.depthwise_conv2d", "separable_1.pointwise_conv2d", "bn_sep_1",
+         "separable_2.depthwise_conv2d", "separable_2.pointwise_conv2d", "bn_sep_2"),
+    x_1x1="conv_1x1", prev_1x1="conv_prev_1x1",
+    factorized=("path_1.conv", "path_2.conv", "final_path_bn"))
+
+
 # How a reference pads its stride-2 ops (stride-1 ops are always PyTorch's symmetric k//2):
 #   "symmetric" PyTorch's k//2 on each side
 #   "same"      TensorFlow's SAME, which depends on the input size (timm's pad_type='same'):
@@ -202,7 +212,7 @@ def build_cell_net(layers: list[Layer], names: Names, *, stem: tuple[str, str, i
     ``head``: the classifier's name. Each cell reads (x, prev) = the last two outputs; the
     first stem cell's prev is the stem conv's output, used raw. ``skip_reduction_prev``: the
     cell after a (non-stem) reduction cell takes as prev the reduction cell's own prev, not
-    its input (timm's NASNet-A Large, TF-slim's skip_reduction_layer_input)."""
+    its input (timm's NASNet-A Large; pytorchcv's skip_reduction_layer_input=True)."""
     for layer in layers:
         if layer.pads not in PADS:
             raise InputError(f"{layer.name}: padding must be one of {PADS}, got {layer.pads!r}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..engine.graph import Graph
-from .nas_cells import Cell, Layer, Names, build_cell_net
+from .nas_cells import TIMM_NAMES, Cell, Layer, Names, build_cell_net
 from .registry import ModelSpec, register
 
 # Fig. 4 (left): the normal cell. Each row: op on input + op on input; "x" is the previous
@@ -56,12 +56,6 @@ PYTORCHCV_NAMES = Names(
     x_1x1="conv1x1", prev_1x1="conv1x1_prev",
     factorized=("path.path1.conv", "path.path2.conv", "path.bn"))
 
-TIMM_NAMES = Names(
-    comb="comb_iter_{i}_{side}",
-    sep=("separable_1.depthwise_conv2d", "separable_1.pointwise_conv2d", "bn_sep_1",
-         "separable_2.depthwise_conv2d", "separable_2.pointwise_conv2d", "bn_sep_2"),
-    x_1x1="conv_1x1", prev_1x1="conv_prev_1x1",
-    factorized=("path_1.conv", "path_2.conv", "final_path_bn"))
 
 
 def _check(num_cells, penultimate_filters):
