@@ -48,12 +48,13 @@ def _timm_fold(x, B, C, H, W, ph, pw):
 
 # ---- the kinds graph: every kind of ops_transformer.RECORDS -----------------------------
 def kinds_graph(rng):
-    """A map through layer_norm_2d, to tokens, one transformer block (layer norm, attention,
-    residual, GELU MLP, residual), back to a map, MobileViT's unfold (6x5: resized to 6x6),
-    a layer norm without affine, and fold back."""
+    """A map through group_norm (2 groups), layer_norm_2d, to tokens, one transformer block
+    (layer norm, attention, residual, GELU MLP, residual), back to a map, MobileViT's unfold
+    (6x5: resized to 6x6), a layer norm without affine, and fold back."""
     b = NetBuilder(in_channels=8)
     x = Graph.INPUT
-    y = b.layer_norm("ln2d", x, eps=1e-6, kind="layer_norm_2d")
+    y = b.layer_norm("ln2d", b.group_norm("gn", x, num_groups=2), eps=1e-6,
+                     kind="layer_norm_2d")
     t = b.to_tokens("tok", y)
     a = b.mhsa("attn", b.layer_norm("norm1", t), num_heads=2)
     t = b.add("res1", a, t)
@@ -76,7 +77,8 @@ def _torch_forward(g, x):
     ln = lambda v, name, eps=1e-5: F.layer_norm(v, v.shape[-1:], p[name].get("weight"),  # noqa
                                                 p[name].get("bias"), eps)
     N, C, H, W = x.shape
-    y = ln(x.permute(0, 2, 3, 1), "ln2d", 1e-6)        # timm LayerNorm2d: over channels
+    gn = F.group_norm(x, 2, p["gn"]["weight"], p["gn"]["bias"], 1e-5)
+    y = ln(gn.permute(0, 2, 3, 1), "ln2d", 1e-6)       # timm LayerNorm2d: over channels
     t = y.reshape(N, H * W, C)                         # = y.permute(0,3,1,2).flatten(2).mT
     t = t + _torch_attention(ln(t, "norm1"), p["attn"], heads=2)
     h = F.gelu(F.linear(ln(t, "norm2"), p["mlp.fc1"]["weight"], p["mlp.fc1"]["bias"]))

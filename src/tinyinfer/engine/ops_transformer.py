@@ -16,6 +16,8 @@ Kinds here:
     fold_patches    the inverse; H, W from its second input, as from_tokens
     layer_norm      over the last dim (tokens); params weight, bias optional; attrs eps
     layer_norm_2d   over the channels of NCHW (timm's LayerNorm2d); the same params
+    group_norm      over each sample's channel groups of NCHW (nn.GroupNorm); params weight,
+                    bias; attrs num_groups, eps (MobileViTV2: one group)
     mhsa            fused qkv linear, softmax attention per head, output projection: timm's
                     Attention, params qkv.weight/.bias, proj.weight/.bias; attrs num_heads
                     (without proj.*: no output projection, EdgeViT's delegate attention)
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from .costs import Cost, RefOp, numel
 from ..errors import InputError
-from .op_record import WHOLE, Op, copy, same_shape
+from .op_record import WHOLE, Op, copy, lowers_to, same_shape
 from ..kernels import attention as AT
 from ..kernels import norm as N
 from ..kernels import tokens as TK
@@ -109,7 +111,28 @@ def _ln_cost(cost_fn):
 
 def _ln_lower(node, in_shapes, out_shape, calls):
     n = numel(out_shape)
-    return [RefOp("layer_norm", n_in=n, n_out=n, call=calls.get(node.kind, "module"))]
+    return [RefOp("layer_norm", n_in=n, n_out=n, bias=n if "bias" in node.param_shapes else 0,
+                  call=calls.get(node.kind, "module"))]
+
+
+# ---- group norm (MobileViTV2's GroupNorm(1, C)) -------------------------------------------
+def _gn_shape(node, in_shapes):
+    shape = _map(node, tuple(in_shapes[0]))
+    if shape[1] % node.attrs["num_groups"]:
+        raise InputError(f"{node.name}: {node.attrs['num_groups']} groups do not divide "
+                         f"{shape[1]} channels")
+    return shape
+
+
+def _gn_run(node, inputs):
+    p = node.params
+    return N.group_norm(inputs[0], node.attrs["num_groups"], p.get("weight"), p.get("bias"),
+                        node.attrs["eps"])
+
+
+def _gn_cost(node, in_shapes, out_shape):
+    return N.group_norm_cost(in_shapes[0], node.attrs["num_groups"],
+                             affine="weight" in node.param_shapes)
 
 
 # ---- multi-head self-attention ----------------------------------------------------------
@@ -169,4 +192,6 @@ RECORDS: list[Op] = [
        _ln_cost(N.layer_norm_2d_cost), _ln_lower, "norm", "LayerNorm", WHOLE),
     Op("mhsa", _mhsa_run, _mhsa_shape, _mhsa_cost, _mhsa_lower, "attention",
        "Self-attention", WHOLE),
+    Op("group_norm", _gn_run, _gn_shape, _gn_cost, lowers_to("group_norm"), "norm",
+       "GroupNorm", WHOLE),
 ]

@@ -196,6 +196,21 @@ class NetBuilder:
         self.channels[name] = c
         return name
 
+    def group_norm(self, name, x, num_groups=1, eps=1e-5) -> str:
+        """GroupNorm over NCHW; MobileViTV2's GroupNorm(1, C) normalizes all of C x H x W."""
+        c = self.channels[x]
+        self.graph.add_node(name, "group_norm", [x], {"num_groups": num_groups, "eps": eps},
+                            {"weight": (c,), "bias": (c,)})
+        self.channels[name] = c
+        return name
+
+    def separable_attention(self, name, qkv, patch) -> str:
+        """MobileViTV2's attention between its two 1x1 convs: the qkv map (B, 1 + 2C, H, W)
+        -> ReLU(v) * context (B, C, H, W), tokens from patches of ``patch`` = (ph, pw)."""
+        self.graph.add_node(name, "separable_attention", [qkv], {"patch": tuple(patch)})
+        self.channels[name] = (self.channels[qkv] - 1) // 2
+        return name
+
     def mhsa(self, name, x, num_heads, qkv_bias=True, proj_bias=True, proj=True) -> str:
         """Multi-head self-attention on tokens, weights named as timm's Attention;
         proj=False: no output projection (EdgeViT adds its own after local propagation)."""
