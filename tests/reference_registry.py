@@ -154,6 +154,10 @@ REFERENCES: dict[str, Reference] = {
     # MobileOne: timm's training form (multi-branch, randomized BN in every branch), which
     # tinyinfer re-parameterizes at load; test_mobileone.py also checks timm's reparameterized
     **{f"mobileone_s{i}": Reference(_timm(f"mobileone_s{i}"), MBCONV) for i in range(5)},
+    # MobileViT: native 256; at 129 every MobileViT block's map is odd (17, 9, 5), so the
+    # bilinear resize around its unfold / fold runs too
+    **{n: Reference(_timm(n), _mbconv(256)) for n in ("mobilevit_xxs", "mobilevit_xs",
+                                                      "mobilevit_s")},
     # EdgeViT: the authors' code (tests/edgevit_ref.py), built for one input size (its patch
     # embedding asserts it). 227 is odd and still tiles every delegate grid, as the reference
     # needs: 227 -> 56 -> 28 -> 14 -> 7 (floor(227/4) = 56, a multiple of 8). "he": every

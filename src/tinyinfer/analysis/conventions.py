@@ -82,6 +82,8 @@ FVCORE = {
     "linear": lambda o: o.macs,               # aten::linear / addmm; bias ignored
     "batchnorm": lambda o: 2 * o.n_in,        # eval-mode BN with affine: 2 per element
     "adaptive_avg_pool": lambda o: o.n_in if o.call != "method" else 0,   # x.mean: aten::mean
+    "layer_norm": lambda o: (5 if o.bias else 4) * o.n_in,   # 5 per element with affine
+    # (scaled_dot_product_attention, timm's fused attention: no handle, 0)
 }
 
 # thop.profile (forward hooks on nn.Module types; vision/basic_hooks.py). Module types it
@@ -135,7 +137,8 @@ PTFLOPS_ATEN = {
 }
 
 # torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per MAC of aten.convolution / mm /
-# addmm / bmm (bias additions not counted), nothing else.
+# addmm / bmm (bias additions not counted), nothing else; on CPU not even the matmuls
+# inside F.scaled_dot_product_attention (torch 2.13 has no rule for its CPU kernel).
 TORCH = {
     "conv": lambda o: 2 * o.macs,
     "linear": lambda o: 2 * o.macs,
