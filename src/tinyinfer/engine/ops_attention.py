@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..kernels import attention_linear as AL
+from ..kernels import attention_separable as SA
 from .costs import RefOp, numel
 from .op_record import WHOLE, Op
 
@@ -33,9 +34,36 @@ def _rla_lower(node, in_shapes, out_shape, calls):
             RefOp(node.kind, macs=macs, n_in=n_in, n_out=n_out, call="operator")]
 
 
+# ---- separable self-attention (MobileViTV2's LinearSelfAttention between its 1x1 convs) ---
+# Input: the qkv conv's map (B, 1 + 2C, H, W): one query channel, C keys, C values; output
+# ReLU(v) * context, (B, C, H, W). attrs: patch (ph, pw), the patches the tokens come from.
+def _sep_shape(node, in_shapes):
+    shape = tuple(in_shapes[0])
+    if len(shape) != 4 or shape[1] < 3 or shape[1] % 2 == 0:
+        raise InputError(f"{node.name}: separable attention needs an NCHW map of 1 + 2C "
+                         f"channels (one query, C keys, C values), got shape {shape}")
+    SA.check_patch_grid(shape, node.attrs["patch"], node.name)
+    return (shape[0], (shape[1] - 1) // 2) + shape[2:]
+
+
+def _sep_lower(node, in_shapes, out_shape, calls):
+    """timm's LinearSelfAttention between qkv_proj and out_proj: split, F.softmax over the
+    tokens, (key * scores).sum over the tokens as one op named after this kind (class
+    "attention") with the context vectors' MACs; then F.relu(value) and the multiply by the
+    context (elementwise, in the kind's FLOPs)."""
+    n_in, n_out = numel(in_shapes[0]), numel(out_shape)
+    macs = SA.separable_context_mix_cost(in_shapes[0]).macs
+    return [RefOp(node.kind, macs=macs, n_in=n_in, n_out=n_out, call="operator"),
+            RefOp("relu", n_in=n_out, n_out=n_out, call=calls.get("relu", "functional"))]
+
+
 RECORDS: list[Op] = [
     Op("relu_linear_attention",
        lambda node, x: AL.relu_linear_attention(x[0], node.attrs["dim"], node.attrs["eps"]),
        _rla_shape, lambda node, s, o: AL.relu_linear_attention_cost(s[0], node.attrs["dim"]),
        _rla_lower, "attention", "ReLU linear attention", WHOLE),
+    Op("separable_attention",
+       lambda node, x: SA.separable_context_mix(x[0], node.attrs["patch"]), _sep_shape,
+       lambda node, s, o: SA.separable_context_mix_cost(s[0]), _sep_lower, "attention",
+       "Separable attention", WHOLE),
 ]
