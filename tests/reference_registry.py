@@ -154,6 +154,9 @@ REFERENCES: dict[str, Reference] = {
     # MobileOne: timm's training form (multi-branch, randomized BN in every branch), which
     # tinyinfer re-parameterizes at load; test_mobileone.py also checks timm's reparameterized
     **{f"mobileone_s{i}": Reference(_timm(f"mobileone_s{i}"), MBCONV) for i in range(5)},
+    # EfficientViT-B (MIT), timm's own init: native 224, and 129 (-> 65, 33, 17, 9, 5) puts
+    # odd maps through the multi-scale aggregation and the ReLU linear attention
+    **{f"efficientvit_b{i}": Reference(_timm(f"efficientvit_b{i}"), MBCONV) for i in range(4)},
     # MobileViT: native 256; at 129 every MobileViT block's map is odd (17, 9, 5), so the
     # bilinear resize around its unfold / fold runs too
     **{n: Reference(_timm(n), _mbconv(256)) for n in ("mobilevit_xxs", "mobilevit_xs",
