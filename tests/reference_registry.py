@@ -64,6 +64,17 @@ def _pytorchcv(name: str):
     return build
 
 
+def _efficientvit_m(name: str):
+    def build():
+        module = timm.create_model(name)
+        with torch.no_grad():   # timm initialises them to 0: a wrong bias index would pass
+            for n, p in module.named_parameters():
+                if n.endswith("attention_biases"):
+                    p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(7)))
+        return module
+    return build
+
+
 def _mbconv(native: int) -> tuple[tuple[int, int], ...]:
     return ((1, native), (3, 129))
 
@@ -154,6 +165,11 @@ REFERENCES: dict[str, Reference] = {
     # MobileOne: timm's training form (multi-branch, randomized BN in every branch), which
     # tinyinfer re-parameterizes at load; test_mobileone.py also checks timm's reparameterized
     **{f"mobileone_s{i}": Reference(_timm(f"mobileone_s{i}"), MBCONV) for i in range(5)},
+    # EfficientViT-M (Microsoft), timm's init with random attention biases (timm zeroes
+    # them); 225 -> 113 -> 57 -> 29 -> 15: stage maps 15, 8, 4 against windows 7, 7, 4, so
+    # two stages pad to whole windows (3x3 and 2x2 of them) and one fits exactly
+    **{f"efficientvit_m{i}": Reference(_efficientvit_m(f"efficientvit_m{i}"),
+                                       ((1, 224), (3, 225))) for i in range(6)},
     # EfficientViT-B (MIT), timm's own init: native 224, and 129 (-> 65, 33, 17, 9, 5) puts
     # odd maps through the multi-scale aggregation and the ReLU linear attention
     **{f"efficientvit_b{i}": Reference(_timm(f"efficientvit_b{i}"), MBCONV) for i in range(4)},

@@ -46,6 +46,13 @@ def kernel_args(attn: CascadedGroupAttention):
             arr(attn.attention_biases), attn.key_dim, attn.resolution)
 
 
+def cga_node_params(attn: CascadedGroupAttention) -> dict:
+    """A cascaded_group_attention node's params from timm's module: its state dict, BN's
+    num_batches_tracked and the projection left out."""
+    return {k: v.detach().numpy().copy() for k, v in attn.state_dict().items()
+            if v.is_floating_point() and not k.startswith("proj.")}
+
+
 @pytest.mark.parametrize("window", [1, 2, 4, 7])
 def test_bias_index_is_timms(window):
     attn = CascadedGroupAttention(8, 2, 2, attn_ratio=2, resolution=window, kernels=(3, 3))

@@ -15,7 +15,7 @@ from tinyinfer.engine.costs import Cost, RefOp
 from tinyinfer.errors import InputError
 from tinyinfer.engine.graph import Graph
 from tinyinfer.engine.ops import (MEMORY_ROLES, MIXES, OPS, PER_CHANNEL, POOL, VIEW, WHOLE,
-                           infer_shapes, layer_type, memory_role, node_costs)
+                           buffers, infer_shapes, layer_type, memory_role, node_costs)
 from tinyinfer.engine.runtime import execute
 
 
@@ -133,7 +133,7 @@ def test_every_kind_has_every_field(group):
         assert op.op_class in OP_CLASSES, n.kind
         assert isinstance(layer_type(n), str) and layer_type(n), n.kind
         assert memory_role(n) in MEMORY_ROLES, n.kind
-        assert set(op.buffers) <= set(n.param_shapes), n.kind
+        assert set(buffers(n)) <= set(n.param_shapes), n.kind
         ref_ops = op.lower(n, [shapes[i] for i in n.inputs], shapes[n.name], {})
         assert all(isinstance(r, RefOp) for r in ref_ops), n.kind
         # every reference op is one the conventions know how to class (or plain copying)

@@ -47,7 +47,7 @@ from typing import Callable
 from ..engine.costs import RefOp, numel
 from ..errors import InputError
 from ..kernels.activations import ACT_NAMES
-from ..engine.ops import OPS, get_op, infer_shapes, node_costs
+from ..engine.ops import OPS, buffers, get_op, infer_shapes, node_costs
 
 
 # How torchvision's references call the ops that hooks can miss, where it differs from
@@ -204,7 +204,7 @@ def torch_params(graph) -> int:
     total = 0
     for node in graph:
         for p, shape in node.param_shapes.items():
-            if p not in get_op(node).buffers:
+            if p not in buffers(node):
                 total += numel(shape)
     return total
 

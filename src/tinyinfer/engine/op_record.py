@@ -37,7 +37,9 @@ class Op:
     op_class: str          # one of conventions.OP_CLASSES
     layer_type: ByNode     # report's type column
     memory: ByNode         # one of MEMORY_ROLES
-    buffers: tuple = ()    # param names PyTorch counts as buffers
+    # param names PyTorch counts as buffers, or a function of the node giving them (a node
+    # whose param names depend on its size, e.g. one BN per attention head)
+    buffers: Union[tuple, Callable[[Node], tuple]] = ()
 
 
 # ---- lowering to the reference's operations (what the counting tools see) --------------

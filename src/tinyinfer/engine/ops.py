@@ -367,6 +367,11 @@ def memory_role(node: Node) -> str:
     return _by_node(get_op(node).memory, node)
 
 
+def buffers(node: Node) -> tuple:
+    """The node's params that PyTorch keeps as buffers (its record's buffers)."""
+    return tuple(_by_node(get_op(node).buffers, node))
+
+
 def infer_shapes(graph: Graph, input_shape) -> dict[str, tuple]:
     """Every value's shape for an input of ``input_shape`` (N, C, H, W), without running."""
     shapes = {graph.INPUT: tuple(int(d) for d in input_shape)}

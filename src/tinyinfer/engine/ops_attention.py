@@ -5,10 +5,11 @@ kernels/. See ops.py for what a record holds and how to add a kind.
 from __future__ import annotations
 
 from ..errors import InputError
+from ..kernels import attention_cascaded as AC
 from ..kernels import attention_linear as AL
 from ..kernels import attention_separable as SA
 from .costs import RefOp, numel
-from .op_record import WHOLE, Op
+from .op_record import WHOLE, Op, act_ops
 
 
 # ---- ReLU linear attention (EfficientViT-B's LiteMLA) --------------------------------------
@@ -32,6 +33,72 @@ def _rla_lower(node, in_shapes, out_shape, calls):
     return [RefOp("relu", n_in=n_out, n_out=n_out, call=calls.get("relu", "module")),
             RefOp("relu", n_in=n_out, n_out=n_out, call=calls.get("relu", "module")),
             RefOp(node.kind, macs=macs, n_in=n_in, n_out=n_out, call="operator")]
+
+
+# ---- cascaded group attention (EfficientViT-M's LocalWindowAttention before its proj) -----
+# NCHW in and out (same shape). Params as timm names them inside the module: per head h
+# qkvs.{h}.conv.weight, qkvs.{h}.bn.*, dws.{h}.conv.weight, dws.{h}.bn.*, and
+# attention_biases. attrs: key_dim, window, kernels (each head's dw kernel size), eps, act.
+_BN = ("weight", "bias", "running_mean", "running_var")
+
+
+def _cga_heads(node):
+    return range(len(node.attrs["kernels"]))
+
+
+def _cga_buffers(node):
+    """Every head's BN statistics (buffers in PyTorch)."""
+    return tuple(f"{m}.{h}.bn.{s}" for m in ("qkvs", "dws") for h in _cga_heads(node)
+                 for s in _BN[2:])
+
+
+def _cga_run(node, inputs):
+    p, a = node.params, node.attrs
+    weights = {m: [p[f"{m}.{h}.conv.weight"] for h in _cga_heads(node)] for m in ("qkvs", "dws")}
+    norms = {m: [tuple(p[f"{m}.{h}.bn.{s}"] for s in _BN) for h in _cga_heads(node)]
+             for m in ("qkvs", "dws")}
+    return AC.cascaded_group_attention(inputs[0], weights["qkvs"], norms["qkvs"],
+                                       weights["dws"], norms["dws"], p["attention_biases"],
+                                       a["key_dim"], a["window"], a["eps"], a["act"])
+
+
+def _cga_shape(node, in_shapes):
+    shape = tuple(in_shapes[0])
+    cg = node.param_shapes["qkvs.0.conv.weight"][1]
+    if len(shape) != 4 or shape[1] != cg * len(node.attrs["kernels"]):
+        raise InputError(f"{node.name}: cascaded group attention needs an NCHW map of "
+                         f"{len(node.attrs['kernels'])} heads x {cg} channels, got {shape}")
+    return shape
+
+
+def _cga_cost(node, in_shapes, out_shape):
+    a = node.attrs
+    return AC.cascaded_group_attention_cost(in_shapes[0], a["key_dim"], a["window"],
+                                            a["kernels"], a["act"])
+
+
+def _cga_lower(node, in_shapes, out_shape, calls):
+    """timm's CascadedGroupAttention per head: (+ previous head), 1x1 conv, BN, dw conv on q,
+    BN, q * scale, then q^T k + bias, softmax, v attn^T as one op named after this kind
+    (class "attention") with the two matmuls' MACs; the window padding and permutes are
+    copies; then the ReLU before the projection."""
+    a, (B, C, H, W) = node.attrs, in_shapes[0]
+    D, ws = a["key_dim"], a["window"]
+    nh, nw = AC.windows(H, W, ws)
+    n_tok, Dv, T = B * nh * nw * ws * ws, C // len(a["kernels"]), ws * ws
+    copies = (H, W) != (ws, ws)        # timm pads and partitions unless one window fits
+    ops = [RefOp("copy", n_in=B * C * H * W, n_out=n_tok * C, call="operator")] * copies
+    for h, k in enumerate(a["kernels"]):
+        o = 2 * D + Dv
+        ops += [RefOp("add", n_in=n_tok * Dv, n_out=n_tok * Dv, call="operator")] if h else []
+        ops += [RefOp("conv", macs=n_tok * Dv * o, n_in=n_tok * Dv, n_out=n_tok * o),
+                RefOp("batchnorm", n_in=n_tok * o, n_out=n_tok * o),
+                RefOp("conv", macs=n_tok * D * k * k, n_in=n_tok * D, n_out=n_tok * D),
+                RefOp("batchnorm", n_in=n_tok * D, n_out=n_tok * D),
+                RefOp("mul", n_in=n_tok * D, n_out=n_tok * D, call="operator"),
+                RefOp(node.kind, macs=n_tok * T * (D + Dv), n_in=n_tok * o,
+                      n_out=n_tok * Dv, call="operator")]
+    return ops + act_ops(a["act"], numel(out_shape), calls)
 
 
 # ---- separable self-attention (MobileViTV2's LinearSelfAttention between its 1x1 convs) ---
@@ -66,4 +133,6 @@ RECORDS: list[Op] = [
        lambda node, x: SA.separable_context_mix(x[0], node.attrs["patch"]), _sep_shape,
        lambda node, s, o: SA.separable_context_mix_cost(s[0]), _sep_lower, "attention",
        "Separable attention", WHOLE),
+    Op("cascaded_group_attention", _cga_run, _cga_shape, _cga_cost, _cga_lower, "attention",
+       "Cascaded group attention", WHOLE, buffers=_cga_buffers),
 ]
