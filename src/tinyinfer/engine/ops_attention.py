@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..kernels import attention_cascaded as AC
+from ..kernels import attention_favor as AF
 from ..kernels import attention_linear as AL
 from ..kernels import attention_separable as SA
 from .costs import RefOp, numel
@@ -124,6 +125,49 @@ def _sep_lower(node, in_shapes, out_shape, calls):
             RefOp("relu", n_in=n_out, n_out=n_out, call=calls.get("relu", "functional"))]
 
 
+# ---- FAVOR+ (Performer) multi-head self-attention --------------------------------------
+# Tokens (B, T, C) in and out, with ops_transformer's mhsa weights (timm's Attention names:
+# qkv.weight/.bias, proj.weight/.bias); attrs: num_heads, causal, and projection, the
+# (M, C/num_heads) random-feature matrix: drawn when the model is built, not a weight
+# (models/mobilevit.py), so a softmax checkpoint loads into either.
+def _favor_run(node, inputs):
+    p, a = node.params, node.attrs
+    return AF.favor_self_attention(inputs[0], p["qkv.weight"], p.get("qkv.bias"),
+                                   p["proj.weight"], p.get("proj.bias"), a["num_heads"],
+                                   a["projection"], a["causal"])
+
+
+def _favor_shape(node, in_shapes):
+    shape, H = tuple(in_shapes[0]), node.attrs["num_heads"]
+    c, D = shape[-1], node.attrs["projection"].shape[1]
+    if len(shape) != 3 or node.param_shapes["qkv.weight"] != (3 * c, c) or c % H or D * H != c:
+        raise InputError(f"{node.name}: tokens {shape} do not fit qkv weight "
+                         f"{node.param_shapes['qkv.weight']}, {H} heads and a projection "
+                         f"for head dim {D}")
+    return shape
+
+
+def _favor_cost(node, in_shapes, out_shape):
+    ps = node.param_shapes
+    return AF.favor_self_attention_cost(in_shapes[0], node.attrs["num_heads"],
+                                        node.attrs["projection"].shape[0],
+                                        "qkv.bias" in ps, "proj.bias" in ps)
+
+
+def _favor_lower(node, in_shapes, out_shape, calls):
+    """timm's Attention with performer-pytorch's FastAttention in place of its softmax: qkv
+    Linear; FastAttention's einsums as one op named after this kind (class "attention")
+    carrying their MACs; proj Linear."""
+    b, t, c = in_shapes[0]
+    n, ps, H = b * t * c, node.param_shapes, node.attrs["num_heads"]
+    heads = (b, H, t, c // H)
+    macs = AF.favor_attention_cost(heads, heads, heads, node.attrs["projection"].shape).macs
+    return [RefOp("linear", macs=3 * n * c, n_in=n, n_out=3 * n,
+                  bias=3 * n if "qkv.bias" in ps else 0),
+            RefOp(node.kind, macs=macs, n_in=3 * n, n_out=n, call="module"),
+            RefOp("linear", macs=n * c, n_in=n, n_out=n, bias=n if "proj.bias" in ps else 0)]
+
+
 RECORDS: list[Op] = [
     Op("relu_linear_attention",
        lambda node, x: AL.relu_linear_attention(x[0], node.attrs["dim"], node.attrs["eps"]),
@@ -135,4 +179,6 @@ RECORDS: list[Op] = [
        "Separable attention", WHOLE),
     Op("cascaded_group_attention", _cga_run, _cga_shape, _cga_cost, _cga_lower, "attention",
        "Cascaded group attention", WHOLE, buffers=_cga_buffers),
+    Op("favor_attention", _favor_run, _favor_shape, _favor_cost, _favor_lower, "attention",
+       "FAVOR+ attention", WHOLE),
 ]
