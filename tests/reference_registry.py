@@ -192,6 +192,13 @@ REFERENCES: dict[str, Reference] = {
     # small case each (batch 2 at an odd 99; TF SAME padding runs at any size)
     "nasnetalarge": Reference(_timm("nasnetalarge"), ((2, 99),)),
     "pnasnet5large": Reference(_timm("pnasnet5large"), ((2, 99),)),
+    # MobileViTV2: native 256, and 255 (-> 128 -> 64 -> 32 -> 16 -> 8), odd yet every
+    # MobileViTV2 block's map even, as its 2x2 patches need (timm would resize an odd map;
+    # tinyinfer refuses it). "he": nonzero biases in the attention and MLP 1x1 convs (timm's
+    # init zeroes them, and a bias loaded into the wrong conv would pass)
+    **{n: Reference(_timm(n), ((1, 256), (3, 255)), "he") for n in (
+        "mobilevitv2_050", "mobilevitv2_075", "mobilevitv2_100", "mobilevitv2_125",
+        "mobilevitv2_150", "mobilevitv2_175", "mobilevitv2_200")},
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).
