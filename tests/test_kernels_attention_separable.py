@@ -32,13 +32,22 @@ def _fold(t, H, W, ph, pw):
     return t.reshape(B, C, H, W)
 
 
-def _timm_attention(rng, C, bias):
+def timm_attention(rng, C, bias=True):
+    """timm's LinearSelfAttention on C channels, every weight and bias ~ N(0, 1/C)."""
     m = LinearSelfAttention(C, bias=bias).eval()
     with torch.no_grad():
         for p in m.parameters():   # biases too: timm's init would leave them at 0
             p.copy_(torch.from_numpy(rng.standard_normal(p.shape).astype(np.float32))
                     / np.sqrt(C))
     return m
+
+
+def timm_on_map(m, x, patch=(2, 2)):
+    """timm's LinearSelfAttention ``m`` on the map ``x`` (a tensor), through timm's unfold
+    and fold, as MobileVitV2Block runs it."""
+    (ph, pw), (H, W) = patch, x.shape[2:]
+    with torch.no_grad():
+        return _fold(m(_unfold(x, ph, pw)), H, W, ph, pw)
 
 
 def _weights(m):
@@ -54,10 +63,9 @@ def test_matches_timm_linear_self_attention(B, C, patch, nh, nw, bias, seed):
     ph, pw = patch
     H, W = nh * ph, nw * pw
     rng = np.random.default_rng(seed)
-    m = _timm_attention(rng, C, bias)
+    m = timm_attention(rng, C, bias)
     x = (rng.standard_normal((B, C, H, W)) * 2).astype(np.float32)
-    with torch.no_grad():
-        want = _fold(m(_unfold(torch.from_numpy(x), ph, pw)), H, W, ph, pw).numpy()
+    want = timm_on_map(m, torch.from_numpy(x), (ph, pw)).numpy()
     got = SA.separable_self_attention(x, *_weights(m), patch=(ph, pw))
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(SA.separable_self_attention_ref(x, *_weights(m), (ph, pw)),
@@ -69,7 +77,7 @@ def test_attention_is_per_patch_position():
     token of position (0, 0) leaves the outputs at the other positions unchanged (up to
     the 1x1 projections, which mix channels, not pixels), and changes position (0, 0)'s."""
     rng = np.random.default_rng(3)
-    m = _timm_attention(rng, 8, True)
+    m = timm_attention(rng, 8, True)
     x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
     y = x.copy()
     y[:, :, 0::2, 0::2] += 1.0
@@ -83,13 +91,12 @@ def test_attention_is_per_patch_position():
 def test_large_query_scores_stay_finite():
     """Query scores of ~1e4 overflow exp unless the maximum is subtracted first."""
     rng = np.random.default_rng(4)
-    m = _timm_attention(rng, 4, True)
+    m = timm_attention(rng, 4, True)
     with torch.no_grad():
         m.qkv_proj.weight[0] *= 3e3
     x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
     got = SA.separable_self_attention(x, *_weights(m))
-    with torch.no_grad():
-        want = _fold(m(_unfold(torch.from_numpy(x), 2, 2)), 8, 8, 2, 2).numpy()
+    want = timm_on_map(m, torch.from_numpy(x)).numpy()
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
 
@@ -106,7 +113,7 @@ def test_cost_is_linear_in_tokens():
 
 def test_bad_inputs_raise_one_clear_error():
     rng = np.random.default_rng(5)
-    w_qkv, b_qkv, w_out, b_out = _weights(_timm_attention(rng, 4, True))
+    w_qkv, b_qkv, w_out, b_out = _weights(timm_attention(rng, 4, True))
     x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
     with pytest.raises(InputError, match="6x6 map does not split into 4x4 patches"):
         SA.separable_self_attention(x, w_qkv, b_qkv, w_out, b_out, patch=4)

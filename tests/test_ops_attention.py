@@ -7,6 +7,7 @@ import torch
 
 from test_kernels_attention_cascaded import cga_node_params, timm_window_attention
 from test_kernels_attention_linear import timm_linear_attention
+from test_kernels_attention_separable import timm_attention, timm_on_map
 from tinyinfer.engine.graph import Graph
 from tinyinfer.engine.ops import infer_shapes
 from tinyinfer.errors import InputError
@@ -15,22 +16,38 @@ from tinyinfer.errors import InputError
 # ---- the kinds graph: every kind of ops_attention.RECORDS --------------------------------
 def kinds_graph(rng):
     """The input map (2 images of 12 channels, 5x4) through:
+    separable_attention     timm's LinearSelfAttention on 1x2 patches (5 x 2 tokens per patch
+                            position): a qkv 1x1 conv to 25 channels, the kind, an output
+                            1x1 conv to 12, named as in MobileViTV2
     cascaded_group_attention  timm's LocalWindowAttention (its proj cut to the ReLU): 2
                             heads of 6 channels, key dim 2, q-conv kernels 3 and 1, 3x3
                             windows (the 5x4 map padded to 2x2 of them)
     relu_linear_attention   as EfficientViT's qkv map: 2 heads of dim 2 (q, k, v each 2)
     favor_attention         its output as 20 tokens of 4 channels: 2 heads of D = 2, M = 5."""
     g = Graph(12)
+    sep = timm_attention(rng, 12)
+    _conv1x1(g, "sep.qkv_proj", g.input, sep.qkv_proj)
+    g.add_node("sep", "separable_attention", ["sep.qkv_proj"], {"patch": (1, 2)})
+    _conv1x1(g, "sep.out_proj", "sep", sep.out_proj)
     cga = timm_window_attention(12, 2, 2, 3, (3, 1), seed=int(rng.integers(1000)))
     params = cga_node_params(cga.attn)
-    g.add_node("cga", "cascaded_group_attention", [g.input], {
+    g.add_node("cga", "cascaded_group_attention", ["sep.out_proj"], {
         "key_dim": 2, "window": 3, "kernels": (3, 1), "eps": 1e-5, "act": 1},
         {k: v.shape for k, v in params.items()})
     g["cga"].params = params
     g.add_node("rla", "relu_linear_attention", ["cga"], {"dim": 2, "eps": 1e-5})
     favor = add_favor_attention(g, "rla", rng)
     x = rng.standard_normal((2, 12, 5, 4)).astype(np.float32)
-    return g, x, lambda x: favor(_torch_forward(cga, torch.from_numpy(x)))
+    return g, x, lambda x: favor(_torch_forward(cga, timm_on_map(sep, torch.from_numpy(x),
+                                                                 (1, 2))))
+
+
+def _conv1x1(g, name, x, conv):
+    """A conv2d node with the weights of the torch 1x1 ``conv``."""
+    g.add_node(name, "conv2d", [x], {"stride": (1, 1), "padding": (0, 0, 0, 0),
+                                     "dilation": (1, 1), "groups": 1, "act": 0},
+               {"weight": tuple(conv.weight.shape), "bias": tuple(conv.bias.shape)})
+    g[name].params = {"weight": conv.weight.detach().numpy(), "bias": conv.bias.detach().numpy()}
 
 
 def _torch_forward(cga, x):
