@@ -19,11 +19,22 @@ Attention runs between the same pixel of different patches; each pixel already s
 3x3 neighbourhood through the local conv, so every pixel sees every other (Figure 4).
 A map whose side is not a multiple of 2 (e.g. 7x7 at 224 px) is resized bilinearly to the
 next multiple before the unfold and back after the fold, as timm does (kernels/tokens.py).
+
+attention="performer" (any variant) swaps each softmax attention for FAVOR+ (Performer,
+kernels/attention_favor.py) with the same weights: what performer-pytorch's FastAttention
+computes in place of timm's softmax. Each layer's (M, D) projection is drawn when the graph
+is built, seeded by the layer's name (the same matrix in every build), as performer-pytorch
+draws it (gaussian_orthogonal_projection); it is not read from the checkpoint, so a softmax
+checkpoint loads as it is. features=M (0: performer's default int(D ln D) for head dim D).
 """
 from __future__ import annotations
 
+import math
+import zlib
+
 from ..engine.graph import Graph
 from ..errors import InputError
+from ..kernels.attention_favor import gaussian_orthogonal_projection
 from .blocks import make_divisible
 from .builder import NetBuilder
 from .registry import ModelSpec, register
@@ -82,22 +93,37 @@ def mv2_block(b: NetBuilder, x: str, prefix: str, out_ch: int, stride: int,
     return b.add(f"{prefix}.add", y, x) if stride == 1 and in_ch == out_ch else y
 
 
-def attention(b: NetBuilder, x: str, prefix: str) -> str:
-    """The token mixer of a transformer block (the one place attention nodes are made)."""
-    return b.mhsa(prefix, x, HEADS)
+ATTENTIONS = ("softmax", "performer")
 
 
-def transformer_block(b: NetBuilder, x: str, prefix: str) -> str:
-    """timm's vision_transformer.Block, pre-norm: x + attn(norm1(x)), x + mlp(norm2(x))."""
+def attention_layer(b: NetBuilder, x: str, prefix: str, kind: str = "softmax",
+                    features: int = 0) -> str:
+    """The token mixer of a transformer block (the one place attention nodes are made):
+    timm's Attention, or with kind="performer" the same node and weights with FAVOR+ inside
+    (module docstring)."""
+    y = b.mhsa(prefix, x, HEADS)
+    if kind == "performer":
+        D = b.channels[x] // HEADS
+        node = b.graph[y]
+        node.kind = "favor_attention"
+        node.attrs.update(causal=False, projection=gaussian_orthogonal_projection(
+            features or int(D * math.log(D)), D, seed=zlib.crc32(prefix.encode())))
+    return y
+
+
+def transformer_block(b: NetBuilder, x: str, prefix: str, **attn) -> str:
+    """timm's vision_transformer.Block, pre-norm: x + attn(norm1(x)), x + mlp(norm2(x)).
+    ``attn``: attention_layer()'s kind and features."""
     d = b.channels[x]
-    y = attention(b, b.layer_norm(f"{prefix}.norm1", x, LN_EPS), f"{prefix}.attn")
+    y = attention_layer(b, b.layer_norm(f"{prefix}.norm1", x, LN_EPS), f"{prefix}.attn",
+                        **attn)
     x = b.add(f"{prefix}.add1", y, x)
     y = b.layer_norm(f"{prefix}.norm2", x, LN_EPS)
     y = b.act(f"{prefix}.mlp.act", b.linear(f"{prefix}.mlp.fc1", y, MLP_RATIO * d), ACT)
     return b.add(f"{prefix}.add2", b.linear(f"{prefix}.mlp.fc2", y, d), x)
 
 
-def mobilevit_block(b: NetBuilder, x: str, prefix: str, dim: int, depth: int) -> str:
+def mobilevit_block(b: NetBuilder, x: str, prefix: str, dim: int, depth: int, **attn) -> str:
     """Local 3x3 + 1x1 to ``dim``; unfold; ``depth`` transformer blocks; norm; fold; 1x1 back
     to the input's channels; concat with the input; 3x3 fusion conv (module docstring)."""
     c = b.channels[x]
@@ -105,7 +131,7 @@ def mobilevit_block(b: NetBuilder, x: str, prefix: str, dim: int, depth: int) ->
     y = b.conv(f"{prefix}.conv_1x1", y, dim, 1)
     t = b.unfold_patches(f"{prefix}.unfold", y, PATCH)
     for i in range(depth):
-        t = transformer_block(b, t, f"{prefix}.transformer.{i}")
+        t = transformer_block(b, t, f"{prefix}.transformer.{i}", **attn)
     t = b.layer_norm(f"{prefix}.norm", t, LN_EPS)
     y = b.fold_patches(f"{prefix}.fold", t, like=x, patch=PATCH)   # x: same H, W as y
     y = conv_bn_act(b, y, f"{prefix}.conv_proj", c, 1)
@@ -113,12 +139,20 @@ def mobilevit_block(b: NetBuilder, x: str, prefix: str, dim: int, depth: int) ->
     return conv_bn_act(b, y, f"{prefix}.conv_fusion", c, 3)
 
 
-def mobilevit(variant: str = "s", num_classes: int = 1000) -> Graph:
+def mobilevit(variant: str = "s", num_classes: int = 1000, attention: str = "softmax",
+              features: int = 0) -> Graph:
     """MobileViT-XXS, -XS or -S (``variant`` "xxs", "xs", "s"): stem, stages (timm's
-    ``stages.{s}.{i}``), 1x1 head conv, classifier."""
+    ``stages.{s}.{i}``), 1x1 head conv, classifier. attention="performer": FAVOR+ with
+    ``features`` random features per layer (module docstring)."""
     if variant not in ARCHS:
         raise InputError(f"unknown MobileViT variant {variant!r}; choose one of "
                          f"{', '.join(map(repr, ARCHS))}")
+    if attention not in ATTENTIONS:
+        raise InputError(f"unknown attention {attention!r}; choose one of "
+                         f"{', '.join(map(repr, ATTENTIONS))}")
+    if features < 0 or (features and attention != "performer"):
+        raise InputError(f"features={features} is the number of FAVOR+ random features: "
+                         f"an integer >= 1 with attention='performer' (0: its default)")
     arch = ARCHS[variant]
     b = NetBuilder()
     x = conv_bn_act(b, Graph.INPUT, "stem", STEM, 3, 2)
@@ -129,7 +163,8 @@ def mobilevit(variant: str = "s", num_classes: int = 1000) -> Graph:
                               arch["expansion"])
         else:
             x = mv2_block(b, x, f"stages.{s}.0", c, stride, arch["expansion"])
-            x = mobilevit_block(b, x, f"stages.{s}.1", *rest)
+            x = mobilevit_block(b, x, f"stages.{s}.1", *rest, kind=attention,
+                                features=features)
     x = conv_bn_act(b, x, "final_conv", arch["head"], 1)
     x = b.global_pool("head.global_pool", x)
     b.linear("head.fc", x, num_classes)
@@ -144,7 +179,7 @@ for _variant in ARCHS:
               "Mobile-friendly Vision Transformer (arXiv:2110.02178)",
         reference=f"timm.models.mobilevit_{_variant}",
         layouts={"timm": None},
-        defaults={"variant": _variant},
+        defaults={"variant": _variant, "attention": "softmax", "features": 0},
         # timm's pretrained_cfg: 256 px, crop_pct 0.9 (resize 284), bicubic, and no
         # normalization (mean 0, std 1: the network takes pixels in [0, 1])
         input_size=256,
