@@ -116,7 +116,7 @@ register(ModelSpec(
     paper="Zoph et al. 2018, NASNet-A Mobile 4 @ 1056 (arXiv:1707.07012)",
     reference="pytorchcv.models.nasnet.nasnet_4a1056",
     layouts={"pytorchcv": None},
-    defaults={"num_cells": 4, "penultimate_filters": 1056},
+    defaults={"num_cells": 4},   # N; F is nasnet_mobile's argument (options are <= 100)
 ))
 
 register(ModelSpec(
@@ -125,7 +125,7 @@ register(ModelSpec(
     paper="Zoph et al. 2018, NASNet-A Large 6 @ 4032 (arXiv:1707.07012)",
     reference="timm.models.nasnetalarge",
     layouts={"timm": None},
-    defaults={"num_cells": 6, "penultimate_filters": 4032},
+    defaults={"num_cells": 6},
     # timm's pretrained_cfg: 331 crop at crop_pct 0.911, bicubic, mean = std = 0.5
     input_size=331, resize=363, interpolation="bicubic",
     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),

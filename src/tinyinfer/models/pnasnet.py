@@ -72,7 +72,7 @@ register(ModelSpec(
     paper="Liu et al. 2018, PNASNet-5 Large (arXiv:1712.00559)",
     reference="timm.models.pnasnet5large",
     layouts={"timm": None},
-    defaults={"num_cells": 12, "num_conv_filters": 216, "stem_channels": 96},
+    defaults={"num_cells": 12},   # F and the stem are pnasnet's arguments (options are <= 100)
     # timm's pretrained_cfg: 331 crop at crop_pct 0.911, bicubic, mean = std = 0.5
     input_size=331, resize=363, interpolation="bicubic",
     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
