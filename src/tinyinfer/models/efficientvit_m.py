@@ -26,9 +26,10 @@ A subsample block (timm's downsample) is (DW, FFN) residuals at the old width, t
 to the new width, no shortcut), then (DW, FFN) residuals at the new width.
 
 Windows: timm fixes each stage's attention window when the model is built, as min(7,
-the stage's map size at ``img_size``): 7, 7, 4 at 224. The graph keeps those windows at
-every input size, as timm's module does: a 15x15 map (input 225..240) is padded to three
-7x7 windows across.
+the stage's map size at its ``img_size``): 7, 7, 4 at 224. The graph keeps those windows
+at every input size, as timm's module does: a 15x15 map (input 225..240) is padded to three
+7x7 windows across. The option ``windows`` sets them (``stage_windows(img_size)`` gives
+those of timm's model built with another img_size).
 """
 from __future__ import annotations
 
@@ -139,13 +140,15 @@ def stage_windows(img_size: int, stages: int = 3) -> list[int]:
     return out
 
 
-def efficientvit_m(embed_dim, depth, num_heads, kernels, img_size: int = 224,
+def efficientvit_m(embed_dim, depth, num_heads, kernels, windows=(7, 7, 4),
                    num_classes: int = 1000) -> Graph:
-    """The network of one row of VARIANTS; ``img_size`` only sets the windows (see the
-    module docstring), the graph runs at any input size."""
-    if not isinstance(img_size, int) or img_size < PATCH:
-        raise InputError(f"img_size must be an integer >= {PATCH} (it fixes the attention "
-                         f"windows, as timm's img_size does), got {img_size!r}")
+    """The network of one row of VARIANTS, with each stage's attention window (see the
+    module docstring); the graph runs at any input size."""
+    windows = tuple(windows)
+    if len(windows) != len(embed_dim) or not all(isinstance(w, int) and w >= 1
+                                                 for w in windows):
+        raise InputError(f"windows must be {len(embed_dim)} integers >= 1, one per stage "
+                         f"(timm's at 224: {tuple(stage_windows(224))}), got {windows!r}")
     for c, h in zip(embed_dim, num_heads):
         if c % h or len(kernels) < h:
             raise InputError(f"a stage of width {c} with {h} heads needs {h} | {c} and a "
@@ -154,8 +157,7 @@ def efficientvit_m(embed_dim, depth, num_heads, kernels, img_size: int = 224,
     x, c0 = Graph.INPUT, embed_dim[0]
     for i, ch in enumerate((c0 // 8, c0 // 4, c0 // 2, c0)):     # the /16 patch embedding
         x = conv_bn(b, x, f"patch_embed.conv{i + 1}", ch, 3, 2, act="relu" if i < 3 else None)
-    for s, (ch, n, heads, window) in enumerate(zip(embed_dim, depth, num_heads,
-                                                   stage_windows(img_size))):
+    for s, (ch, n, heads, window) in enumerate(zip(embed_dim, depth, num_heads, windows)):
         if s > 0:
             x = subsample(b, x, f"stages.{s}.downsample", ch)
         for i in range(n):
@@ -173,6 +175,6 @@ for _name, (_dims, _depth, _heads, _kernels) in VARIANTS.items():
         reference=f"timm.models.{_name}",
         layouts={"timm": None},
         defaults={"embed_dim": _dims, "depth": _depth, "num_heads": _heads,
-                  "kernels": _kernels, "img_size": 224},
+                  "kernels": _kernels, "windows": tuple(stage_windows(224))},
         interpolation="bicubic",   # timm's pretrained_cfg: bicubic, crop_pct 0.875
     ))
