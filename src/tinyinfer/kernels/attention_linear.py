@@ -1,6 +1,6 @@
 """ReLU linear attention: the global attention of MIT's EfficientViT (Cai et al., "EfficientViT:
-Multi-Scale Linear Attention for High-Resolution Dense Prediction", ICCV 2023, eq. 2-3;
-timm's ``LiteMLA``).
+Multi-Scale Linear Attention for High-Resolution Dense Prediction", ICCV 2023; timm's
+``LiteMLA``).
 
 Softmax attention's similarity exp(q.k) is replaced by ReLU(q).ReLU(k). A dot product
 factors where an exponential does not, so the sum over keys can be taken first:

@@ -6,7 +6,7 @@ Dense Prediction", ICCV 2023 (arXiv:2205.14756). Reference implementation: timm'
 the authors' mit-han-lab/efficientvit), whose state_dict names are the graph's node names.
 (Microsoft's "memory efficient" EfficientViT-M0..M5 is another network: efficientvit_m.py.)
 
-The network, as the paper's Figure 2 / timm's ``EfficientVit``:
+The network, as timm's ``EfficientVit`` builds it (the authors' design, layer for layer):
 
     stem      3x3 conv stride 2 + BN + hardswish, then residual DSConv blocks (depthwise 3x3
               + BN + hardswish, 1x1 + BN)
