@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from tinyinfer.engine.conv_variant import NOT_DISPATCHED
 from tinyinfer.errors import InputError
 from tinyinfer.kernels.activations import RELU6
 from tinyinfer.kernels.conv import (VARIANTS, choose_variant, conv2d, conv2d_ref,
@@ -94,8 +95,10 @@ def test_unknown_or_unsupported_variant():
 
 
 def test_every_variant_is_reachable_from_the_dispatch():
-    """No variant is dead code: the table above sends some layer to each."""
-    assert {d[-1] for d in DISPATCH} == set(VARIANTS)
+    """No variant is dead code: the table above sends some layer to each, except the ones
+    conv_variant.py lists as measured slower everywhere (run by name, for benchmarks)."""
+    assert {d[-1] for d in DISPATCH} == set(VARIANTS) - set(NOT_DISPATCHED)
+    assert set(NOT_DISPATCHED) <= set(VARIANTS)
 
 
 def test_kernel_benchmark_runs_named_variants(capsys):

@@ -35,6 +35,17 @@ from __future__ import annotations
 CONV_CLASSES = ("depthwise", "grouped", "pointwise", "dense")
 CONV_VARIANTS = ("depthwise", "grouped", "dot", "pointwise", "im2col")
 
+# Variants kernels/conv.py can run by name that conv_variant never picks, because they
+# measured slower than the one it picks on every layer tried. "gemm" (kernels/gemm.py, a
+# 4 x 16 register-blocked product with stack accumulators and packed X panels), measured
+# 2026-12-02 on this 2-core AMD EPYC *without AVX-512* (znver3 to LLVM; AVX2, 16 ymm
+# registers), 1 thread, load average 10-15, best of 40 interleaved rounds, GFLOP/s gemm /
+# rows ("pointwise"): 96x16x12544 1.1 / 12.3, 144x24x3136 2.8 / 15.8, 384x64x196 4.9 /
+# 10.3, 1280x320x49 1.5 / 3.2, 256x64x3136 1.5 / 5.5, 64x256x3136 1.8 / 5.5 (Cout x Cin x
+# pixels). Its inner loop alone runs at 36-66 GFLOP/s in L1: the loss is around it. To
+# re-measure: python -m tinyinfer.bench kernels --variants pointwise,gemm,dot
+NOT_DISPATCHED = ("gemm",)
+
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
 # kernel. (kernels/conv.py's dispatcher calls conv_variant.)

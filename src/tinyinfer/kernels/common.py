@@ -1,7 +1,7 @@
 """What the kernels share: the fastmath flags, the fused epilogue, the "no residual"
-stand-ins, a weight-row loader, and the input checks every public kernel function runs
-before an array reaches Numba (a Numba typing error names no argument and suggests no fix,
-so nothing unchecked may reach a jitted function).
+stand-ins, a weight-row loader, a scratch array on the stack, and the input checks every
+public kernel function runs before an array reaches Numba (a Numba typing error names no
+argument and suggests no fix, so nothing unchecked may reach a jitted function).
 
 Two array checks, two policies, both on purpose:
     check_array     float32 or an InputError saying how to convert: conv2d and linear,
@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ..errors import InputError
 from .activations import NONE, act_code, act_into
@@ -60,6 +64,42 @@ def w8(w, c, k):
             w[c, k + 2] if k + 2 < K else z, w[c, k + 3] if k + 3 < K else z,
             w[c, k + 4] if k + 4 < K else z, w[c, k + 5] if k + 5 < K else z,
             w[c, k + 6] if k + 6 < K else z, w[c, k + 7] if k + 7 < K else z)
+
+
+# ---------------------------------------------------------------------------------------
+# A float32 scratch array on the stack, for register-blocked micro-kernels (gemm.py,
+# conv_depthwise.py):   acc = stack_empty(TILE)   with TILE a module constant.
+#
+# A micro-kernel keeps its tile of accumulators in vector registers only if LLVM can prove
+# nothing else touches that memory. A heap array (np.empty) might alias the output, so
+# LLVM stores and reloads it every iteration; memory from ``alloca`` in the function's
+# entry block is provably private and is promoted to registers. The array has no owner
+# (no reference count), lives until the calling function returns, starts uninitialised
+# like np.empty, and should stay small (it is on the thread's stack).
+
+_F32_1D = types.Array(types.float32, 1, "C")
+
+
+@intrinsic
+def stack_empty(typingctx, size):
+    """A 1-D float32 array of ``size`` elements (a compile-time constant) on the stack."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None          # Numba then reports "no matching definition"
+    n = size.literal_value
+
+    def codegen(context, builder, signature, args):
+        # alloca in the entry block (cgutils does that), 64-byte aligned: one zmm per line
+        ptr = cgutils.alloca_once(builder, ir.ArrayType(ir.FloatType(), n))
+        ptr.align = 64
+        data = builder.bitcast(ptr, ir.PointerType(ir.FloatType()))
+        ary = context.make_array(_F32_1D)(context, builder)
+        intp = context.get_value_type(types.intp)
+        context.populate_array(ary, data=data, shape=[ir.Constant(intp, n)],
+                               strides=[ir.Constant(intp, 4)],
+                               itemsize=ir.Constant(intp, 4), meminfo=None)
+        return ary._getvalue()
+
+    return _F32_1D(size), codegen
 
 
 # ---------------------------------------------------------------------------------------

@@ -21,7 +21,12 @@ matches wins:
     1x1, no padding                      "pointwise"  conv_pointwise.py  out row += w * x row
     anything else                        "im2col"     conv_im2col.py     im2col, then rows
 
-(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]). ``conv2d(..., variant=name)``
+(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]). One more runs only by name:
+
+    groups == 1 (never dispatched)       "gemm"       gemm.py            [im2col,] a
+                                                      register-blocked packed product
+
+``conv2d(..., variant=name)``
 runs a named variant instead, on any shape ``VARIANTS[name].supports``: so the tests and
 ``python -m tinyinfer.bench kernels --variants`` can run them side by side against
 ``conv2d_ref``, the plain-NumPy definition.
@@ -41,6 +46,7 @@ from .conv_depthwise import depthwise_conv2d_into
 from .conv_group import grouped_conv2d_into
 from .conv_im2col import dot_conv2d_into, im2col_conv2d_into
 from .conv_pointwise import pointwise_conv2d_into
+from .gemm import gemm_conv2d_into
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,6 +205,8 @@ VARIANTS = {
     "im2col": Variant(im2col_conv2d_into, lambda cin, kh, kw, pad, groups: True, "nothing"),
     "dot": Variant(dot_conv2d_into, lambda cin, kh, kw, pad, groups: groups == 1,
                    "groups == 1"),
+    "gemm": Variant(gemm_conv2d_into, lambda cin, kh, kw, pad, groups: groups == 1,
+                    "groups == 1"),
 }
 
 

@@ -1,0 +1,204 @@
+"""A register-blocked matrix product for 1x1 convs and im2col columns: out = act(W @ X + b) + r.
+
+    x        (N, K, P)      float32: an NCHW input viewed as (Cin, H*W), or im2col columns
+    w        (M, K)         float32: the conv weight as (Cout, Cin/groups*KH*KW), as stored
+    bias     (M,)
+    res, out (N, M, P)      the residual (added after the activation) and the result
+
+How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts.md):
+
+* The micro-kernel computes one MR x NR tile of ``out`` (MR = 4 output channels by NR = 16
+  pixels: 8 AVX2 vectors of accumulators) over a block of KC reduction steps. Per step
+  it loads 2 vectors of X and broadcasts 4 weights, then does 8 vector FMAs.
+* The accumulators live in a stack array (common.stack_empty): LLVM can prove nothing
+  else touches it and keeps the whole tile in registers. In a heap array or in ``out`` the
+  same loop stores and reloads them every step.
+* X is copied ("packed") block by block into a buffer laid out [pixel panel, k, 16]: each
+  step of the micro-kernel then reads 64 contiguous bytes, the panel (KC x 16 floats =
+  16 KB) stays in L1 while every row block of W passes over it, and pixels past P are
+  zeros, so the micro-kernel has no edge case. The weights need no packing: a tile reads
+  4 rows of W, each contiguous in k.
+* Bias, activation and residual are applied to the tile while it is in registers, on the
+  last K block, and only the valid columns are written back.
+
+Register budget on AVX2 (16 ymm registers): 8 accumulators + 2 X vectors + 4 broadcasts.
+A 6 x 16 tile (12 accumulators) measured 2.4x slower: LLVM hoists all six broadcasts
+before the FMAs and spills accumulators to the stack (see gemm_tile_probe in the report).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .activations import NONE, act_into
+from .common import FASTMATH, stack_empty
+from .conv_im2col import im2col
+from .conv_pointwise import subsample_1x1
+
+# the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
+NO_RES3 = np.zeros((1, 1, 1), np.float32)
+
+MR = 4            # output channels per micro-tile
+NR = 16           # pixels per micro-tile: two 8-float AVX2 vectors
+TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for stack_empty)
+KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 KB, in L1
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _micro_tile(w, m0, k0, kc, xp, bias, first, o, mo, po):
+    """o[mo:mo+MR, po:po+NR] = (bias if first else itself) + w[m0:m0+MR, k0:k0+kc] @ xp[:kc]
+
+    The register-blocked inner loop. xp (KC, NR) is one packed X panel; rows of w past M
+    repeat the last row; the MR x NR block of o must exist (edge tiles go through a
+    scratch block, see _edge_tile). Every index into ``acc`` is a constant once the
+    constant-trip loops are unrolled: a single variable index and LLVM can no longer
+    keep it in registers (measured: scalar FMAs, 6x slower).
+    """
+    M = w.shape[0]
+    acc = stack_empty(TILE)
+    for i in range(MR):
+        oi = o[mo + i, po:po + NR]
+        bi = bias[min(m0 + i, M - 1)]
+        for j in range(NR):
+            acc[i * NR + j] = bi if first else oi[j]
+    # one slice per row, indexed from 0: no negative-index wraparound code in the loop
+    w0 = w[min(m0, M - 1), k0:k0 + kc]
+    w1 = w[min(m0 + 1, M - 1), k0:k0 + kc]
+    w2 = w[min(m0 + 2, M - 1), k0:k0 + kc]
+    w3 = w[min(m0 + 3, M - 1), k0:k0 + kc]
+    for k in range(kc):
+        xk = xp[k]
+        a0, a1, a2, a3 = w0[k], w1[k], w2[k], w3[k]
+        for j in range(NR):            # constant trip count: two vectors, fully unrolled
+            v = xk[j]
+            acc[j] += a0 * v
+            acc[NR + j] += a1 * v
+            acc[2 * NR + j] += a2 * v
+            acc[3 * NR + j] += a3 * v
+    for i in range(MR):
+        oi = o[mo + i, po:po + NR]
+        for j in range(NR):
+            oi[j] = acc[i * NR + j]
+
+
+@numba.njit(inline="always", cache=True)
+def _edge_tile(w, m0, k0, kc, xp, bias, first, out, p0, np_, edge):
+    """_micro_tile for a tile that sticks out of out (fewer than MR rows or NR pixels
+    left): computed in the (MR, NR) scratch block ``edge``, its valid part copied back."""
+    mr = min(MR, out.shape[0] - m0)
+    if not first:
+        for i in range(mr):
+            edge[i, :np_] = out[m0 + i, p0:p0 + np_]
+    _micro_tile(w, m0, k0, kc, xp, bias, first, edge, 0, 0)
+    for i in range(mr):
+        out[m0 + i, p0:p0 + np_] = edge[i, :np_]
+
+
+@numba.njit(inline="always", cache=True)
+def _epilogue(out, m0, p0, np_, act, res, has_res):
+    """The activation, then the residual add, on a finished tile (still in L1)."""
+    for i in range(min(MR, out.shape[0] - m0)):
+        o = out[m0 + i, p0:p0 + np_]
+        if act != NONE:
+            act_into(o, o, act)
+        if has_res:
+            r = res[m0 + i, p0:p0 + np_]
+            for j in range(np_):
+                o[j] += r[j]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def gemm_bias_act(x, w, bias, act, res, has_res, out, nc, mc, nchunks):
+    """out[n] = act(w @ x[n] + bias[:, None]) (+ res[n]) for every n; shapes in the module
+    docstring. The work is split into tasks of nc pixels (a multiple of NR) x mc output
+    channels (a multiple of MR), and the tasks into ``nchunks`` runs of consecutive tasks,
+    one per thread, so that each thread allocates its packing buffer once (a fresh 256 KB
+    buffer per task cost more than the product on small layers: page faults)."""
+    N, K, P = x.shape
+    M = w.shape[0]
+    n_pblocks = (P + nc - 1) // nc
+    n_mblocks = (M + mc - 1) // mc
+    ntasks = N * n_pblocks * n_mblocks
+    nchunks = min(nchunks, ntasks)
+    for chunk in numba.prange(nchunks):
+        xp = np.empty((nc // NR, min(KC, K), NR), np.float32)   # packed X panels
+        edge = np.empty((MR, NR), np.float32)
+        for task in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
+            mb = task % n_mblocks
+            pb = (task // n_mblocks) % n_pblocks
+            n = task // (n_mblocks * n_pblocks)
+            _task(x[n], w, bias, act, res[n if has_res else 0], has_res, out[n], xp, edge,
+                  pb * nc, min(pb * nc + nc, P), mb * mc, min(mb * mc + mc, M))
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _task(x, w, bias, act, res, has_res, out, xp, edge, p_lo, p_hi, m_lo, m_hi):
+    """out[m_lo:m_hi, p_lo:p_hi] for one image: x (K, P), res and out (M, P)."""
+    K = x.shape[0]
+    M = w.shape[0]
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
+        first = k0 == 0
+        last = k0 + KC >= K
+        _pack(x, k0, kc, p_lo, p_hi, xp)
+        for jb in range((p_hi - p_lo + NR - 1) // NR):
+            p0 = p_lo + jb * NR
+            np_ = min(NR, p_hi - p0)
+            for m0 in range(m_lo, m_hi, MR):
+                if np_ == NR and m0 + MR <= M:
+                    _micro_tile(w, m0, k0, kc, xp[jb], bias, first, out, m0, p0)
+                else:
+                    _edge_tile(w, m0, k0, kc, xp[jb], bias, first, out, p0, np_, edge)
+                if last and (act != NONE or has_res):
+                    _epilogue(out, m0, p0, np_, act, res, has_res)
+
+
+@numba.njit(inline="always", cache=True)
+def _pack(x, k0, kc, p_lo, p_hi, xp):
+    """xp[jb, k, j] = x[k0 + k, p_lo + jb*NR + j], zeros past p_hi.   x (K, P)"""
+    for jb in range((p_hi - p_lo + NR - 1) // NR):
+        p0 = p_lo + jb * NR
+        n_valid = min(NR, p_hi - p0)
+        panel = xp[jb]
+        for k in range(kc):
+            src = x[k0 + k, p0:p0 + n_valid]
+            dst = panel[k]
+            for j in range(n_valid):
+                dst[j] = src[j]
+            for j in range(n_valid, NR):
+                dst[j] = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point, for arguments conv.check_conv_args has validated
+
+def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
+    """(nc, mc): pixels and output channels per task. Large maps split by pixels only
+    (each task packs its X once and sweeps all of W); small maps (7x7, 14x14) also split
+    W's rows, so that both threads have work."""
+    nc = min(256, -(-p // NR) * NR)
+    tasks = n * -(-p // nc)
+    mc = -(-m // MR) * MR
+    if tasks < 2 * threads:
+        per = -(-m // (2 * threads))                 # about 2 tasks per thread
+        mc = max(MR, -(-per // MR) * MR)
+    return nc, mc
+
+
+def gemm_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act, residual,
+                     out) -> np.ndarray:
+    """The "gemm" variant (groups == 1): the conv's (Cin*KH*KW, Ho*Wo) columns (the input
+    itself for an unpadded 1x1), then the register-blocked product with the fused epilogue."""
+    n, cout, ho, wo = out.shape
+    kh, kw = weight.shape[2], weight.shape[3]
+    if kh == 1 and kw == 1 and not any(padding):
+        cols = subsample_1x1(x, stride)
+    else:
+        cols = im2col(x, kh, kw, stride, padding, dilation, ho, wo)
+    threads = numba.get_num_threads()
+    nc, mc = gemm_blocks(n, cout, ho * wo, threads)
+    has_res = residual is not None
+    res = residual.reshape(n, cout, ho * wo) if has_res else NO_RES3
+    gemm_bias_act(cols, weight.reshape(cout, -1), bias, np.int64(act), res, has_res,
+                  out.reshape(n, cout, ho * wo), nc, mc, threads)
+    return out
