@@ -19,6 +19,7 @@ import torchvision
 from efficientnet_lite_pytorch import EfficientNet as LiteEfficientNet
 
 import edgevit_ref
+import nas_tf_ref
 from torch_ref import he_init, randomize
 
 tv = torchvision.models
@@ -192,6 +193,8 @@ REFERENCES: dict[str, Reference] = {
     # small case each (batch 2 at an odd 99; TF SAME padding runs at any size)
     "nasnetalarge": Reference(_timm("nasnetalarge"), ((2, 99),)),
     "pnasnet5large": Reference(_timm("pnasnet5large"), ((2, 99),)),
+    # PNASNet-5 Mobile: the test suite's port of TF-slim (nas_tf_ref.py); TF SAME padding
+    "pnasnet5mobile": Reference(nas_tf_ref.PNASNetMobile, MBCONV),
     # MobileViTV2: native 256, and 255 (-> 128 -> 64 -> 32 -> 16 -> 8), odd yet every
     # MobileViTV2 block's map even, as its 2x2 patches need (timm would resize an odd map;
     # tinyinfer refuses it). "he": nonzero biases in the attention and MLP 1x1 convs (timm's
