@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import tinyinfer
-from tinyinfer.analysis.conventions import torch_params
+from tinyinfer.analysis.conventions import count, torch_params
 from tinyinfer.engine.ops import infer_shapes
 from tinyinfer.errors import InputError
 from tinyinfer.kernels.attention import (multi_head_self_attention,
@@ -51,6 +51,22 @@ def test_counts_equal_the_authors_code(name):
     assert rep.macs == macs
     assert torch_params(model.graph) == params
     assert rep.params == params + 2 * bn_channels
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tool_conventions_equal_the_tools(name):
+    """tinyinfer's emulations of FlopCounterMode and fvcore (analysis/conventions.py) give
+    the tools' own numbers on the authors' module: its attention is written with the @
+    operator (aten bmm / matmul, which both count, unlike a fused F.scaled_dot_product_
+    attention) and it pools with x.mean (fvcore's adaptive-pool rule does not see it)."""
+    from fvcore.nn import FlopCountAnalysis
+    macs, _, ref = reference_counts(name)
+    model = tinyinfer.load(name, weights=None)
+    assert count(model, "torch").total == 2 * macs
+    tool = FlopCountAnalysis(ref, torch.zeros(1, 3, 224, 224))
+    tool.unsupported_ops_warnings(False)
+    tool.uncalled_modules_warnings(False)
+    assert count(model, "fvcore").total == tool.total()
 
 
 # name, published Mult-Adds (G), parameters (M), exact ours (MACs, params at 224)

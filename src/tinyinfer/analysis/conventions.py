@@ -58,6 +58,9 @@ REFERENCE_CALLS = {
     "mnasnet*": {"global_avgpool": "method"},          # x.mean([2, 3])
     "shufflenet_v2_*": {"global_avgpool": "method"},   # x.mean([2, 3])
     "googlenet": {"relu": "functional"},               # BasicConv2d: F.relu(x, inplace=True)
+    # the authors' EdgeViT: attention written out as q @ k^T and attn @ v (aten matmul /
+    # bmm, which fvcore and FlopCounterMode count), pooling as x.flatten(2).mean(-1)
+    "edgevit_*": {"sdpa": "operator", "global_avgpool": "method"},
 }
 
 
@@ -83,7 +86,9 @@ FVCORE = {
     "batchnorm": lambda o: 2 * o.n_in,        # eval-mode BN with affine: 2 per element
     "adaptive_avg_pool": lambda o: o.n_in if o.call != "method" else 0,   # x.mean: aten::mean
     "layer_norm": lambda o: (5 if o.bias else 4) * o.n_in,   # 5 per element with affine
-    # (scaled_dot_product_attention, timm's fused attention: no handle, 0)
+    # scaled_dot_product_attention (timm's fused attention): no handle, 0; the same
+    # products written with the @ operator: aten::matmul, 1 per MAC
+    "sdpa": lambda o: o.macs if o.call == "operator" else 0,
 }
 
 # thop.profile (forward hooks on nn.Module types; vision/basic_hooks.py). Module types it
@@ -142,6 +147,7 @@ PTFLOPS_ATEN = {
 TORCH = {
     "conv": lambda o: 2 * o.macs,
     "linear": lambda o: 2 * o.macs,
+    "sdpa": lambda o: 2 * o.macs if o.call == "operator" else 0,   # @ operator: aten.bmm
 }
 
 

@@ -167,7 +167,8 @@ def _mhsa_lower(node, in_shapes, out_shape, calls):
     ops = [RefOp("linear", macs=3 * n * c, n_in=n, n_out=3 * n,
                  bias=3 * n if "qkv.bias" in ps else 0),
            # F.scaled_dot_product_attention: q k^T and (softmax) . v, t*t*c MACs each
-           RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n, call="functional")]
+           RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n,
+                 call=calls.get("sdpa", "functional"))]
     if "proj.weight" not in ps:
         return ops
     return ops + [RefOp("linear", macs=n * c, n_in=n, n_out=n,
