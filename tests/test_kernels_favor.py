@@ -196,7 +196,7 @@ def test_approximation_error_falls_with_features():
 
 def test_crossover_rows_and_first_faster_length():
     from tinyinfer.analysis.attention_crossover import Crossover, crossover
-    c = crossover(tokens=(16, 40), dim=8, features=8, repeats=1)
+    c = crossover(tokens=(16, 40), dim=8, features=8, repeats=1, min_seconds=0.0)
     assert [r["tokens"] for r in c.rows] == [16, 40] and len(c.load) == 2
     for r in c.rows:
         assert r["exact_ms"] > 0 and r["ratio"] == r["favor_ms"] / r["exact_ms"]

@@ -100,12 +100,16 @@ class Crossover:
 
 
 def crossover(tokens=(64, 128, 256, 512, 1024, 2048, 4096, 8192), dim: int = 64,
-              features: int = 256, heads: int = 2, repeats: int = 3) -> Crossover:
+              features: int = 256, heads: int = 2, repeats: int = 3,
+              min_seconds: float = 0.5) -> Crossover:
     """Time exact attention (scaled_dot_product_attention) and FAVOR+ (favor_attention,
-    non-causal) on the same q, k, v of shape (1, heads, T, dim) for each T; the fastest of
-    ``repeats`` runs each, the two kernels alternating run by run in this one process so that
-    other load slows both alike. heads = 2 keeps both cores of this machine busy in both
-    kernels (FAVOR+ runs one head per core). Both are compiled before the clock starts."""
+    non-causal) on the same q, k, v of shape (1, heads, T, dim) for each T: the fastest run
+    of each, the two kernels alternating run by run in this one process so that other load
+    slows both alike. At least ``repeats`` runs each, and more until each kernel has run for
+    ``min_seconds``: a short sequence takes ~0.1 ms, and under load the best of a few such
+    runs still includes waiting for a core. heads = 2 keeps both cores of this machine busy
+    in both kernels (FAVOR+ runs one head per core). Both are compiled before the clock
+    starts."""
     projection = gaussian_orthogonal_projection(features, dim, seed=0)
     small = _qkv(np.random.default_rng(0), heads, 8, dim)
     scaled_dot_product_attention(*small)
@@ -114,13 +118,19 @@ def crossover(tokens=(64, 128, 256, 512, 1024, 2048, 4096, 8192), dim: int = 64,
     rows = []
     for T in tokens:
         q, k, v = _qkv(np.random.default_rng(T), heads, T, dim)
-        best = {"exact": float("inf"), "favor": float("inf")}
-        for _ in range(repeats):
-            for name, run in (("exact", lambda: scaled_dot_product_attention(q, k, v)),
-                              ("favor", lambda: favor_attention(q, k, v, projection))):
+        kernels = {"exact": lambda: scaled_dot_product_attention(q, k, v),
+                   "favor": lambda: favor_attention(q, k, v, projection)}
+        best = dict.fromkeys(kernels, float("inf"))
+        spent = dict.fromkeys(kernels, 0.0)
+        runs = 0
+        while runs < repeats or min(spent.values()) < min_seconds:
+            for name, run in kernels.items():
                 start = time.perf_counter()
                 run()
-                best[name] = min(best[name], time.perf_counter() - start)
+                took = time.perf_counter() - start
+                best[name] = min(best[name], took)
+                spent[name] += took
+            runs += 1
         rows.append({"tokens": T, "exact_ms": best["exact"] * 1e3,
                      "favor_ms": best["favor"] * 1e3, "ratio": best["favor"] / best["exact"]})
     return Crossover(rows, dim, features, heads, (load_before, os.getloadavg()[0]))
