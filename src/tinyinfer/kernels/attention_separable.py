@@ -1,5 +1,5 @@
 """Separable self-attention (MobileViTV2: Mehta & Rastegari 2022, "Separable Self-attention
-for Mobile Vision Transformers", arXiv:2206.02680, sec. 3.2; timm's LinearSelfAttention).
+for Mobile Vision Transformers", arXiv:2206.02680; timm's LinearSelfAttention).
 
 Tokens are the pixels of a feature map cut into patches of ph x pw pixels: pixel (h, w) is
 token n = (h // ph, w // pw) of patch position p = (h % ph, w % pw), and attention runs
