@@ -103,11 +103,11 @@ def mobilevitv2_block(b: NetBuilder, x: str, prefix: str, depth: int) -> str:
 
 
 def mobilevitv2(width_mult: float = 1.0, num_classes: int = 1000) -> Graph:
-    """MobileViTV2 at width multiplier ``width_mult`` (the paper's alpha: 0.5 ... 2.0)."""
+    """MobileViTV2 at width multiplier ``width_mult`` (registered: 0.5 ... 2.0)."""
     if not (isinstance(width_mult, (int, float)) and not isinstance(width_mult, bool)
             and width_mult > 0):
-        raise InputError(f"width_mult must be a number > 0 (the paper's 0.5 ... 2.0), got "
-                         f"{width_mult!r}")
+        raise InputError(f"width_mult must be a number > 0 (the registered widths are "
+                         f"0.5 ... 2.0), got {width_mult!r}")
     ch = lambda c: int(c * width_mult)   # timm: int(c * multiplier), no rounding to 8
     b = NetBuilder()
     x = b.conv_bn_act(Graph.INPUT, "stem.conv", "stem.bn", ch(STEM), 3, 2, act="silu")
