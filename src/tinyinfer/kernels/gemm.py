@@ -22,8 +22,15 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
   last K block, and only the valid columns are written back.
 
 Register budget on AVX2 (16 ymm registers): 8 accumulators + 2 X vectors + 4 broadcasts.
-A 6 x 16 tile (12 accumulators) measured 2.4x slower: LLVM hoists all six broadcasts
-before the FMAs and spills accumulators to the stack (see gemm_tile_probe in the report).
+A 6 x 16 tile (12 accumulators) measured 2.4x slower (5.5 vs 13.1 GFLOP/s, one thread,
+loaded machine), 3 x 32 and 4 x 24 likewise: LLVM hoists every broadcast before the FMAs
+and spills accumulators to the stack.
+
+Status (measured 2026-12-02, engine/conv_variant.py has the numbers): the inner loop
+alone runs at 36-66 GFLOP/s on one core, yet the whole product is 2-10x slower than the
+rows kernel (conv_pointwise.py), so conv2d never picks it; run it by name
+(``conv2d(..., variant="gemm")``). An open lead: the same micro-tile calls writing into a
+96 x 12544 output ran 7x slower than into 96 x 4096 or 96 x 8192 ones.
 """
 from __future__ import annotations
 
