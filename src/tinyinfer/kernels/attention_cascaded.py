@@ -71,71 +71,60 @@ def _bn_affine(bn, eps):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, feat, q_pre,
-              q, kt, vt):
+def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q, kt, vt):
     # One head's q, k, v in every window, laid out as kernels/attention._sdpa reads them.
     #   x      (B, C, H, W)  the block input; this head's group is channels c0 : c0 + Cg
     #   prev   (G, T, Cg)    the previous head's output (read only if has_prev)
     #   w      (O, Cg)       1x1 conv weight, O = 2 * D + Dv (rows q, k, v); bn_qkv (4, O)
     #   w_dw   (D, K, K)     depthwise conv on q; bn_dw (4, D)
-    #   feat   (G, Cg, T), q_pre (G, D, T): scratch
     #   q      (G, T, D) out: q after its depthwise conv and BN
     #   kt     (G, D, T), vt (G, Dv, T) out: k and v, transposed (keys last)
     # G = B * windows, T = window^2; window g is image g // (nh * nw), row (g // nw) % nh,
-    # column g % nw. Three parallel passes, so that one window (batch 1, a small map) still
-    # spreads over the cores: gather, then one task per output channel, then per q channel.
+    # column g % nw. One task per (window, output channel): a q channel's depthwise conv
+    # needs only that channel, so one parallel pass does all (each pass is a thread
+    # synchronisation, which costs more than these small products when cores are busy).
     B, C, H, W = x.shape
     G, T, D = q.shape
-    Cg = w.shape[1]
-    Dv = vt.shape[1]
+    O, Cg = w.shape
     K = w_dw.shape[1]
     pad = K // 2
     nh = G // (B * nw)
     s_qkv, t_qkv = _bn_affine(bn_qkv, eps)
     s_dw, t_dw = _bn_affine(bn_dw, eps)
-    for task in numba.prange(G * Cg):          # feat = this window of x_h (+ out_{h-1})
-        g = task // Cg
-        c = task % Cg
+    for task in numba.prange(G * O):
+        g = task // O
+        o = task % O
         b = g // (nh * nw)
         y0 = ((g // nw) % nh) * window
         x0 = (g % nw) * window
-        for t in range(T):
-            yy = y0 + t // window
-            xx = x0 + t % window
-            v = x[b, c0 + c, yy, xx] if yy < H and xx < W else np.float32(0.0)
-            if has_prev:
-                v += prev[g, t, c]
-            feat[g, c, t] = v
-    for task in numba.prange(G * (2 * D + Dv)):   # 1x1 conv + BN, one output channel
-        g = task // (2 * D + Dv)
-        o = task % (2 * D + Dv)
-        acc = np.zeros(T, np.float32)
+        acc = np.zeros(T, np.float32)     # 1x1 conv of feat = x_h (+ out_{h-1}), channel o
         for c in range(Cg):
             wc = w[o, c]
             for t in range(T):
-                acc[t] += wc * feat[g, c, t]
+                yy = y0 + t // window
+                xx = x0 + t % window
+                v = x[b, c0 + c, yy, xx] if yy < H and xx < W else np.float32(0.0)
+                if has_prev:
+                    v += prev[g, t, c]
+                acc[t] += wc * v
         for t in range(T):
-            v = acc[t] * s_qkv[o] + t_qkv[o]
-            if o < D:
-                q_pre[g, o, t] = v
-            elif o < 2 * D:
-                kt[g, o - D, t] = v
-            else:
-                vt[g, o - 2 * D, t] = v
-    for task in numba.prange(G * D):           # depthwise KxK conv on q inside the window
-        g = task // D
-        d = task % D
-        for i in range(window):
-            for j in range(window):
-                acc = np.float32(0.0)
-                for ky in range(K):
-                    iy = i + ky - pad
-                    if 0 <= iy < window:
-                        for kx in range(K):
-                            ix = j + kx - pad
-                            if 0 <= ix < window:
-                                acc += w_dw[d, ky, kx] * q_pre[g, d, iy * window + ix]
-                q[g, i * window + j, d] = acc * s_dw[d] + t_dw[d]
+            acc[t] = acc[t] * s_qkv[o] + t_qkv[o]
+        if o >= 2 * D:
+            vt[g, o - 2 * D] = acc
+        elif o >= D:
+            kt[g, o - D] = acc
+        else:                             # q: depthwise KxK conv inside the window, BN
+            for i in range(window):
+                for j in range(window):
+                    a = np.float32(0.0)
+                    for ky in range(K):
+                        iy = i + ky - pad
+                        if 0 <= iy < window:
+                            for kx in range(K):
+                                ix = j + kx - pad
+                                if 0 <= ix < window:
+                                    a += w_dw[o, ky, kx] * acc[iy * window + ix]
+                    q[g, i * window + j, o] = a * s_dw[o] + t_dw[o]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -224,8 +213,6 @@ def cascaded_group_attention(x: np.ndarray, qkv_weights, qkv_norms, dw_weights, 
     nh, nw = windows(H, W, ws)
     G, T = B * nh * nw, ws * ws
     table = biases[:, bias_index(ws)]                  # (heads, T, T)
-    feat = np.empty((G, Dv, T), np.float32)
-    q_pre = np.empty((G, D, T), np.float32)
     q = np.empty((G, T, D), np.float32)
     kt = np.empty((G, D, T), np.float32)
     vt = np.empty((G, Dv, T), np.float32)
@@ -233,7 +220,7 @@ def cascaded_group_attention(x: np.ndarray, qkv_weights, qkv_norms, dw_weights, 
     scale = np.float32(D ** -0.5)
     for h in range(heads):
         _head_qkv(x, h * Dv, outs[h - 1], h > 0, w[h], bn_qkv[h], w_dw[h], bn_dw[h],
-                  float(eps), ws, nw, feat, q_pre, q, kt, vt)
+                  float(eps), ws, nw, q, kt, vt)
         _sdpa(q, kt, vt, scale, outs[h], table[h:h + 1])
     y = np.empty((B, C, H, W), np.float32)
     _merge_windows(outs, ws, nw, act, y)
