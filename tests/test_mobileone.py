@@ -132,3 +132,16 @@ def test_pass_changes_no_other_network():
 def test_unknown_variant_raises_one_clear_error():
     with pytest.raises(InputError, match="variant must be one of 's0'"):
         tinyinfer.build("mobileone_s0", variant="s9")
+
+
+def test_cli_summary_form_train_prints_both_forms(capsys):
+    """`tinyinfer summary mobileone_s0 --form train` (issue 10): the training form's table and
+    both forms' MACs (the values test_counts_equal_timm_in_both_forms checks against timm);
+    a network that is not re-parameterized is refused in one line."""
+    from tinyinfer.cli import main as cli
+    assert cli(["summary", "mobileone_s0", "--form", "train"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "MACs: training form 1,051,935,232, re-parameterized (what runs) 275,110,400" in out
+    assert cli(["summary", "mobilenet_v2", "--form", "train"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mobilenet_v2 is not re-parameterized" in err

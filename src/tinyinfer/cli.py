@@ -122,11 +122,26 @@ def _convert(spec, name: str, flag: str, text: str):
 
 # ---- summary, profile, list --------------------------------------------------------------
 def cmd_summary(args):
-    from .api import summary
-    rep = summary(args.model, resolution=args.resolution, batch=args.batch,
-                  itemsize=args.itemsize, convention=args.convention,
-                  **architecture_options(args))
+    from .api import build
+    model = build(args.model, **architecture_options(args))
+    counted = _training_form(model) if args.form == "train" else model
+    rep = counted.summary(args.resolution, args.batch, args.itemsize, args.convention)
     _print_report(rep, args.format)
+    if args.form == "train":    # both forms' MACs: what re-parameterization saves
+        runs = model.summary(args.resolution, args.batch, args.itemsize, args.convention)
+        print(f"\nMACs: training form {rep.macs:,}, re-parameterized (what runs) {runs.macs:,}")
+
+
+def _training_form(model):
+    """The multi-branch network a re-parameterized model is trained as: the model files
+    that fold branches at load time (models/mobileone.py) define ``training_form``."""
+    import importlib
+    module = importlib.import_module(model.spec.build.__module__)
+    if not hasattr(module, "training_form"):
+        raise InputError(f"--form train: {model.spec.name} is not re-parameterized, its "
+                         f"training form is the network itself; drop --form (MobileOne "
+                         f"models have one)")
+    return module.training_form(model)
 
 
 def cmd_profile(args):
@@ -234,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resolution", type=int, default=None,
                    help="input height and width (default: the model's own)")
     s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--form", choices=("deployed", "train"), default="deployed",
+                   help="train: count the multi-branch network before re-parameterization "
+                        "(MobileOne) and print both forms' MACs")
     _architecture_options(s)
     _report_options(s)
     s.set_defaults(fn=cmd_summary)
