@@ -114,3 +114,36 @@ def test_efficientnet_b0_and_scaling():
     assert close(b0[5] * 1000, 390, 5) and close(b0[8], 5.3, 0.05)
     macs = [r[5] for r in rows]
     assert macs == sorted(macs) and 80 <= macs[-1] / macs[0] <= 110
+
+
+# RegNet (Radosavovic et al. 2020) vs EfficientNet, /work/shared/seeds/001: model ->
+# (resolution, activations M) as published (pycls runs EfficientNet-Bk at its own size).
+REGNET_ACTIVATIONS = {"efficientnet_b0": (224, 6.7), "regnety_004": (224, 3.9),
+                      "efficientnet_b1": (240, 10.9), "regnety_006": (224, 4.3),
+                      "efficientnet_b2": (260, 13.8), "regnety_008": (224, 5.2),
+                      "efficientnet_b3": (300, 23.8), "regnety_016": (224, 8.0),
+                      "efficientnet_b5": (456, 98.9)}
+
+
+@pytest.mark.parametrize("name", REGNET_ACTIVATIONS)
+def test_activations_match_regnets_table(name):
+    """Activations (conv and linear outputs) within half a unit of the published 0.1M.
+    EfficientNet-B4 (48.5M published, 49.5M here) is left out: see the table's note."""
+    from tinyinfer.analysis.activations import activations
+    from tinyinfer.api import get_spec
+    res, published = REGNET_ACTIVATIONS[name]
+    spec = get_spec(name)
+    assert abs(activations(spec.build(**spec.defaults), res) / 1e6 - published) <= 0.05
+
+
+def test_activations_count_convs_linears_and_se_by_hand():
+    """A hand-built net: 3x3 conv stride 2 (8x16x16 = 2048), BN+ReLU (0), SE 8 -> 2 -> 8
+    (2 + 8), pool (0), linear 8 -> 10 (10): 2068."""
+    from tinyinfer.analysis.activations import activations
+    from tinyinfer.engine.graph import Graph
+    from tinyinfer.models.builder import NetBuilder
+    b = NetBuilder()
+    x = b.conv_bn_act(Graph.INPUT, "c", "bn", 8, 3, 2, act="relu")
+    x = b.se("se", x, 2)
+    b.linear("fc", b.global_pool("pool", x), 10)
+    assert activations(b.graph, 32) == 2048 + 10 + 10
