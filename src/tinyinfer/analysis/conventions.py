@@ -139,6 +139,8 @@ PTFLOPS = {
 PTFLOPS_ATEN = {
     "conv": lambda o: o.macs + o.bias,
     "linear": lambda o: o.macs + o.bias,
+    **{kind: lambda o: o.macs for kind in ("favor_attention", "relu_linear_attention",
+                                           "cascaded_group_attention")},
 }
 
 # torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per MAC of aten.convolution / mm /
@@ -148,6 +150,10 @@ TORCH = {
     "conv": lambda o: 2 * o.macs,
     "linear": lambda o: 2 * o.macs,
     "sdpa": lambda o: 2 * o.macs if o.call == "operator" else 0,   # @ operator: aten.bmm
+    # the efficient attentions' references compute with einsum / @ (aten.bmm): every MAC
+    # counted. (MobileViTV2's separable attention is a multiply and a sum: not counted.)
+    **{kind: lambda o: 2 * o.macs for kind in ("favor_attention", "relu_linear_attention",
+                                               "cascaded_group_attention")},
 }
 
 
