@@ -146,10 +146,19 @@ def test_a_type_error_inside_a_builder_is_a_bug_and_surfaces_as_one(monkeypatch)
     ("googlenet", {"five_by_five": 2.5}, "five_by_five must be an integer"),
     ("shufflenet_v2_x1_0", {"width": 0.5}, "width must be str like its registered value 'x1_0'"),
     ("efficientnet_b0", {"depth_mult": 1e6}, r"depth_mult=1000000.0 is too large"),
+    ("mobilevit_xxs", {"attention": "performer", "features": 5000},
+     r"features=5000 is too large \(at most 4096 for this model"),
 ])
 def test_option_values_must_have_the_registered_type_and_a_sane_size(name, options, match):
     with pytest.raises(InputError, match=match):
         tinyinfer.load(name, weights=None, **options)
+
+
+def test_a_model_may_allow_larger_option_values():
+    """A count of FAVOR+ random features is not a multiplier: 256 is an ordinary value."""
+    graph = tinyinfer.build("mobilevit_xxs", attention="performer", features=256).graph
+    assert {n.attrs["projection"].shape[0] for n in graph if n.kind == "favor_attention"} \
+        == {256}
 
 
 def test_absurd_width_is_refused_before_allocating():

@@ -36,13 +36,14 @@ def architecture_options(spec: ModelSpec, options: dict) -> dict:
         raise InputError(f"{spec.name}: bad architecture option {', '.join(unknown)}; "
                          f"the options of this model: {', '.join(spec.defaults) or 'none'}")
     for key, value in options.items():
-        problem = _option_problem(key, value, spec.defaults[key])
+        problem = _option_problem(key, value, spec.defaults[key],
+                                  spec.option_limits.get(key, MAX_OPTION_VALUE))
         if problem:
             raise InputError(f"{spec.name}: {problem}")
     return {**spec.defaults, **options}
 
 
-def _option_problem(key: str, value, default) -> str | None:
+def _option_problem(key: str, value, default, limit) -> str | None:
     """What is wrong with ``value`` for an option whose registered value is ``default``."""
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if isinstance(default, (bool, str)):
@@ -55,9 +56,9 @@ def _option_problem(key: str, value, default) -> str | None:
         return None
     if not ok:
         return f"{key} must be {kind} like its registered value {default!r}; got {value!r}"
-    if number and abs(value) > MAX_OPTION_VALUE:
-        return (f"{key}={value!r} is too large (architecture options are at most "
-                f"{MAX_OPTION_VALUE}; the registered value is {default!r})")
+    if number and abs(value) > limit:
+        return (f"{key}={value!r} is too large (at most {limit} for this model; the "
+                f"registered value is {default!r})")
     return None
 
 

@@ -180,6 +180,7 @@ for _variant in ARCHS:
         reference=f"timm.models.mobilevit_{_variant}",
         layouts={"timm": None},
         defaults={"variant": _variant, "attention": "softmax", "features": 0},
+        option_limits={"features": 4096},
         # timm's pretrained_cfg: 256 px, crop_pct 0.9 (resize 284), bicubic, and no
         # normalization (mean 0, std 1: the network takes pixels in [0, 1])
         input_size=256,

@@ -34,6 +34,9 @@ class ModelSpec:
     layouts: dict[str, Callable[[Graph], dict[str, str]] | None] = field(default_factory=dict)
     pretrained: Pretrained | None = None
     defaults: dict = field(default_factory=dict)   # build kwargs of the registered variant
+    # the largest value of a numeric option, where it is not api.MAX_OPTION_VALUE (e.g. a
+    # count of random features, which is not a multiplier)
+    option_limits: dict = field(default_factory=dict)
     input_size: int = 224
     resize: int = 256
     interpolation: str = "bilinear"
