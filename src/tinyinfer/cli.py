@@ -1,4 +1,4 @@
-"""The command line: tinyinfer run | summary | profile | list.
+"""The command line: tinyinfer run | summary | profile | report | list.
 
 Every error is one line on stderr, "tinyinfer: error: ...", exit status 2 (argparse's usage
 errors too); warnings are one line each, "tinyinfer: warning: ...".
@@ -148,6 +148,10 @@ def cmd_profile(args):
     """Per-layer measured time on one image (random weights unless --weights is given:
     the time does not depend on the weights' values)."""
     from .api import load
+    from .analysis.plots import check_png_path
+    for path in (args.plot, args.plot_macs_time):
+        if path:
+            check_png_path(path)          # a wrong name fails now, not after the runs
     weights = None if args.weights == "random" else args.weights
     model = load(args.model, weights=weights, **architecture_options(args))
     rep = model.profile(args.image, runs=args.runs, itemsize=args.itemsize,
@@ -155,6 +159,32 @@ def cmd_profile(args):
     _print_report(rep, args.format)
     if args.format == "text":
         print(f"\nms: each layer's fastest of {args.runs} timed runs, after 1 warm-up run")
+    _write_plots(rep, args)
+
+
+def _write_plots(rep, args):
+    from .analysis import plots
+    if args.plot:
+        from .analysis.machine import machine
+        print(f"roofline: {plots.roofline_png(rep, machine(), args.plot)}", file=sys.stderr)
+    if args.plot_macs_time:
+        print(f"MACs vs time: {plots.macs_time_png(rep, args.plot_macs_time)}",
+              file=sys.stderr)
+
+
+def cmd_report(args):
+    """A self-contained HTML page: per-layer table, MACs vs time, roofline, memory."""
+    from .analysis.html_report import write_html_report
+    from .analysis.machine import busy_note, machine
+    from .api import load
+    from .io.image import bundled_photo
+    weights = None if args.weights == "random" else args.weights
+    model = load(args.model, weights=weights, **architecture_options(args))
+    note = busy_note()          # before we run: our own threads would raise the load
+    rep = model.profile(args.image or bundled_photo(), runs=args.runs)
+    path = write_html_report(rep, machine(), args.output,
+                             note=f"Measured with {note}." if note else "")
+    print(f"wrote {path}")
 
 
 def _print_report(rep, fmt):
@@ -262,10 +292,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("image", help="an image file (preprocessed as the model expects)")
     pr.add_argument("--runs", type=int, default=5,
                     help="timed runs; each layer's time is its fastest run (default 5)")
+    pr.add_argument("--plot", metavar="FILE.png",
+                    help="also draw each layer on this machine's roofline (matplotlib)")
+    pr.add_argument("--plot-macs-time", metavar="FILE.png",
+                    help="also draw each layer's MACs vs its measured time")
     _weights_option(pr, "random", ": the time does not depend on the values")
     _architecture_options(pr)
     _report_options(pr)
     pr.set_defaults(fn=cmd_profile)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page: per-layer table, "
+                                       "MACs vs time, roofline, memory timeline")
+    rp.add_argument("model")
+    rp.add_argument("-o", "--output", required=True, metavar="FILE.html")
+    rp.add_argument("--image", help="the image to time (default: the bundled photo)")
+    rp.add_argument("--runs", type=int, default=5,
+                    help="timed runs; each layer's time is its fastest run (default 5)")
+    _weights_option(rp, "random", ": the time does not depend on the values")
+    _architecture_options(rp)
+    rp.set_defaults(fn=cmd_report)
 
     ls = sub.add_parser("list", help="the models tinyinfer knows, with their options")
     ls.add_argument("--markdown", action="store_true", help="as the README's table")
