@@ -76,6 +76,20 @@ def _efficientvit_m(name: str):
     return build
 
 
+def _condensenet(name: str):
+    def build():
+        module = _pytorchcv(name)()
+        # pytorchcv fills every index buffer with 0 (one channel copied C times): draw random
+        # permutations (the classifier's: the first half of one), so a misread index fails
+        g = torch.Generator().manual_seed(11)
+        for key, index in module.named_buffers():
+            if key.endswith(".index"):
+                n = index.numel() * (2 if key == "output.index" else 1)
+                index.copy_(torch.randperm(n, generator=g)[:index.numel()])
+        return module
+    return build
+
+
 def _mbconv(native: int) -> tuple[tuple[int, int], ...]:
     return ((1, native), (3, 129))
 
@@ -147,6 +161,12 @@ REFERENCES: dict[str, Reference] = {
     **{n: Reference(_timm(n), GROUP, "he") for n in (
         "regnetx_002", "regnety_002", "regnety_004", "regnety_006", "regnety_008",
         "regnety_016", "ghostnet_050", "ghostnet_100", "ghostnet_130")},
+    # the RegNet sizes of RegNet's comparison with EfficientNet (analysis/activations.py):
+    # 15-39M parameters each, so batch 1 at 224 only (the smaller RegNets above run the odd
+    # resolution through the same block code)
+    **{n: Reference(_timm(n), ((1, 224),), "he") for n in (
+        "regnetx_032", "regnetx_040", "regnetx_064", "regnetx_080", "regnety_032",
+        "regnety_040", "regnety_064", "regnety_080")},
     # ShuffleNet V1: pytorchcv's head is a fixed 7x7 average pool, so both cases end on a 7x7
     # map (224 and 193 do; 129 would end on 5x5, where the reference cannot run)
     **{n: Reference(_pytorchcv(n), FIRST, "he") for n in (
@@ -202,6 +222,10 @@ REFERENCES: dict[str, Reference] = {
     **{n: Reference(_timm(n), ((1, 256), (3, 255)), "he") for n in (
         "mobilevitv2_050", "mobilevitv2_075", "mobilevitv2_100", "mobilevitv2_125",
         "mobilevitv2_150", "mobilevitv2_175", "mobilevitv2_200")},
+    # CondenseNet (converted): pytorchcv's head is a fixed 7x7 average pool; 225 -> 113 ->
+    # 56 -> 28 -> 14 -> 7 ends on 7x7 (193 would end on 6x6)
+    **{n: Reference(_condensenet(n), ((1, 224), (3, 225)), "he")
+       for n in ("condensenet74_c4_g4", "condensenet74_c8_g8")},
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tinyinfer.engine.graph import Graph
 from tinyinfer.engine.ops import OPS, infer_shapes, node_costs
-from tinyinfer.engine.ops_cells import pad
+from tinyinfer.engine.ops_cells import channel_select, pad
 from tinyinfer.errors import InputError
 
 
@@ -28,13 +28,17 @@ def kinds_graph(rng):
     g.add_node("max", "max_pool2d", ["same"], {"kernel": 3, "stride": 2, "padding": 0})
     _pad_node(g, "zero_tl", "max", (1, 0, 1, 0))
     _pad_node(g, "crop_tl", "zero_tl", (-1, 0, -2, 0))
+    # CondenseNet's channel_select: repeats channel 2, leaves channel 1 out
+    g.add_node("select", "channel_select", ["crop_tl"], {}, {"index": (4,)})
+    g["select"].params = {"index": np.array([2, 0, 2, 2], np.float32)}
     x = rng.standard_normal((2, 3, 12, 11)).astype(np.float32)
 
     def torch_forward(x):
         y = torch.nn.ZeroPad2d((-1, 1, -1, 1))(torch.from_numpy(x))    # 12x11 -> 12x11
         # TF SAME for k=3, s=2: H 12 -> total 1 (0 top, 1 bottom); W 11 -> total 2 (1, 1)
         y = F.max_pool2d(F.pad(y, (1, 1, 0, 1), value=float("-inf")), 3, 2)
-        return F.pad(y, (1, 0, 1, 0))[:, :, 1:, 2:]
+        y = F.pad(y, (1, 0, 1, 0))[:, :, 1:, 2:]
+        return torch.index_select(y, 1, torch.tensor([2, 0, 2, 2]))
     return g, x, torch_forward
 
 
@@ -79,3 +83,31 @@ def test_same_pad_then_pool_is_timms_pool2d_same(size):
         with torch.no_grad():
             want = module(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(values["pool"], want, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.integers(1, 6), k=st.integers(1, 8), seed=st.integers(0, 2**16), flat=st.booleans())
+def test_channel_select_matches_torch_index_select(c, k, seed, flat):
+    """Any list of k channel numbers in [0, C), repeats allowed, on a map or on features
+    (CondenseNet's classifier), equals torch.index_select; the shape rule reads the list's
+    length from its declared shape."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, c) if flat else (2, c, 3, 4)).astype(np.float32)
+    index = rng.integers(0, c, k)
+    want = torch.index_select(torch.from_numpy(x), 1, torch.from_numpy(index)).numpy()
+    g = Graph(c)
+    g.add_node("s", "channel_select", ["input"], {}, {"index": (k,)})
+    got = channel_select(x, index.astype(np.float32))
+    np.testing.assert_array_equal(got, want)
+    assert infer_shapes(g, x.shape)["s"] == got.shape
+    (_, _, cost), = node_costs(g, x.shape)
+    assert cost.macs == cost.flops == cost.params == 0 and cost.elems_written == got.size
+
+
+@pytest.mark.parametrize("index", [[0, 3], [-1], [0.5], [[0, 1]]])
+def test_channel_select_refuses_an_index_it_cannot_take(index):
+    """Out of range (3 of 3 channels), negative (torch would refuse it too), fractional (a
+    float checkpoint entry that is no channel number) and 2-D: one InputError, no wrap."""
+    x = np.zeros((1, 3, 2, 2), np.float32)
+    with pytest.raises(InputError, match="channel index must be whole numbers in"):
+        channel_select(x, np.array(index, np.float32))

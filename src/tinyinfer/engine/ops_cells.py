@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels import conv as C
 from .costs import Cost, numel
-from .op_record import PER_CHANNEL, Op, copy
+from .op_record import PER_CHANNEL, WHOLE, Op, copy
 
 
 def pad_amounts(node, in_shape) -> tuple[int, int, int, int]:
@@ -71,6 +71,35 @@ def _pad_cost(node, in_shapes, out_shape):
     return Cost(elems_read=n * c * kept_h * kept_w, elems_written=numel(out_shape))
 
 
+# ``channel_select``: CondenseNet's converted learned group convolution (and its classifier)
+# gathers input channels by a fixed list, ``torch.index_select(x, 1, index)``. The list is a
+# buffer of the checkpoint ("<node>.index", integers stored as float32: exact below 2**24);
+# it may repeat or skip channels. Data movement only, like pad: NumPy, no Numba loop.
+def channel_select(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """x: (N, C, ...) float32, index: (K,) integers in [0, C) -> (N, K, ...): out[:, k] =
+    x[:, index[k]]. Anything else in ``index`` raises InputError (never a silent wrap)."""
+    idx = np.asarray(index)
+    as_int = idx.astype(np.intp)
+    if idx.ndim != 1 or not np.array_equal(as_int, idx) or (as_int < 0).any() \
+            or (as_int >= x.shape[1]).any():
+        raise InputError(f"channel index must be whole numbers in [0, {x.shape[1]}), got "
+                         f"{np.unique(idx)[:8]}...; load the checkpoint's own index buffer")
+    return np.ascontiguousarray(np.take(x, as_int, axis=1))
+
+
+def _select_shape(node, in_shapes):
+    shape = in_shapes[0]
+    return (shape[0], node.param_shapes["index"][0], *shape[2:])
+
+
+def _select_cost(node, in_shapes, out_shape):
+    # each output element is one read and one write; the index is read once per channel
+    return Cost(elems_read=numel(out_shape) + out_shape[1], elems_written=numel(out_shape))
+
+
 RECORDS: list[Op] = [
     Op("pad", _pad_run, _pad_shape, _pad_cost, copy, "other", "Pad", PER_CHANNEL),
+    Op("channel_select", lambda node, x: channel_select(x[0], node.params["index"]),
+       _select_shape, _select_cost, copy, "other", "Channel select", WHOLE,
+       buffers=("index",)),
 ]

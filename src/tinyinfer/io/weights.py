@@ -115,7 +115,8 @@ def check_state(graph: Graph, state: dict, keymap=None, source="checkpoint", lay
             raise InputError(f"{source}: {printable(k)} cannot be read as an array "
                              f"({str(e)[:120]}); pass NumPy arrays (for a torch tensor: "
                              "t.detach().numpy())") from None
-        if not np.issubdtype(a.dtype, np.floating):
+        # integers too: index buffers (CondenseNet's channel_select), exact in float32
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
             raise WeightsMismatchError(f"{source}: {printable(k)} has dtype {a.dtype}; "
                                        "expected floats")
         out[k] = np.ascontiguousarray(a, dtype=np.float32)
@@ -164,6 +165,8 @@ def random_init(graph: Graph, seed: int = 0) -> None:
                     else np.zeros(shape, np.float32)
             elif p == "bias":
                 params[p] = np.zeros(shape, np.float32)
+            elif p == "index":      # a channel_select's list: keep the first channels
+                params[p] = np.arange(shape[0], dtype=np.float32)
             else:
                 fan_in = int(np.prod(shape[1:]))
                 params[p] = rng.standard_normal(shape, dtype=np.float32) \
