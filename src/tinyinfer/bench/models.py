@@ -34,7 +34,8 @@ def _median_ms(fn, runs: int) -> float:
 
 
 def torch_reference(name: str):
-    """The torchvision / timm module registered as ``name``'s reference (None without torch)."""
+    """The torchvision / timm / pytorchcv module registered as ``name``'s reference (None
+    without torch, or without the package)."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -48,7 +49,13 @@ def torch_reference(name: str):
         return timm.create_model(attr).eval()
     if module == "torchvision.models":
         return getattr(torchvision.models, attr)().eval()
-    return None   # a reference outside torchvision/timm: tinyinfer's column only
+    if module.startswith("pytorchcv.models."):
+        try:
+            from pytorchcv.model_provider import get_model
+        except ImportError:
+            return None
+        return get_model(attr).eval()
+    return None   # a reference outside the packages (a test-side module): tinyinfer's column only
 
 
 def onnx_session(ref, x):
@@ -114,16 +121,15 @@ def main(models=DEFAULT_MODELS, batch=1, resolution=None, runs=30, rounds=5) -> 
           f"{numba.config.NUMBA_NUM_THREADS} threads, load average "
           f"{os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d')}")
     print("| model | batch | res | GMACs | tinyinfer ms | torch ms | tinyinfer / torch | "
-          "onnxruntime ms | first call s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "onnxruntime ms | tinyinfer / onnxruntime | first call s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in models:
         res = resolution or get_spec(name).input_size
         r = bench_model(name, batch, res, runs, rounds)
         t, o = r.get("torch"), r.get("onnxruntime")
-        fmt = lambda v: f"{v:.1f}" if v else "-"
+        ms = lambda v: f"{v:.1f}" if v else "-"
+        ratio = lambda v: f"{r['tinyinfer'] / v:.2f}" if v else "-"
         print(f"| {name} | {batch} | {res} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
-              f"{fmt(t)} | {r['tinyinfer'] / t:.2f} | {fmt(o)} | {r['first_call_s']:.1f} |"
-              if t else
-              f"| {name} | {batch} | {res} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
-              f"- | - | - | {r['first_call_s']:.1f} |", flush=True)
+              f"{ms(t)} | {ratio(t)} | {ms(o)} | {ratio(o)} | {r['first_call_s']:.1f} |",
+              flush=True)
     return 0

@@ -1,0 +1,31 @@
+"""The model benchmark builds each network's registered reference (torchvision, timm or
+pytorchcv), loads the same weights into tinyinfer, and times all engines on one input.
+(pytorchcv's ShuffleNet pools a fixed 7x7 at the end, hence 224 px below.)"""
+import pytest
+
+from tinyinfer.bench.models import bench_model, main, torch_reference
+
+
+@pytest.mark.parametrize("name,cls", [("mobilenet_v3_small", "MobileNetV3"),
+                                      ("shufflenet_g1_wd4", "ShuffleNet")])
+def test_reference_comes_from_the_registered_package(name, cls):
+    assert type(torch_reference(name)).__name__ == cls
+
+
+def test_a_test_side_reference_gives_tinyinfer_alone():
+    assert torch_reference("edgevit_xxs") is None
+
+
+def test_row_has_every_engine_and_both_ratios(capsys):
+    assert main(["shufflenet_g1_wd4"], batch=1, resolution=224, runs=1, rounds=1) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split("|")[1:-1]
+    cells = [c.strip() for c in row]
+    assert cells[0] == "shufflenet_g1_wd4" and cells[2] == "224"
+    tinyinfer_ms, torch_ms, ratio, ort_ms, ort_ratio = map(float, cells[4:9])
+    assert ratio == pytest.approx(tinyinfer_ms / torch_ms, abs=0.01)
+    assert ort_ratio == pytest.approx(tinyinfer_ms / ort_ms, abs=0.01)
+
+
+def test_engines_agree_on_the_work_they_time():
+    r = bench_model("mobilenet_v3_small", batch=2, resolution=64, runs=1, rounds=1)
+    assert {"tinyinfer", "torch", "onnxruntime"} <= set(r) and r["batch"] == 2
