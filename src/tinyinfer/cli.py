@@ -187,6 +187,18 @@ def cmd_report(args):
     print(f"wrote {path}")
 
 
+def cmd_latency_table(args):
+    """Measure (or extend) the per-operator latency table of the given models."""
+    from .analysis.latency_table import measure
+    from .api import list_models
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in list_models()]
+    if not names or unknown:
+        raise InputError(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
+                         f"`tinyinfer list` shows the names")
+    measure(names, args.output, runs=args.runs, resolution=args.resolution)
+
+
 def _print_report(rep, fmt):
     if fmt == "csv":
         print(rep.to_csv(), end="")
@@ -311,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_option(rp, "random", ": the time does not depend on the values")
     _architecture_options(rp)
     rp.set_defaults(fn=cmd_report)
+
+    lt = sub.add_parser("latency-table", help="measure a per-operator latency lookup table "
+                                              "on this machine (resumable)")
+    lt.add_argument("--models", required=True, help="comma-separated model names")
+    lt.add_argument("-o", "--output", default="latency_table.json", metavar="FILE.json",
+                    help="the table; entries already in it are not measured again")
+    lt.add_argument("--runs", type=int, default=5, help="each entry: fastest of this many")
+    lt.add_argument("--resolution", type=int, default=None)
+    lt.set_defaults(fn=cmd_latency_table)
 
     ls = sub.add_parser("list", help="the models tinyinfer knows, with their options")
     ls.add_argument("--markdown", action="store_true", help="as the README's table")
