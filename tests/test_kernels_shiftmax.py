@@ -87,3 +87,15 @@ def test_bad_arguments_raise_one_clear_error(coef_shape, index, fragment):
 def test_groups_must_divide_channels():
     with pytest.raises(InputError, match="groups must divide the channel count"):
         S.shift_index(10, 3)
+
+
+def test_op_shape_rule_refuses_coefficients_of_another_width():
+    """The dyshiftmax op kind (engine/ops_cells.py) takes (N, 4*C) or (N, 2*C) coefficients."""
+    from tinyinfer.engine.graph import Graph
+    from tinyinfer.engine.ops import infer_shapes
+    g = Graph(4)
+    g.add_node("pool", "global_avgpool", ["input"])
+    g.add_node("mix", "dyshiftmax", ["input", "pool"],
+               {"groups": 1, "act_max": 2.0, "init_a": (1.0, 0.0), "init_b": (0.0, 0.0)})
+    with pytest.raises(InputError, match=r"coefficients must be \(N, 4\*C\) or \(N, 2\*C\)"):
+        infer_shapes(g, (1, 4, 3, 3))

@@ -12,6 +12,7 @@ from tinyinfer.engine.graph import Graph
 from tinyinfer.engine.ops import OPS, infer_shapes, node_costs
 from tinyinfer.engine.ops_cells import channel_select, pad
 from tinyinfer.errors import InputError
+from micronet_ref import DYShiftMax
 
 
 def _pad_node(g, name, x, pads, value=0.0, kernel=None, stride=None):
@@ -31,6 +32,15 @@ def kinds_graph(rng):
     # CondenseNet's channel_select: repeats channel 2, leaves channel 1 out
     g.add_node("select", "channel_select", ["crop_tl"], {}, {"index": (4,)})
     g["select"].params = {"index": np.array([2, 0, 2, 2], np.float32)}
+    # MicroNet's dynamic Shift-Max on those 4 channels: squeeze branch, then the mix (2 groups)
+    fc1, fc2 = rng.standard_normal((4, 4)).astype(np.float32), \
+        rng.standard_normal((16, 4)).astype(np.float32)
+    g.add_node("sm_pool", "global_avgpool", ["select"])
+    g.add_node("sm_fc1", "linear", ["sm_pool"], {"act": 1}, {"weight": (4, 4)})
+    g.add_node("sm_fc2", "linear", ["sm_fc1"], {"act": 4}, {"weight": (16, 4)})
+    g["sm_fc1"].params, g["sm_fc2"].params = {"weight": fc1}, {"weight": fc2}
+    g.add_node("shiftmax", "dyshiftmax", ["select", "sm_fc2"],
+               {"groups": 2, "act_max": 2.0, "init_a": (1.0, 0.0), "init_b": (0.0, 0.0)})
     x = rng.standard_normal((2, 3, 12, 11)).astype(np.float32)
 
     def torch_forward(x):
@@ -38,7 +48,13 @@ def kinds_graph(rng):
         # TF SAME for k=3, s=2: H 12 -> total 1 (0 top, 1 bottom); W 11 -> total 2 (1, 1)
         y = F.max_pool2d(F.pad(y, (1, 1, 0, 1), value=float("-inf")), 3, 2)
         y = F.pad(y, (1, 0, 1, 0))[:, :, 1:, 2:]
-        return torch.index_select(y, 1, torch.tensor([2, 0, 2, 2]))
+        y = torch.index_select(y, 1, torch.tensor([2, 0, 2, 2]))
+        shift_max = DYShiftMax(4, 4, act_max=1.0, init_a=(1.0, 0.0), g=(0, 2))
+        shift_max.fc[0].weight.data, shift_max.fc[2].weight.data = map(torch.from_numpy,
+                                                                       (fc1, fc2))
+        torch.nn.init.zeros_(shift_max.fc[0].bias), torch.nn.init.zeros_(shift_max.fc[2].bias)
+        with torch.no_grad():
+            return shift_max(y)
     return g, x, torch_forward
 
 

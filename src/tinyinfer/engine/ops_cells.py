@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..kernels import conv as C
-from .costs import Cost, numel
+from ..kernels import shiftmax as SM
+from .costs import Cost, RefOp, numel
 from .op_record import PER_CHANNEL, WHOLE, Op, copy
 
 
@@ -97,9 +98,52 @@ def _select_cost(node, in_shapes, out_shape):
     return Cost(elems_read=numel(out_shape) + out_shape[1], elems_written=numel(out_shape))
 
 
+# ``dyshiftmax``: MicroNet's dynamic Shift-Max mixing step (kernels/shiftmax.py). Inputs: the
+# map x (N, C, H, W) and the h-sigmoid output of its squeeze branch (N, J*C), J = 4 or 2 (gap,
+# linear + ReLU, linear + h-sigmoid: existing kinds). attrs: ``groups`` (shift_index's), the
+# coefficients' range ``act_max`` (the authors' self.act_max), ``init_a``, ``init_b``.
+def _shiftmax_run(node, inputs):
+    x, y = inputs
+    n, c = x.shape[:2]
+    a = node.attrs
+    return SM.shiftmax(x, y.reshape(n, -1, c), SM.shift_index(c, a["groups"]), a["act_max"],
+                       a["init_a"], a["init_b"])
+
+
+def _shiftmax_shape(node, in_shapes):
+    x, y = in_shapes
+    if len(y) != 2 or y[0] != x[0] or y[1] not in (2 * x[1], 4 * x[1]):
+        raise InputError(f"{node.name}: Shift-Max coefficients must be (N, 4*C) or (N, 2*C) "
+                         f"for a map of {x[1]} channels, got {tuple(y)}")
+    return tuple(x)
+
+
+def _shiftmax_mixes(in_shapes):
+    return in_shapes[1][1] // (2 * in_shapes[0][1])
+
+
+def _shiftmax_cost(node, in_shapes, out_shape):
+    return SM.shiftmax_cost(in_shapes[0], _shiftmax_mixes(in_shapes))
+
+
+def _shiftmax_lower(node, in_shapes, out_shape, calls):
+    # the authors' forward: (y - 0.5) * act_max, + init per part, x[:, index], then per mix
+    # x * a + x2 * b, and torch.max(z1, z2): an element-wise binary op that no counting tool
+    # has a rule for, lowered as one like add
+    n, n_coef, mixes = numel(out_shape), numel(in_shapes[1]), _shiftmax_mixes(in_shapes)
+    ops = [RefOp("add", n_in=n_coef, n_out=n_coef, call="operator"),
+           RefOp("mul", n_in=n_coef, n_out=n_coef, call="operator"),
+           RefOp("add", n_in=n_coef, n_out=n_coef, call="operator"),
+           RefOp("copy", n_in=n, n_out=n, call="operator")]
+    ops += [RefOp(op, n_in=n, n_out=n, call="operator") for op in ("mul", "mul", "add")] * mixes
+    return ops + ([RefOp("add", n_in=n, n_out=n, call="operator")] if mixes == 2 else [])
+
+
 RECORDS: list[Op] = [
     Op("pad", _pad_run, _pad_shape, _pad_cost, copy, "other", "Pad", PER_CHANNEL),
     Op("channel_select", lambda node, x: channel_select(x[0], node.params["index"]),
        _select_shape, _select_cost, copy, "other", "Channel select", WHOLE,
        buffers=("index",)),
+    Op("dyshiftmax", _shiftmax_run, _shiftmax_shape, _shiftmax_cost, _shiftmax_lower,
+       "activation", "Dynamic Shift-Max", WHOLE),
 ]
