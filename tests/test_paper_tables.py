@@ -122,7 +122,8 @@ REGNET_ACTIVATIONS = {"efficientnet_b0": (224, 6.7), "regnety_004": (224, 3.9),
                       "efficientnet_b1": (240, 10.9), "regnety_006": (224, 4.3),
                       "efficientnet_b2": (260, 13.8), "regnety_008": (224, 5.2),
                       "efficientnet_b3": (300, 23.8), "regnety_016": (224, 8.0),
-                      "efficientnet_b5": (456, 98.9)}
+                      "regnety_040": (224, 12.3), "efficientnet_b5": (456, 98.9),
+                      "regnety_080": (224, 18.0)}
 
 
 @pytest.mark.parametrize("name", REGNET_ACTIVATIONS)

@@ -56,14 +56,15 @@ REGNET_VS_EFFICIENTNET = {
     "EfficientNet-B3": ("efficientnet_b3", 300, 1.8, 12.0, 23.8),
     "RegNetY-1.6GF": ("regnety_016", 224, 1.6, 11.2, 8.0),
     "EfficientNet-B4": ("efficientnet_b4", 380, 4.2, 19.0, 48.5),
+    "RegNetY-4.0GF": ("regnety_040", 224, 4.0, 20.6, 12.3),
     "EfficientNet-B5": ("efficientnet_b5", 456, 9.9, 30.0, 98.9),
+    "RegNetY-8.0GF": ("regnety_080", 224, 8.0, 39.2, 18.0),
 }
 
 
 def regnet_vs_efficientnet():
     """RegNet's table beside EfficientNet: GFLOPs (= MACs, RegNet's usage), parameters and
-    activations from tinyinfer's counts next to the published ones. The RegNetY-4.0GF and
-    8.0GF rows are not here yet: those sizes are not registered."""
+    activations from tinyinfer's counts next to the published ones."""
     from .paper_tables import Table, counting_model
     rows = []
     for label, (name, res, gflops, params, acts) in REGNET_VS_EFFICIENTNET.items():

@@ -2,8 +2,8 @@
 
 Paper: Radosavovic et al., "Designing Network Design Spaces", CVPR 2020 (arXiv:2003.13678).
 Reference implementations: ``torchvision.models.regnet_x_400mf`` / ``regnet_y_400mf`` /
-``regnet_y_800mf`` and timm's ``regnetx_002``, ``regnety_002`` .. ``regnety_016``
-(``timm.models.regnet``). The graph uses timm's module names (s{stage}.b{block}.conv1.conv
+``regnet_y_800mf`` and timm's ``regnetx_002`` .. ``regnetx_080``, ``regnety_002`` ..
+``regnety_080`` (``timm.models.regnet``). The graph uses timm's module names (s{stage}.b{block}.conv1.conv
 ...); torchvision's (trunk_output.block{stage}.block{stage}-{i}.f.a.0 ...) map onto them
 with the key map below.
 
@@ -41,6 +41,15 @@ REGNETS = {
     "regnety_006":    (15, 48, 32.54, 2.32, 16, 0.25, "timm"),
     "regnety_008":    (14, 56, 38.84, 2.40, 16, 0.25, "timm"),
     "regnety_016":    (27, 48, 20.71, 2.65, 24, 0.25, "timm"),
+    # the larger sizes of RegNet's comparison with EfficientNet (its Table 4 and Fig. 16)
+    "regnetx_032":    (25, 88, 26.31, 2.25, 48, 0.0, "timm"),
+    "regnetx_040":    (23, 96, 38.65, 2.43, 40, 0.0, "timm"),
+    "regnetx_064":    (17, 184, 60.83, 2.07, 56, 0.0, "timm"),
+    "regnetx_080":    (23, 80, 49.56, 2.88, 120, 0.0, "timm"),
+    "regnety_032":    (21, 80, 42.63, 2.66, 24, 0.25, "timm"),
+    "regnety_040":    (22, 96, 31.41, 2.24, 64, 0.25, "timm"),
+    "regnety_064":    (25, 112, 33.22, 2.27, 72, 0.25, "timm"),
+    "regnety_080":    (17, 192, 76.82, 2.19, 56, 0.25, "timm"),
 }
 STEM_WIDTH = 32
 QUANTUM = 8
