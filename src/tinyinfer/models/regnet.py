@@ -3,9 +3,9 @@
 Paper: Radosavovic et al., "Designing Network Design Spaces", CVPR 2020 (arXiv:2003.13678).
 Reference implementations: ``torchvision.models.regnet_x_400mf`` / ``regnet_y_400mf`` /
 ``regnet_y_800mf`` and timm's ``regnetx_002`` .. ``regnetx_080``, ``regnety_002`` ..
-``regnety_080`` (``timm.models.regnet``). The graph uses timm's module names (s{stage}.b{block}.conv1.conv
-...); torchvision's (trunk_output.block{stage}.block{stage}-{i}.f.a.0 ...) map onto them
-with the key map below.
+``regnety_080`` (``timm.models.regnet``). The graph uses timm's module names
+(s{stage}.b{block}.conv1.conv ...); torchvision's (trunk_output.block{stage}.block{stage}-{i}
+.f.a.0 ...) map onto them with the key map below.
 
 How six numbers make a network (the paper's quantized linear widths), in ``stage_plan``:
     u_j = w_0 + w_a * j                  a linear width for each block j < d
