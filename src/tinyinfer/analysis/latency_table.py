@@ -100,6 +100,7 @@ class Prediction:
 class LatencyTable:
     entries: dict = field(default_factory=dict)    # key -> ms
     runs: list = field(default_factory=list)       # one record per measured model
+    checks: list = field(default_factory=list)     # predicted vs measured, per network
 
     @classmethod
     def load(cls, path) -> "LatencyTable":
@@ -108,7 +109,7 @@ class LatencyTable:
             return cls()
         try:
             data = json.loads(path.read_text())
-            return cls(dict(data["entries"]), list(data["runs"]))
+            return cls(dict(data["entries"]), list(data["runs"]), list(data.get("checks", [])))
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path} is not a latency table ({e}); give a file written "
                              f"by `tinyinfer latency-table` or a new name") from None
@@ -117,7 +118,8 @@ class LatencyTable:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")   # a kill mid-write leaves the old file
         try:
-            tmp.write_text(json.dumps({"entries": self.entries, "runs": self.runs},
+            tmp.write_text(json.dumps({"entries": self.entries, "runs": self.runs,
+                                       "checks": self.checks},
                                       indent=1, sort_keys=True))
             os.replace(tmp, path)
         except OSError as e:
