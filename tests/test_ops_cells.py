@@ -1,6 +1,7 @@
-"""The op kinds of engine/ops_cells.py (NAS cells): ``pad``. kinds_graph is run by
-tests/test_ops.py (shape rule vs kernel, cost, every record field, value vs torch); the tests
-here check the pad node's three uses against the PyTorch modules the references use."""
+"""The op kinds of engine/ops_cells.py: ``pad``, ``channel_select``, ``dyshiftmax``.
+kinds_graph is run by tests/test_ops.py (shape rule vs kernel, cost, every record field,
+value vs torch); the tests here check the pad node's three uses against the PyTorch modules
+the references use, and channel_select's indices."""
 import numpy as np
 import pytest
 import torch

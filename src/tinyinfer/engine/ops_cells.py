@@ -1,6 +1,12 @@
 """Op records that NAS cells (NASNet-A, PNASNet-5, AmoebaNet) and the other searched or
 hand-designed CNNs of the seeds need beyond ops.py's CNN kinds. See ops.py for what a record
-holds and how to add a kind.
+holds and how to add a kind. Three kinds:
+
+- ``pad`` (NASNet-A, PNASNet-5), described below;
+- ``channel_select``: ``torch.index_select`` over channels by a list the checkpoint holds
+  (CondenseNet's learned group convolution, converted for inference);
+- ``dyshiftmax``: MicroNet's dynamic Shift-Max mixing step (kernels/shiftmax.py), given the
+  map and its squeeze branch's coefficients.
 
 ``pad``: pad and/or crop the two spatial borders with a constant. The NAS references need it
 in three places, each of which PyTorch writes as a pad module:
