@@ -95,3 +95,9 @@ def test_real_measurement_of_a_small_network(tmp_path, capsys):
     pred = table.predict(model, (1, 3, 32, 32))
     assert pred.missing == [] and pred.ms > 0
     assert all(v > 0 for v in table.entries.values())
+
+
+def test_a_node_of_a_graph_without_weights_is_timed_with_random_ones():
+    model = tinyinfer.build("squeezenet1_1")           # shapes only, no params
+    node, ins, _ = graph_keys(model.plan, (1, 3, 32, 32))[0]
+    assert not node.params and lt.time_node(node, ins, runs=1) > 0

@@ -34,7 +34,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,11 @@ def time_node(node, in_shapes, runs: int = 5, seed: int = 0) -> float:
     """Fastest of ``runs`` calls (s) of ``node`` alone on random inputs of ``in_shapes``."""
     rng = np.random.default_rng(seed)
     args = [rng.standard_normal(s).astype(np.float32) for s in in_shapes]
+    if set(node.params) != set(node.param_shapes):
+        # a graph built from shapes alone (netadapt's candidates): random weights, as the
+        # time does not depend on their values
+        node = replace(node, params={k: rng.standard_normal(s).astype(np.float32)
+                                     for k, s in node.param_shapes.items()})
     op = get_op(node)
     op.run(node, args)                             # compile / load, touch the pages
     best = float("inf")
