@@ -200,7 +200,7 @@ def test_bad_options_are_one_input_error(name, options, message):
 @pytest.mark.parametrize("build,options,message", [
     (nasnet.nasnet_mobile, {"penultimate_filters": 1000}, "multiple of 24"),
     (nasnet.nasnet_large, {"penultimate_filters": 48}, "at least 96"),
-    (pnasnet.pnasnet, {"num_conv_filters": 30}, "multiple of 4"),
+    (pnasnet.pnasnet, {"num_conv_filters": 4}, "integer >= 8"),
     (pnasnet.pnasnet, {"stem_channels": 0}, "stem_channels"),
 ])
 def test_bad_widths_are_one_input_error(build, options, message):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tinyinfer.engine.graph import Graph
@@ -62,9 +62,11 @@ def kinds_graph(rng):
 @settings(max_examples=30, deadline=None)
 @given(h=st.integers(1, 9), w=st.integers(1, 9),
        pads=st.tuples(*[st.integers(-2, 3)] * 4), value=st.sampled_from([0.0, -np.inf, 2.5]))
+@example(h=1, w=1, pads=(0, 0, 2, -2), value=0.0)   # a cut wider than the input: torch refuses
 def test_pad_matches_torch_pad(h, w, pads, value):
-    """Any mix of padding and cropping equals torch's F.pad (which crops with negative pads),
-    or is refused with one InputError when nothing would be left."""
+    """Any mix of padding and cropping equals NumPy's pad-then-cut and torch's F.pad (which
+    crops with negative pads) where torch runs, or is refused with one InputError when
+    nothing would be left."""
     x = np.random.default_rng(h * 10 + w).standard_normal((2, 3, h, w)).astype(np.float32)
     top, bottom, left, right = pads
     g = Graph(3)
@@ -73,7 +75,16 @@ def test_pad_matches_torch_pad(h, w, pads, value):
         with pytest.raises(InputError, match="leaves nothing"):
             infer_shapes(g, x.shape)
         return
-    want = F.pad(torch.from_numpy(x), (left, right, top, bottom), value=value).numpy()
+    # NumPy: pad the positive sides, then cut the negative ones. torch's F.pad cuts first, so
+    # it refuses a cut wider than the input even when the padding leaves something (w=1,
+    # pads 2 left and -2 right); where it runs, it must agree.
+    positive = [(0, 0), (0, 0), (max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))]
+    padded = np.pad(x, positive, constant_values=value)
+    want = padded[:, :, max(-top, 0):padded.shape[2] - max(-bottom, 0),
+                  max(-left, 0):padded.shape[3] - max(-right, 0)]
+    if h + min(top, 0) + min(bottom, 0) > 0 and w + min(left, 0) + min(right, 0) > 0:
+        np.testing.assert_array_equal(
+            want, F.pad(torch.from_numpy(x), (left, right, top, bottom), value=value).numpy())
     got = pad(x, *pads, value)
     assert got.dtype == np.float32 and got.shape == infer_shapes(g, x.shape)["p"]
     np.testing.assert_array_equal(got, want)
