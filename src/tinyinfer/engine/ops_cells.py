@@ -50,7 +50,10 @@ def _pad_shape(node, in_shapes):
     n, c, h, w = in_shapes[0]
     top, bottom, left, right = pad_amounts(node, in_shapes[0])
     out = (n, c, h + top + bottom, w + left + right)
-    if min(out[2:]) <= 0:
+    # crops come first (as in torch's F.pad), so a crop may not take the whole input even
+    # where padding on the other side would leave something
+    kept = (h + min(top, 0) + min(bottom, 0), w + min(left, 0) + min(right, 0))
+    if min(out[2:] + kept) <= 0:
         raise InputError(f"{node.name}: cropping {(top, bottom, left, right)} leaves nothing "
                          f"of a {h}x{w} input; use a larger image")
     return out
