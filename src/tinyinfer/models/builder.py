@@ -33,13 +33,17 @@ class NetBuilder:
 
     def conv(self, name, x, out_ch, kernel, stride=1, groups=1, dilation=1, padding=None,
              bias=False) -> str:
+        """kernel and stride: an int, or an (h, w) pair for a non-square conv (MicroNet's
+        k x 1 then 1 x k); padding None: symmetric_padding along each axis."""
         in_ch = self.channels[x]
-        pad = symmetric_padding(kernel, stride, dilation) if padding is None else padding
-        shapes = {"weight": (out_ch, in_ch // groups, kernel, kernel)}
+        (kh, kw), (sh, sw) = (v if isinstance(v, tuple) else (v, v) for v in (kernel, stride))
+        ph, pw = (symmetric_padding(kh, sh, dilation), symmetric_padding(kw, sw, dilation)) \
+            if padding is None else (padding, padding)
+        shapes = {"weight": (out_ch, in_ch // groups, kh, kw)}
         if bias:
             shapes["bias"] = (out_ch,)
         self.graph.add_node(name, "conv2d", [x], {
-            "stride": (stride, stride), "padding": (pad, pad, pad, pad),
+            "stride": (sh, sw), "padding": (ph, ph, pw, pw),
             "dilation": (dilation, dilation), "groups": groups, "act": 0}, shapes)
         self.channels[name] = out_ch
         return name
