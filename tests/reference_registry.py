@@ -18,6 +18,7 @@ import torch
 import torchvision
 from efficientnet_lite_pytorch import EfficientNet as LiteEfficientNet
 
+import chamnet_ref
 import edgevit_ref
 import nas_tf_ref
 from torch_ref import he_init, randomize
@@ -73,6 +74,16 @@ def _efficientvit_m(name: str):
                 if n.endswith("attention_biases"):
                     p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(7)))
         return module
+    return build
+
+
+def _shufflenet_authors(width_scale: float, stem: int):
+    """pytorchcv's ShuffleNet class (g=3) at the ShuffleNet authors' wider widths, which
+    pytorchcv registers no name for (models/shufflenet_v1.py's AUTHORS_WIDER)."""
+    def build():
+        from pytorchcv.models.shufflenet import ShuffleNet
+        channels = [[int(c * width_scale)] * n for c, n in zip((240, 480, 960), (4, 8, 4))]
+        return ShuffleNet(channels=channels, init_block_channels=stem, groups=3)
     return build
 
 
@@ -173,11 +184,17 @@ REFERENCES: dict[str, Reference] = {
         "shufflenet_g1_w1", "shufflenet_g2_w1", "shufflenet_g3_w1", "shufflenet_g4_w1",
         "shufflenet_g8_w1", "shufflenet_g1_w3d4", "shufflenet_g1_wd2", "shufflenet_g1_wd4",
         "shufflenet_g3_w3d4", "shufflenet_g3_wd2", "shufflenet_g3_wd4")},
+    "shufflenet_g3_w3d2": Reference(_shufflenet_authors(1.5, 24), FIRST, "he"),
+    "shufflenet_g3_w2": Reference(_shufflenet_authors(2.0, 48), FIRST, "he"),
     # ProxylessNAS and Single-Path NAS (MBConv networks): pytorchcv's head is a fixed 7x7
     # average pool, so both cases end on a 7x7 map (224 and 193 do)
     **{n: Reference(_pytorchcv(n), FIRST, "he") for n in (
         "proxylessnas_cpu", "proxylessnas_gpu", "proxylessnas_mobile", "proxylessnas_mobile14",
         "spnasnet")},
+    # ChamNet: tests/chamnet_ref.py (mobile-vision's FBNet-v2 builder semantics), at each
+    # network's released resolution and at 129
+    **{f"chamnet_{v}": Reference(lambda v=v: chamnet_ref.chamnet(v), _mbconv(r), "he")
+       for v, r in zip("abcdef", (224, 192, 224, 192, 160, 128))},
     # SqueezeNeXt: pytorchcv's head is a fixed 7x7 average pool too; 211 ends on 7x7
     # (211 -> 104 -> 52 -> 26 -> 13 -> 7), 193 would end on 6x6
     **{n: Reference(_pytorchcv(n), ((1, 224), (3, 211)), "he") for n in (

@@ -83,16 +83,20 @@ def _check_grouped(prefix, in_ch, mid, branch_out, groups, first_groups):
                              f"multiple of groups (the registered ones: 1, 0.75, 0.5, 0.25)")
 
 
-def shufflenet_v1(groups: int = 3, width_mult: float = 1.0, num_classes: int = 1000) -> Graph:
+def shufflenet_v1(groups: int = 3, width_mult: float = 1.0, num_classes: int = 1000,
+                  stem_channels: int | None = None) -> Graph:
     """groups: g of the paper's Table 1 (1, 2, 3, 4 or 8); width_mult: the paper's "s"
-    (0.25, 0.5, 0.75 and 1 are registered)."""
+    (0.25, 0.5, 0.75, 1, 1.5 and 2 are registered); stem_channels: the stem conv's width
+    (None: int(24 * width_mult), pytorchcv's rule; the authors' 1.5x keeps 24)."""
     if groups not in STAGE_WIDTHS:
         raise InputError(f"ShuffleNet groups must be one of {', '.join(map(str, STAGE_WIDTHS))} "
                          f"(the paper's Table 1), got {groups!r}")
     if not width_mult > 0:
         raise InputError(f"width_mult must be a number > 0 (1.0: the published network), "
                          f"got {width_mult!r}")
-    stem = int(STEM_CHANNELS * width_mult)
+    if stem_channels is not None and not (isinstance(stem_channels, int) and stem_channels > 0):
+        raise InputError(f"stem_channels must be an integer > 0, got {stem_channels!r}")
+    stem = int(STEM_CHANNELS * width_mult) if stem_channels is None else stem_channels
     if stem < 1:
         raise InputError(f"width_mult={width_mult!r} leaves the stem no channels; use a "
                          f"larger width_mult")
@@ -123,4 +127,21 @@ for _groups, _width in REGISTERED:
         reference=f"pytorchcv.models.shufflenet.shufflenet_g{_groups}_{_width}",
         layouts={"pytorchcv": None},
         defaults={"groups": _groups, "width_mult": WIDTH_NAMES[_width]},
+    ))
+
+# The paper's two wider g=3 networks (its Table 5; MobileNetV2's Table 4 "ShuffleNet (1.5)"
+# and "(x2)"), which pytorchcv does not register; named in its style. Their stems are the
+# authors' code's (megvii-model/ShuffleNet-Series, ShuffleNetV1/network.py): 24 channels at
+# 1.5x, not int(24 * 1.5) = 36, and 48 at 2x. The reference is pytorchcv's ShuffleNet class
+# at these widths (tests/reference_registry.py).
+AUTHORS_WIDER = {"w3d2": (1.5, 24), "w2": (2.0, 48)}   # name: (width_mult, stem channels)
+
+for _width, (_mult, _stem) in AUTHORS_WIDER.items():
+    register(ModelSpec(
+        name=f"shufflenet_g3_{_width}",
+        build=shufflenet_v1,
+        paper="Zhang et al. 2018, ShuffleNet (arXiv:1707.01083), Table 5",
+        reference=f"pytorchcv ShuffleNet class at the authors' {_mult}x widths (stem {_stem})",
+        layouts={"pytorchcv": None},
+        defaults={"groups": 3, "width_mult": _mult, "stem_channels": _stem},
     ))
