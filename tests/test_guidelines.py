@@ -68,3 +68,36 @@ def test_g4_relu_and_shortcut_cost_no_macs_but_memory():
                 "ReLU off, shortcut on": conv_mac + add_mac, "ReLU off, shortcut off": conv_mac}
     for name, mac in expected.items():
         assert rows[name][1] == macs and rows[name][2] == mac and rows[name][3] > 0, name
+
+
+def test_g3_structures_hold_flops_and_cut_the_block_into_k_convs():
+    """Table 3's five blocks at base 128: series widths floor(128 / sqrt k) = 90, 64 (k c^2 =
+    16200, 16384: within 1.2% of 128^2 = 16384); parallel branches 128 -> 128/k, whose k
+    outputs concatenate back to the block's 128 channels (exactly 128^2 per pixel)."""
+    rows = G.g3_structures(128)
+    assert rows == [("1-fragment", 1, 128, 128), ("2-fragment-series", 2, 90, 90),
+                    ("4-fragment-series", 4, 64, 64), ("2-fragment-parallel", 2, 128, 64),
+                    ("4-fragment-parallel", 4, 128, 32)]
+    for name, k, c, cout in rows:
+        assert abs(k * c * cout - 128 * 128) <= 0.012 * 128 * 128, name
+        if "parallel" in name:
+            assert k * cout == c          # the concat restores the block's width
+        else:
+            assert cout == c              # a series block keeps its width conv to conv
+
+
+def test_g3_runs_and_reports_equal_macs_and_the_mac_of_each_structure():
+    """8x8 map, one block: MACs hw k c cout; MAC per conv hw (c + cout) + c cout, and for a
+    parallel block the concat reads and writes the hw c output once more (2 hw c)."""
+    hw = 64
+    rows = G.g3(side=8, blocks=1, runs=1)
+    assert [r[0] for r in rows] == [s[0] for s in G.g3_structures()]
+    for (name, k, c, cout), (_, macs, mac, ms) in zip(G.g3_structures(), rows):
+        assert macs == hw * k * c * cout
+        concat = 2 * hw * c if "parallel" in name else 0
+        assert mac == k * (hw * (c + cout) + c * cout) + concat, name
+        assert 0 < ms < math.inf
+    # more fragments, more memory traffic at the same work: the guideline's premise
+    mac = {r[0]: r[2] for r in rows}
+    assert mac["1-fragment"] < mac["2-fragment-series"] < mac["4-fragment-series"]
+    assert mac["1-fragment"] < mac["2-fragment-parallel"] < mac["4-fragment-parallel"]

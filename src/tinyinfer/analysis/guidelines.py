@@ -14,10 +14,12 @@ beside the measured time.
         MAC >= 2 sqrt(hw B) + B / hw, with equality at c1 = c2.
     G2  excessive group convolution increases MAC: 1x1 group convs c -> c with g groups,
         c = C sqrt(g) so that B = hw c^2 / g stays fixed; MAC = hw 2c + c^2 / g grows with g.
+    G3  network fragmentation reduces the degree of parallelism: one 1x1 conv per block
+        against the same multiply-adds cut into 2 or 4 smaller convs, in series or in
+        parallel (the paper's Table 3 and its appendix figure; construction in ``g3``).
     G4  element-wise operations are not negligible: a ResNet bottleneck unit with its ReLUs
         and its shortcut add switched on and off; they cost no multiply-adds but each reads
         and writes a whole tensor.
-    (G3, network fragmentation, is not reproduced here yet.)
 
 Each ``g*`` function returns rows (setting, MACs, memory access cost, measured ms): the
 fastest of ``runs`` timed runs of the whole stack at batch 1, after one warm-up run.
@@ -32,10 +34,11 @@ import numpy as np
 from ..engine.costs import Cost
 from ..kernels.activations import activation, activation_cost
 from ..kernels.conv import conv2d, conv2d_cost
-from ..kernels.tensor_ops import add, add_cost
+from ..kernels.tensor_ops import add, add_cost, concat, concat_cost
 
 RATIOS = (1, 2, 6, 12)       # G1's c2 / c1
 GROUPS = (1, 2, 4, 8)        # G2's groups
+FRAGMENTS = (1, 2, 4)        # G3's convs per block
 
 
 def pointwise_mac(hw: int, c1: int, c2: int, groups: int = 1) -> int:
@@ -55,6 +58,31 @@ def g1_channels(base: int = 128) -> list[tuple[int, int]]:
 def g2_channels(base: int = 128) -> list[tuple[int, int]]:
     """(groups, c) with c^2 / g ~ base^2: c = base sqrt(g), rounded down to a multiple of g."""
     return [(g, int(base * math.sqrt(g) / g) * g) for g in GROUPS]
+
+
+def g3_structures(base: int = 128) -> list[tuple[str, int, int, int]]:
+    """(name, fragments, block width c, each conv's output channels) for G3's five blocks,
+    all of about base^2 multiply-adds per pixel (hw base^2 per block):
+
+        1-fragment           one 1x1 conv c -> c, c = base
+        k-fragment-series    k 1x1 convs c -> c one after the other, c = floor(base / sqrt k),
+                             so that k c^2 ~ base^2 (Table 3's caption: the fragmented
+                             blocks' channels are adjusted to the 1-fragment's FLOPs)
+        k-fragment-parallel  k 1x1 convs c -> c / k side by side on the same input, their
+                             outputs concatenated back to c = base channels (Inception's
+                             branches); the 1-fragment's multiply-adds exactly, in k pieces
+
+    The paper's text (Sec. 2, G3; arXiv:1807.11164, not in the seeds) describes blocks of 1 to
+    4 1x1 convolutions in sequence or in parallel, each block stacked 10 times, and draws them
+    in its appendix; it does not say in words how parallel branches are joined: the concat is
+    our choice, as the join that adds no arithmetic."""
+    rows = [("1-fragment", 1, base, base)]
+    for k in FRAGMENTS[1:]:
+        c = int(base / math.sqrt(k))
+        rows.append((f"{k}-fragment-series", k, c, c))
+    for k in FRAGMENTS[1:]:
+        rows.append((f"{k}-fragment-parallel", k, base, base // k))
+    return rows
 
 
 def _best_ms(fn, runs: int) -> float:
@@ -108,6 +136,37 @@ def g2(base: int = 128, side: int = 56, blocks: int = 10, runs: int = 5, seed: i
         rows.append((f"g={g}, c={c}", blocks * hw * c * c // g,
                      blocks * pointwise_mac(hw, c, c, g), _best_ms(stack, runs)))
     return rows
+
+
+def g3(base: int = 128, side: int = 56, blocks: int = 10, runs: int = 5, seed: int = 0):
+    """G3: ``blocks`` blocks of each structure of ``g3_structures`` on a side x side map. The
+    parallel blocks' MAC includes their concat (it reads and writes the whole output again)."""
+    rng = np.random.default_rng(seed)
+    hw = side * side
+    rows = []
+    for name, k, c, cout in g3_structures(base):
+        x = rng.standard_normal((1, c, side, side)).astype(np.float32)
+        ws = [_weights(rng, cout, c) for _ in range(k)]
+        parallel = "parallel" in name
+        mac = k * pointwise_mac(hw, c, cout)
+        if parallel:
+            mac += _mac(concat_cost([(1, cout, side, side)] * k))
+
+        def stack(ws=ws, parallel=parallel):
+            y = x
+            for _ in range(blocks):
+                if parallel:
+                    y = concat([conv2d(y, w) for w in ws])
+                else:
+                    for w in ws:
+                        y = conv2d(y, w)
+            return y
+        rows.append((name, blocks * k * hw * c * cout, blocks * mac, _best_ms(stack, runs)))
+    return rows
+
+
+def _mac(cost: Cost) -> int:
+    return cost.elems_read + cost.elems_written
 
 
 def g4(channels: int = 256, side: int = 56, blocks: int = 10, runs: int = 5, seed: int = 0):
