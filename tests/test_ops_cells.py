@@ -1,4 +1,5 @@
-"""The op kinds of engine/ops_cells.py: ``pad``, ``channel_select``, ``dyshiftmax``.
+"""The op kinds of engine/ops_cells.py: ``pad``, ``channel_select``, ``dyshiftmax``,
+``dimwise_conv``, ``prelu`` (DiCENet's; their kernels are tested in test_kernels_dimwise.py).
 kinds_graph is run by tests/test_ops.py (shape rule vs kernel, cost, every record field,
 value vs torch); the tests here check the pad node's three uses against the PyTorch modules
 the references use, and channel_select's indices."""
@@ -42,6 +43,15 @@ def kinds_graph(rng):
     g["sm_fc1"].params, g["sm_fc2"].params = {"weight": fc1}, {"weight": fc2}
     g.add_node("shiftmax", "dyshiftmax", ["select", "sm_fc2"],
                {"groups": 2, "act_max": 2.0, "init_a": (1.0, 0.0), "init_b": (0.0, 0.0)})
+    # DiCENet's height-wise conv built for 4 rows (the 6-row map shrinks to 4 and back), its
+    # width-wise conv built for 7 columns (5 grow to 7 and back), its PReLU
+    dim_h, dim_w, slopes = (rng.standard_normal(s).astype(np.float32)
+                            for s in ((4, 1, 3, 3), (7, 1, 3, 3), (4,)))
+    g.add_node("dim_h", "dimwise_conv", ["shiftmax"], {"axis": 2}, {"weight": dim_h.shape})
+    g.add_node("dim_w", "dimwise_conv", ["dim_h"], {"axis": 3}, {"weight": dim_w.shape})
+    g.add_node("prelu", "prelu", ["dim_w"], {}, {"weight": slopes.shape})
+    g["dim_h"].params, g["dim_w"].params = {"weight": dim_h}, {"weight": dim_w}
+    g["prelu"].params = {"weight": slopes}
     x = rng.standard_normal((2, 3, 12, 11)).astype(np.float32)
 
     def torch_forward(x):
@@ -55,7 +65,14 @@ def kinds_graph(rng):
                                                                        (fc1, fc2))
         torch.nn.init.zeros_(shift_max.fc[0].bias), torch.nn.init.zeros_(shift_max.fc[2].bias)
         with torch.no_grad():
-            return shift_max(y)
+            y = shift_max(y)                                           # (2, 4, 6, 5)
+        y = F.adaptive_avg_pool2d(y, (4, 5)).transpose(1, 2)           # 6 rows -> 4
+        y = F.conv2d(y, torch.from_numpy(dim_h), padding=1, groups=4).transpose(1, 2)
+        y = F.interpolate(y, (6, 5), mode="bilinear", align_corners=True)
+        y = F.interpolate(y, (6, 7), mode="bilinear", align_corners=True).transpose(1, 3)
+        y = F.conv2d(y, torch.from_numpy(dim_w), padding=1, groups=7).transpose(1, 3)
+        y = F.adaptive_avg_pool2d(y, (6, 5))                           # 7 columns -> 5
+        return F.prelu(y, torch.from_numpy(slopes))
     return g, x, torch_forward
 
 

@@ -1,12 +1,14 @@
 """Op records that NAS cells (NASNet-A, PNASNet-5, AmoebaNet) and the other searched or
 hand-designed CNNs of the seeds need beyond ops.py's CNN kinds. See ops.py for what a record
-holds and how to add a kind. Three kinds:
+holds and how to add a kind. Five kinds:
 
 - ``pad`` (NASNet-A, PNASNet-5), described below;
 - ``channel_select``: ``torch.index_select`` over channels by a list the checkpoint holds
   (CondenseNet's learned group convolution, converted for inference);
 - ``dyshiftmax``: MicroNet's dynamic Shift-Max mixing step (kernels/shiftmax.py), given the
-  map and its squeeze branch's coefficients.
+  map and its squeeze branch's coefficients;
+- ``dimwise_conv`` and ``prelu``: DiCENet's height- and width-wise 3x3 convs and its
+  per-channel PReLU (kernels/dimwise.py).
 
 ``pad``: pad and/or crop the two spatial borders with a constant. The NAS references need it
 in three places, each of which PyTorch writes as a pad module:
@@ -32,9 +34,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..kernels import conv as C
+from ..kernels import dimwise as DW
 from ..kernels import shiftmax as SM
 from .costs import Cost, RefOp, numel
-from .op_record import PER_CHANNEL, WHOLE, Op, copy
+from .op_record import PER_CHANNEL, WHOLE, Op, copy, same_shape
 
 
 def pad_amounts(node, in_shape) -> tuple[int, int, int, int]:
@@ -148,6 +151,33 @@ def _shiftmax_lower(node, in_shapes, out_shape, calls):
     return ops + ([RefOp("add", n_in=n, n_out=n, call="operator")] if mixes == 2 else [])
 
 
+# ``dimwise_conv``: DiCENet's 3x3 conv along the height (attrs ``axis`` 2) or the width (3),
+# weight (S, 1, 3, 3): one kernel per row / column of the size S the network was built for;
+# a map of another size is resized to S and back (kernels/dimwise.py).
+def _dimwise_cost(node, in_shapes, out_shape):
+    return DW.dimwise_conv_cost(in_shapes[0], node.param_shapes["weight"][0], node.attrs["axis"])
+
+
+def _dimwise_lower(node, in_shapes, out_shape, calls):
+    # the reference: [resize to S], transpose + contiguous, depthwise Conv2d, transpose back,
+    # [resize back]. Shrinking is F.adaptive_avg_pool2d; enlarging is F.interpolate
+    # (bilinear), for which the conventions have no rule: lowered as data movement, as
+    # MobileViT's resize is.
+    axis, size = node.attrs["axis"], node.param_shapes["weight"][0]
+    shape = list(in_shapes[0])
+    real, shape[axis] = shape[axis], size
+    n_in, n = numel(in_shapes[0]), numel(shape)
+
+    def resize(n_from, n_to, shrink):
+        op = "adaptive_avg_pool" if shrink else "copy"
+        return [RefOp(op, n_in=n_from, n_out=n_to, call="functional")]
+    ops = resize(n_in, n, real > size) if real != size else []
+    ops += [RefOp("copy", n_in=n, n_out=n, call="method"),
+            RefOp("conv", macs=9 * n, n_in=n, n_out=n),
+            RefOp("copy", n_in=n, n_out=n, call="method")]
+    return ops + (resize(n, n_in, size > real) if real != size else [])
+
+
 RECORDS: list[Op] = [
     Op("pad", _pad_run, _pad_shape, _pad_cost, copy, "other", "Pad", PER_CHANNEL),
     Op("channel_select", lambda node, x: channel_select(x[0], node.params["index"]),
@@ -155,4 +185,12 @@ RECORDS: list[Op] = [
        buffers=("index",)),
     Op("dyshiftmax", _shiftmax_run, _shiftmax_shape, _shiftmax_cost, _shiftmax_lower,
        "activation", "Dynamic Shift-Max", WHOLE),
+    Op("dimwise_conv",
+       lambda node, x: DW.dimwise_conv(x[0], node.params["weight"], node.attrs["axis"]),
+       same_shape, _dimwise_cost, _dimwise_lower, "conv",
+       lambda node: f"Conv {DW.AXES[node.attrs['axis']]}-wise 3x3", WHOLE),
+    Op("prelu", lambda node, x: DW.prelu(x[0], node.params["weight"]), same_shape,
+       lambda node, s, o: DW.prelu_cost(s[0]),
+       lambda node, s, o, calls: [RefOp("prelu", n_in=numel(o), n_out=numel(o))],
+       "activation", "PReLU", PER_CHANNEL),
 ]
