@@ -101,6 +101,20 @@ def _condensenet(name: str):
     return build
 
 
+def _dicenet(name: str):
+    def build():
+        module = _pytorchcv(name)()
+        # every PReLU starts at slope 0.25: draw one per channel (some negative), so a slope
+        # read from the wrong channel or layer fails
+        g = torch.Generator().manual_seed(12)
+        with torch.no_grad():
+            for m in module.modules():
+                if isinstance(m, torch.nn.PReLU):
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) - 0.25)
+        return module
+    return build
+
+
 def _mbconv(native: int) -> tuple[tuple[int, int], ...]:
     return ((1, native), (3, 129))
 
@@ -243,6 +257,11 @@ REFERENCES: dict[str, Reference] = {
     # 56 -> 28 -> 14 -> 7 ends on 7x7 (193 would end on 6x6)
     **{n: Reference(_condensenet(n), ((1, 224), (3, 225)), "he")
        for n in ("condensenet74_c4_g4", "condensenet74_c8_g8")},
+    # DiCENet: pytorchcv builds each height-/width-wise conv for the 224 input's map; at 193
+    # (-> 97 -> 49 -> 25, 13, 7 against 28, 14, 7) they enlarge their maps bilinearly and
+    # shrink them back (test_dicenet.py runs 257, the other direction, for one width)
+    **{f"dicenet_{w}": Reference(_dicenet(f"dicenet_{w}"), FIRST, "he") for w in (
+        "wd5", "wd2", "w3d4", "w1", "w5d4", "w3d2", "w7d8", "w2")},
 }
 
 # name -> why it has no parity test against a PyTorch reference (none today).
