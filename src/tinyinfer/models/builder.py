@@ -137,15 +137,6 @@ class NetBuilder:
         self.channels[name] = self.channels[x]
         return name
 
-    def dyshiftmax(self, name, x, coef, groups, act_max, init_a, init_b) -> str:
-        """MicroNet's Shift-Max mix of map x with the h-sigmoid output ``coef`` (N, J*C) of
-        its squeeze branch (ops_cells.py; attrs as kernels/shiftmax.py names them)."""
-        self.graph.add_node(name, "dyshiftmax", [x, coef], {
-            "groups": groups, "act_max": act_max, "init_a": tuple(init_a),
-            "init_b": tuple(init_b)})
-        self.channels[name] = self.channels[x]
-        return name
-
     def flatten(self, name, x, flat_channels) -> str:
         """(N, C, H, W) -> (N, C*H*W); ``flat_channels`` = C*H*W (the builder tracks channels
         only, so the caller states it: e.g. VGG's 512*7*7)."""
@@ -251,6 +242,9 @@ class Style:
     se_gate: str = "sigmoid"         # MobileNetV3: "hsigmoid"
     padding: str = "symmetric"       # PyTorch's (k-1)//2, or TensorFlow's "same"
     bn_eps: float = 1e-5
+    # mobile-vision's ConvBNRelu keeps nn.Conv2d's default bias in the stem and head convs,
+    # in front of their BN (redundant once BN is folded, but its checkpoints hold it)
+    stem_head_bias: bool = False
 
     def __post_init__(self):
         if self.se_rule not in SE_RULES:
@@ -286,8 +280,9 @@ def conv(b: NetBuilder, name: str, x: str, out_ch: int, kernel, stride: int = 1,
 
 def conv_bn_act(b: NetBuilder, x: str, conv_name: str, bn_name: str, out_ch: int, kernel,
                 stride: int = 1, depthwise: bool = False, act: str | None = None,
-                style: Style = Style()) -> str:
-    y = b.bn(bn_name, conv(b, conv_name, x, out_ch, kernel, stride, depthwise, style.padding))
+                style: Style = Style(), bias: bool = False) -> str:
+    y = b.bn(bn_name, conv(b, conv_name, x, out_ch, kernel, stride, depthwise, style.padding,
+                           bias))
     return b.act(f"{bn_name}.act", y, act) if act else y
 
 
@@ -345,7 +340,8 @@ HEADS = ("conv", "pooled_conv", "pooled_fc")
 
 def build_mbconv_net(arch: list[list[str | BlockArgs]], *, stem_size: int = 32,
                      num_features: int = 1280, width_mult: float = 1.0,
-                     depth_mult: float = 1.0, act: str = "relu6", num_classes: int = 1000,
+                     width_divisor: int = 8, depth_mult: float = 1.0, act: str = "relu6",
+                     num_classes: int = 1000,
                      fix_stem: bool = False, head_rule: str = "max", head: str = "conv",
                      depth_rounding: str = "ceil",
                      fix_first_last: bool = False, style: Style = Style(),
@@ -362,6 +358,9 @@ def build_mbconv_net(arch: list[list[str | BlockArgs]], *, stem_size: int = 32,
           "pooled_conv" MobileNetV3's efficient head as timm writes it: pool first, then a
                         1x1 conv with bias (no BN) + act on the 1x1 map, then flatten
           "pooled_fc"   the same head as torchvision writes it: pool, fully connected + act
+    width_divisor: widths are rounded to multiples of it (blocks.round_channels); 1 keeps a
+        table's channels as written at width 1, as mobile-vision's FBNet builder does
+        (ChamNet-B's 92-channel stage).
     depth_rounding / fix_first_last: timm's depth multiplier options (see blocks.py).
     style: SE sizing and gate, padding, BN epsilon (see Style).
     """
@@ -374,22 +373,25 @@ def build_mbconv_net(arch: list[list[str | BlockArgs]], *, stem_size: int = 32,
             raise InputError(f"{option} must be a number > 0 (1.0: the published network), "
                              f"got {value!r}")
     b = NetBuilder(in_channels, style.bn_eps)
-    stem = stem_size if fix_stem else round_channels(stem_size, width_mult)
-    x = conv_bn_act(b, Graph.INPUT, "conv_stem", "bn1", stem, 3, 2, act=act, style=style)
+    stem = stem_size if fix_stem else round_channels(stem_size, width_mult, width_divisor)
+    x = conv_bn_act(b, Graph.INPUT, "conv_stem", "bn1", stem, 3, 2, act=act, style=style,
+                    bias=style.stem_head_bias)
     for s, stage in enumerate(decode_arch(arch, depth_mult, depth_rounding, fix_first_last)):
         i = 0
         for row in stage:
-            out_ch = round_channels(row.out_chs, width_mult)
+            out_ch = round_channels(row.out_chs, width_mult, width_divisor)
             for r in range(row.repeats):
                 x = add_block(b, x, f"blocks.{s}.{i}", row, row.stride if r == 0 else 1, out_ch,
                               act, style)
                 i += 1
-    features = {"max": max(num_features, round_channels(num_features, width_mult)),
-                "scaled": round_channels(num_features, width_mult),
+    features = {"max": max(num_features, round_channels(num_features, width_mult,
+                                                        width_divisor)),
+                "scaled": round_channels(num_features, width_mult, width_divisor),
                 "fixed": num_features}[head_rule]
     if head == "conv":
         if num_features:
-            x = conv_bn_act(b, x, "conv_head", "bn2", features, 1, act=act, style=style)
+            x = conv_bn_act(b, x, "conv_head", "bn2", features, 1, act=act, style=style,
+                            bias=style.stem_head_bias)
         x = b.global_pool("global_pool", x)
     elif head == "pooled_conv":
         x = b.adaptive_pool("global_pool", x, (1, 1))
