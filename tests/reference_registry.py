@@ -19,8 +19,8 @@ import torchvision
 from efficientnet_lite_pytorch import EfficientNet as LiteEfficientNet
 
 import chamnet_ref
-import chamnet_ref
 import edgevit_ref
+import micronet_ref
 import nas_tf_ref
 from torch_ref import he_init, randomize
 
@@ -210,10 +210,6 @@ REFERENCES: dict[str, Reference] = {
     # network's released resolution and at 129
     **{f"chamnet_{v}": Reference(lambda v=v: chamnet_ref.chamnet(v), _mbconv(r), "he")
        for v, r in zip("abcdef", (224, 192, 224, 192, 160, 128))},
-    # ChamNet: tests/chamnet_ref.py (mobile-vision's FBNet-v2 builder semantics), at each
-    # network's released resolution and at 129
-    **{f"chamnet_{v}": Reference(lambda v=v: chamnet_ref.chamnet(v), _mbconv(r), "he")
-       for v, r in zip("abcdef", (224, 192, 224, 192, 160, 128))},
     # SqueezeNeXt: pytorchcv's head is a fixed 7x7 average pool too; 211 ends on 7x7
     # (211 -> 104 -> 52 -> 26 -> 13 -> 7), 193 would end on 6x6
     **{n: Reference(_pytorchcv(n), ((1, 224), (3, 211)), "he") for n in (
@@ -262,6 +258,13 @@ REFERENCES: dict[str, Reference] = {
     # 56 -> 28 -> 14 -> 7 ends on 7x7 (193 would end on 6x6)
     **{n: Reference(_condensenet(n), ((1, 224), (3, 225)), "he")
        for n in ("condensenet74_c4_g4", "condensenet74_c8_g8")},
+    # MicroNet M0-M3: the authors' code (micronet_ref.py) as their eval scripts configure it;
+    # fully convolutional, so 224 and an odd 225. Weights: micronet_ref.unit_scale_init (He,
+    # randomize, then each conv / Linear rescaled to unit output std; why: its docstring);
+    # randomize here draws the same BN values again (seed 0)
+    **{n: Reference(lambda n=n: micronet_ref.unit_scale_init(micronet_ref.micronet(n)),
+                    ((1, 224), (3, 225)))
+       for n in micronet_ref.EVAL_SCRIPTS},
     # DiCENet: pytorchcv builds each height-/width-wise conv for the 224 input's map; at 193
     # (-> 97 -> 49 -> 25, 13, 7 against 28, 14, 7) they enlarge their maps bilinearly and
     # shrink them back (test_dicenet.py runs 257, the other direction, for one width)

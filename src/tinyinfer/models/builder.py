@@ -137,6 +137,15 @@ class NetBuilder:
         self.channels[name] = self.channels[x]
         return name
 
+    def dyshiftmax(self, name, x, coef, groups, act_max, init_a, init_b) -> str:
+        """MicroNet's Shift-Max mix of map x with the h-sigmoid output ``coef`` (N, J*C) of
+        its squeeze branch (ops_cells.py; attrs as kernels/shiftmax.py names them)."""
+        self.graph.add_node(name, "dyshiftmax", [x, coef], {
+            "groups": groups, "act_max": act_max, "init_a": tuple(init_a),
+            "init_b": tuple(init_b)})
+        self.channels[name] = self.channels[x]
+        return name
+
     def flatten(self, name, x, flat_channels) -> str:
         """(N, C, H, W) -> (N, C*H*W); ``flat_channels`` = C*H*W (the builder tracks channels
         only, so the caller states it: e.g. VGG's 512*7*7)."""
