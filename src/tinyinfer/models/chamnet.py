@@ -83,6 +83,11 @@ CHAMNET = {
 }
 
 
+# the file's entry each network comes from (B's also written there as cham_b192)
+FILE_ENTRY = {"a": "cham_a", "b": "cham_b", "c": "cham_c", "d": "cham_d192", "e": "cham_e160",
+              "f": "cham_f128"}
+
+
 def chamnet(version: str, num_classes: int = 1000) -> Graph:
     net = CHAMNET[version]
     arch = [[f"ir_r{n}_k3_s{s}_e{t}_c{c}" for t, c, n, s in stage] for stage in net["stages"]]
@@ -117,7 +122,7 @@ for _version, _net in CHAMNET.items():
         name=f"chamnet_{_version}",
         build=partial(chamnet, _version),
         paper="Dai et al. 2019, ChamNet (arXiv:1812.08934)",
-        reference=f"facebookresearch/mobile-vision fbnet_v2, cham_{_version} "
+        reference=f"facebookresearch/mobile-vision fbnet_v2, {FILE_ENTRY[_version]} "
                   f"(tests/chamnet_ref.py)",
         layouts={"mobile_vision": partial(mobile_vision_keymap, _version)},
         input_size=_net["resolution"],
