@@ -24,6 +24,7 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .common import FASTMATH, check_int, float32_array
+from .vmath import exp_f32
 
 _ROWS = 16     # query rows per parallel task
 
@@ -66,7 +67,7 @@ def _sdpa(q, kt, vt, scale, out, bias=None):
                 m = max(m, s[r, j])
             t = np.float32(0.0)
             for j in range(Tk):
-                e = math.exp(s[r, j] - m)
+                e = exp_f32(s[r, j] - m)
                 s[r, j] = e
                 t += e
             tot[r] = t

@@ -47,6 +47,7 @@ from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .attention import _linear, _mhsa_args
 from .common import FASTMATH, check_int, float32_array
+from .vmath import exp_f32
 
 FEATURE_EPS = 1e-4    # performer-pytorch's softmax_kernel eps: every feature stays > 0
 CAUSAL_EPS = 1e-6     # its causal_linear_attention eps, added to the key prefix sums
@@ -108,7 +109,7 @@ def _query_features(q, r0, R, p, dn, ratio, qf, diag):
         for j in range(M):
             m = max(m, qf[r, j])
         for j in range(M):
-            qf[r, j] = ratio * (math.exp(qf[r, j] - diag[r] - m) + _EPS32)
+            qf[r, j] = ratio * (exp_f32(qf[r, j] - diag[r] - m) + _EPS32)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
@@ -129,13 +130,13 @@ def _favor_head(q, k, v, p, dn, ratio, out):
             for j in range(M):
                 bm = max(bm, f[r, j])
         if bm > mk:                          # rescale what was summed to the new max
-            c = np.float32(math.exp(mk - bm))
+            c = np.float32(exp_f32(mk - bm))
             E *= c
             St *= c
             mk = bm
         for r in range(R):
             for j in range(M):
-                f[r, j] = math.exp(f[r, j] - diag[r] - mk)
+                f[r, j] = exp_f32(f[r, j] - diag[r] - mk)
                 E[j] += f[r, j]
         for e in range(Dv):                  # row e of S^T stays in L1 over the block
             for r in range(R):
@@ -186,7 +187,7 @@ def _favor_causal_head(q, k, v, p, dn, ratio, out):
         _project(k, r0, R, p, dn, kf, diag)
         for r in range(R):
             for j in range(M):
-                kf[r, j] = ratio * (math.exp(kf[r, j] - diag[r] - mk) + _EPS32)
+                kf[r, j] = ratio * (exp_f32(kf[r, j] - diag[r] - mk) + _EPS32)
         _query_features(q, r0, R, p, dn, ratio, qf, diag)
         _row_dots(qf, 0, R, Ct, o)           # earlier blocks: phi(q) C
         for r in range(R):

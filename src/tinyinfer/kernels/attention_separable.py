@@ -27,7 +27,6 @@ ReLU(v) * ctx) is ``separable_context_mix``, one Numba function.
 """
 from __future__ import annotations
 
-import math
 
 import numba
 import numpy as np
@@ -36,6 +35,7 @@ from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .common import FASTMATH, check_array, check_int
 from .conv import conv2d
+from .vmath import exp_f32
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -56,7 +56,7 @@ def _context_mix(qkv, ph, pw, out):
                 total = 0.0                               # float64: N terms
                 for h in range(i, H, ph):
                     for w in range(j, W, pw):
-                        e = math.exp(qkv[b, 0, h, w] - m)
+                        e = exp_f32(qkv[b, 0, h, w] - m)
                         scores[b, h, w] = e
                         total += e
                 inv = np.float32(1.0 / total)

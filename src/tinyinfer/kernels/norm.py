@@ -23,6 +23,7 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .common import FASTMATH, check_axis, check_int, float32_array
+from .vmath import exp_f32
 
 
 def _vector(v, name: str, C: int, allow_none: bool = False):
@@ -366,7 +367,7 @@ def _softmax_rows(x, out):
                 m = x[r, c]
         s = 0.0
         for c in range(C):
-            e = math.exp(x[r, c] - m)
+            e = exp_f32(x[r, c] - m)
             out[r, c] = e
             s += e
         for c in range(C):
