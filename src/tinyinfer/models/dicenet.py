@@ -7,7 +7,7 @@ names are the graph's node names, so its state_dict loads key for key (the "pyto
 layout is the identity; a checkpoint that does not fit is refused with every missing and
 unexpected key listed).
 
-The DiCE unit (the paper's Fig. 2), ``dice_block`` below:
+The DiCE unit (the paper's Fig. 3), ``dice_block`` below:
 - dimension-wise convolution: three 3x3 depthwise convs of the C x H x W map, along the
   channels (an ordinary depthwise conv), along the height and along the width (one kernel
   per row / column: kernels/dimwise.py), concatenated to 3C channels, BN, PReLU;
@@ -23,10 +23,10 @@ Units (ShuffleNet V2's, with the DiCE unit as their conv branch):
 - shuffled: the channels split in halves; the second goes through a 1x1 conv and a DiCE
   unit; concatenated with the first half and shuffled with 2 groups.
 
-The network (the paper's Table 1; widths per scale s from pytorchcv's table): a 3x3
-stride-2 conv (BN, PReLU) and a 3x3 stride-2 max pool, three stages of 1 strided and 3, 7,
-3 shuffled units, global average pool, a grouped 1x1 conv (4 groups, to 1024) and a 1x1
-conv with bias to the classes.
+The network (widths per scale s from the authors' ``dicenet_config.py`` in sacmehta/EdgeNets,
+which pytorchcv copies): a 3x3 stride-2 conv (BN, PReLU) and a 3x3 stride-2 max pool, three
+stages of 1 strided and 3, 7, 3 shuffled units, global average pool, a grouped 1x1 conv (4
+groups, to 1024) and a 1x1 conv with bias to the classes.
 
 The height- and width-wise weights are sized for the map the network was built for (224
 input: 28, 14 and 7 rows in the three stages); at any other input size each such conv
@@ -39,8 +39,9 @@ from ..errors import InputError
 from .builder import NetBuilder
 from .registry import ModelSpec, register
 
-# The paper's Table 1: output channels of the three stages per width scale s (pytorchcv's
-# channels_per_layers_dict; the stage's strided unit doubles its input width first).
+# Output channels of the three stages per width scale s: the authors' sc_ch_dict
+# (EdgeNets model/classification/dicenet_config.py; pytorchcv's channels_per_layers_dict).
+# Each stage's strided unit first doubles its input width.
 STAGE_WIDTHS = {
     0.2: (32, 64, 128),
     0.5: (48, 96, 192),
@@ -140,7 +141,7 @@ def dicenet(width_scale: float = 1.0, num_classes: int = 1000) -> Graph:
     """DiCENet at width scale s (the paper's 0.2 ... 2.0; pytorchcv's ``width_scale``)."""
     if width_scale not in STAGE_WIDTHS:
         raise InputError(f"DiCENet width_scale must be one of "
-                         f"{', '.join(map(str, STAGE_WIDTHS))} (the paper's Table 1), got "
+                         f"{', '.join(map(str, STAGE_WIDTHS))} (the published networks), got "
                          f"{width_scale!r}")
     b = NetBuilder()
     x = conv_block(b, Graph.INPUT, "features.init_block.conv", stem_channels(width_scale), 3,
