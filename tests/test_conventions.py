@@ -75,6 +75,26 @@ def test_emulation_equals_tool(name, shape):
         assert counted.params == torch_params, tool
 
 
+# timm writes the same kinds of network differently (conventions.py's docstring): BN as
+# BatchNormAct2d, TF-"same" strided convs as Conv2dSame, MobileNetV3's classifier as timm's
+# Linear (subclasses thop and ptflops have no rule for), SE's pool as x.mean. One network
+# for each: MobileNetV3 (BN, SE, Linear), the tf_ EfficientNet port (Conv2dSame, SiLU),
+# RegNetY (SE in a ResNet-like block).
+TIMM_CASES = ["mobilenetv3_large_100", "tf_efficientnet_b0", "regnety_002"]
+
+
+@pytest.mark.parametrize("name", TIMM_CASES)
+def test_emulation_equals_tool_on_timm_models(name):
+    import timm
+    reference = timm.create_model(name).eval()
+    shape = (1, 3, 224, 224)
+    ours = tinyinfer.load(name, weights=None)
+    for tool, theirs in run_tools(reference, shape).items():
+        counted = count(ours, tool, shape)
+        assert counted.total == int(theirs), f"{name} {tool}: {counted.total} vs {theirs}"
+    assert counted.params == sum(p.numel() for p in reference.parameters())
+
+
 def test_the_tools_disagree_and_we_say_why():
     """On one network the conventions span a factor of two; each difference is one rule.
     Expected values from mobilenet_v2's architecture table, written out below."""

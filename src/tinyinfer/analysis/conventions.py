@@ -33,14 +33,21 @@ Three things decide a tool's number, and the tables below spell each one out:
    so an ``nn.ReLU`` module, which calls ``F.relu``, is counted twice. ``REFERENCE_CALLS``
    lists how each torchvision reference calls the ops where that matters.
 
-tests/test_conventions.py runs the real tools on torchvision models and checks that each
-emulation gives the tool's exact number. The emulations describe torchvision's references;
-a timm model is written differently (its BatchNormAct2d is a type thop has no rule for, its
-SE pools with x.mean()), so its tool numbers would need entries of its own here.
+tests/test_conventions.py runs the real tools on torchvision models and on timm's
+EfficientNet-builder and RegNet models and checks that each emulation gives the tool's
+exact number. timm writes those differently from torchvision in ways that change the
+tools' numbers. thop and ptflops look their rules up by a module's exact type, so a
+subclass counts nothing there (call "subclass" below): every timm BN is a
+``BatchNormAct2d`` (its activation is a child module, seen as usual), a strided conv of
+the tf_ ports with TF "same" padding is a ``Conv2dSame``, and MobileNetV3's classifier is
+timm's ``Linear``. And squeeze-excite pools with ``x.mean``, which only fvcore's trace sees
+(as aten::mean, which it does not count). The traced tools (fvcore, FlopCounterMode,
+ptflops' aten backend) see the aten ops and need nothing of this. Other timm families
+(GhostNet, MobileOne, the attention networks, ...) are not checked yet.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from typing import Callable
 
@@ -50,9 +57,10 @@ from ..kernels.activations import ACT_NAMES
 from ..engine.ops import OPS, buffers, get_op, infer_shapes, node_costs
 
 
-# How torchvision's references call the ops that hooks can miss, where it differs from
-# the default (conv, linear, BN, activations, pools: nn.Module; residual add and SE scale:
-# the + and * operators). From each reference's forward().
+# How the references (torchvision's, timm's, ...) call the ops that hooks can miss, where
+# it differs from the default (conv, linear, BN, activations, pools: nn.Module; residual add
+# and SE scale: the + and * operators). From each reference's forward().
+_TIMM = {"batchnorm": "subclass", "conv_same": "subclass", "se_pool": "method"}
 REFERENCE_CALLS = {
     "mobilenet_v2": {"global_avgpool": "functional"},  # nn.functional.adaptive_avg_pool2d
     "mnasnet*": {"global_avgpool": "method"},          # x.mean([2, 3])
@@ -61,6 +69,15 @@ REFERENCE_CALLS = {
     # the authors' EdgeViT: attention written out as q @ k^T and attn @ v (aten matmul /
     # bmm, which fvcore and FlopCounterMode count), pooling as x.flatten(2).mean(-1)
     "edgevit_*": {"sdpa": "operator", "global_avgpool": "method"},
+    # timm's EfficientNet builder (efficientnet.py, mobilenetv3.py) and RegNet: BN is
+    # BatchNormAct2d, a strided "same"-padded conv Conv2dSame (subclasses, see the
+    # docstring), SqueezeExcite pools with x.mean
+    **{pattern: _TIMM for pattern in ("tf_efficientnet_*", "mobilenetv2_*", "mixnet_*",
+                                      "fbnetc_*", "semnasnet_*", "tinynet_*", "regnetx_*",
+                                      "regnety_*")},
+    # timm's MobileNetV3 class: its classifier is timm's Linear (a subclass too)
+    "mobilenetv3_*": {**_TIMM, "linear": "subclass"},
+    "tf_mobilenetv3_*": {**_TIMM, "linear": "subclass"},
 }
 
 
@@ -73,8 +90,21 @@ def reference_calls(model_name: str) -> dict:
 
 
 def lower(node, in_shapes, out_shape, calls=None) -> list[RefOp]:
-    """The reference ops one tinyinfer node stands for (its op record's ``lower``)."""
-    return get_op(node).lower(node, in_shapes, out_shape, calls or {})
+    """The reference ops one tinyinfer node stands for (its op record's ``lower``), with
+    the calls the records leave to the model: a squeeze-excite node's pool
+    (``calls["se_pool"]``), a strided conv with TF "same" padding (``calls["conv_same"]``)
+    and a linear layer (``calls["linear"]``)."""
+    calls = calls or {}
+    ops = get_op(node).lower(node, in_shapes, out_shape, calls)
+    if node.kind == "se":
+        target = ("adaptive_avg_pool", calls.get("se_pool"))
+    elif node.kind == "conv2d" and node.attrs.get("padding") == "same" and \
+            max(node.attrs.get("stride", (1, 1))) > 1:
+        target = ("conv", calls.get("conv_same"))
+    else:
+        target = ("linear", calls.get("linear"))
+    op, call = target
+    return [replace(o, call=call) if call and o.op == op else o for o in ops]
 
 
 # ---- the tools' rules: reference op -> count --------------------------------------------
@@ -94,9 +124,11 @@ FVCORE = {
 # thop.profile (forward hooks on nn.Module types; vision/basic_hooks.py). Module types it
 # has no rule for (Hardswish, Hardsigmoid, SiLU, Sigmoid) count 0; functions are invisible.
 THOP = {
-    "conv": lambda o: o.macs,                 # out elements * Cin/groups * KH * KW, no bias
-    "linear": lambda o: o.macs,               # in_features * out elements, no bias
-    "batchnorm": lambda o: 4 * o.n_in,        # 2 per element, doubled for affine
+    # out elements * Cin/groups * KH * KW, no bias; a subclass (timm) has no rule: 0
+    "conv": lambda o: o.macs if o.call != "subclass" else 0,
+    "linear": lambda o: o.macs if o.call != "subclass" else 0,   # in_features * out, no bias
+    # 2 per element, doubled for affine; a BN subclass (timm) has no rule: 0
+    "batchnorm": lambda o: 4 * o.n_in if o.call != "subclass" else 0,
     "avg_pool": lambda o: o.n_out if o.call == "module" else 0,
     # (window area + 1 divide) per output, window = input size / output size
     "adaptive_avg_pool": lambda o: int((o.n_in / o.n_out + 1) * o.n_out)
@@ -120,9 +152,9 @@ def _ptflops_twice(o):
 
 
 PTFLOPS = {
-    "conv": lambda o: o.macs + o.bias,
-    "linear": lambda o: o.macs + o.bias,
-    "batchnorm": lambda o: 2 * o.n_in,
+    "conv": lambda o: o.macs + o.bias if o.call != "subclass" else 0,
+    "linear": lambda o: o.macs + o.bias if o.call != "subclass" else 0,
+    "batchnorm": lambda o: 2 * o.n_in if o.call != "subclass" else 0,   # exact type, as thop
     "relu": lambda o: o.n_out * _ptflops_twice(o),
     "gelu": lambda o: o.n_out * _ptflops_twice(o),
     "relu6": lambda o: o.n_out if o.call in ("module", "functional") else 0,
