@@ -38,8 +38,8 @@ from ..models.blocks import paper_table
 from ..models.builder import NetBuilder, build_mbconv_net
 from ..models.mobilenet_v1 import MOBILENET_V1
 from ..models.mobilenet_v2 import MOBILENET_V2
-from . import scaling
 from ..models.registry import ModelSpec
+from . import scaling
 from .paper_tables import Table
 
 B = 1e9
@@ -89,32 +89,23 @@ SCALED = {"MobileNetV1": mobilenet_v1_scaled, "MobileNetV2": mobilenet_v2_scaled
           "ResNet-50": resnet50_scaled}
 
 # ---- EfficientNet Table 3 ------------------------------------------------------------------
-#   label, network, (d, w, r)        (published FLOPS: tests/test_paper_tables_2.py)
+#   label, network, (d, w, r), published FLOPS (B)
 TABLE_3 = [
-    ("Baseline MobileNetV1", "MobileNetV1", (1, 1, 1)),
-    ("Scale MobileNetV1 by width (w=2)", "MobileNetV1", (1, 2, 1)),
-    ("Scale MobileNetV1 by resolution (r=2)", "MobileNetV1", (1, 1, 2)),
-    ("MobileNetV1 compound scale (d=1.4, w=1.2, r=1.3)", "MobileNetV1", COMPOUND),
-    ("Baseline MobileNetV2", "MobileNetV2", (1, 1, 1)),
-    ("Scale MobileNetV2 by depth (d=4)", "MobileNetV2", (4, 1, 1)),
-    ("Scale MobileNetV2 by width (w=2)", "MobileNetV2", (1, 2, 1)),
-    ("Scale MobileNetV2 by resolution (r=2)", "MobileNetV2", (1, 1, 2)),
-    ("MobileNetV2 compound scale", "MobileNetV2", COMPOUND),
-    ("Baseline ResNet-50", "ResNet-50", (1, 1, 1)),
-    ("Scale ResNet-50 by depth (d=4)", "ResNet-50", (4, 1, 1)),
-    ("Scale ResNet-50 by width (w=2)", "ResNet-50", (1, 2, 1)),
-    ("Scale ResNet-50 by resolution (r=2)", "ResNet-50", (1, 1, 2)),
-    ("ResNet-50 compound scale", "ResNet-50", COMPOUND),
+    ("Baseline MobileNetV1", "MobileNetV1", (1, 1, 1), 0.6),
+    ("Scale MobileNetV1 by width (w=2)", "MobileNetV1", (1, 2, 1), 2.2),
+    ("Scale MobileNetV1 by resolution (r=2)", "MobileNetV1", (1, 1, 2), 2.2),
+    ("MobileNetV1 compound scale (d=1.4, w=1.2, r=1.3)", "MobileNetV1", COMPOUND, 2.3),
+    ("Baseline MobileNetV2", "MobileNetV2", (1, 1, 1), 0.3),
+    ("Scale MobileNetV2 by depth (d=4)", "MobileNetV2", (4, 1, 1), 1.2),
+    ("Scale MobileNetV2 by width (w=2)", "MobileNetV2", (1, 2, 1), 1.1),
+    ("Scale MobileNetV2 by resolution (r=2)", "MobileNetV2", (1, 1, 2), 1.2),
+    ("MobileNetV2 compound scale", "MobileNetV2", COMPOUND, 1.3),
+    ("Baseline ResNet-50", "ResNet-50", (1, 1, 1), 4.1),
+    ("Scale ResNet-50 by depth (d=4)", "ResNet-50", (4, 1, 1), 16.2),
+    ("Scale ResNet-50 by width (w=2)", "ResNet-50", (1, 2, 1), 14.7),
+    ("Scale ResNet-50 by resolution (r=2)", "ResNet-50", (1, 1, 2), 16.4),
+    ("ResNet-50 compound scale", "ResNet-50", COMPOUND, 16.7),
 ]
-PUBLISHED_3 = {"Baseline MobileNetV1": 0.6, "Scale MobileNetV1 by width (w=2)": 2.2,
-               "Scale MobileNetV1 by resolution (r=2)": 2.2,
-               "MobileNetV1 compound scale (d=1.4, w=1.2, r=1.3)": 2.3,
-               "Baseline MobileNetV2": 0.3, "Scale MobileNetV2 by depth (d=4)": 1.2,
-               "Scale MobileNetV2 by width (w=2)": 1.1,
-               "Scale MobileNetV2 by resolution (r=2)": 1.2, "MobileNetV2 compound scale": 1.3,
-               "Baseline ResNet-50": 4.1, "Scale ResNet-50 by depth (d=4)": 16.2,
-               "Scale ResNet-50 by width (w=2)": 14.7,
-               "Scale ResNet-50 by resolution (r=2)": 16.4, "ResNet-50 compound scale": 16.7}
 
 
 def _row(label, graph, d, w, r, published):
@@ -124,27 +115,29 @@ def _row(label, graph, d, w, r, published):
 
 
 def efficientnet_table_3() -> Table:
-    rows = [_row(label, SCALED[net](w, d), d, w, r, PUBLISHED_3[label])
-            for label, net, (d, w, r) in TABLE_3]
+    rows = [_row(label, SCALED[net](w, d), d, w, r, published)
+            for label, net, (d, w, r), published in TABLE_3]
     by = {r[0]: r[4] for r in rows}
-    block = _resnet_bottleneck_macs()
+    v1_r2 = by["Scale MobileNetV1 by resolution (r=2)"]
+    v1_compound = by["MobileNetV1 compound scale (d=1.4, w=1.2, r=1.3)"]
+    v1_compound_round = macs(mobilenet_v1_scaled(1.2, 1.4, "round"), 291) / B
     base, deep = by["Baseline ResNet-50"], by["Scale ResNet-50 by depth (d=4)"]
+    wide = by["Scale ResNet-50 by width (w=2)"]
+    block = _resnet_bottleneck_macs() / B
     return Table("EfficientNet Table 3: scaling up MobileNets and ResNet (B Mult-Adds)",
                  ("model", "d", "w", "res", "ours", "paper 'FLOPS'", "ours / paper"), rows, [
                      "the paper's FLOPS are Mult-Adds (its MobileNetV1 baseline: 0.6B)",
-                     f"MobileNetV1 r=2: conv Mult-Adds grow exactly 4x, so {by[TABLE_3[2][0]]}B; "
-                     "the paper's 2.2B is 3% lower (r = 1.97)",
+                     f"MobileNetV1 r=2: conv Mult-Adds grow exactly 4x, so {v1_r2}B; the "
+                     "paper's 2.2B is 3% lower (r = 1.97)",
                      "compound rows: the paper gives (d, w, r) for MobileNetV1 only; with "
-                     "round(n d) instead of ceil, MobileNetV1's is "
-                     f"{macs(mobilenet_v1_scaled(1.2, 1.4, 'round'), 291) / B:.3f}B (ceil: "
-                     f"{by[TABLE_3[3][0]]}B; published 2.3B between them)",
+                     f"round(n d) instead of ceil, MobileNetV1's is {v1_compound_round:.3f}B "
+                     f"(ceil: {v1_compound}B; published 2.3B between them)",
                      f"ResNet-50 d=4: ceil(4n) = 12, 16, 24, 12 bottlenecks; each added one "
-                     f"costs {block / 1e6:.1f}M in every stage, so {base}B + 48 x "
-                     f"{block / B:.4f}B = {deep}B; 16.2B would need "
-                     f"{(16.2 - base) / (block / B):.1f} added blocks",
+                     f"costs {block * 1e3:.1f}M in every stage, so {base}B + 48 x "
+                     f"{block:.4f}B = {deep}B; 16.2B would need {(16.2 - base) / block:.1f} "
+                     "added blocks",
                      "ResNet-50 w=2: every conv but the stem and the first 1x1s after it "
-                     "grows 4x; "
-                     f"14.7B would be w = {2 * math.sqrt(14.7 / by[TABLE_3[11][0]]):.2f}"])
+                     f"grows 4x; 14.7B would be w = {2 * math.sqrt(14.7 / wide):.2f}"])
 
 
 def _resnet_bottleneck_macs() -> int:
@@ -173,14 +166,14 @@ def efficientnet_table_7() -> Table:
         rows.append((label, d, w, s.resolution, round(s.macs / B, 3), published,
                      round(s.macs / B / published, 3)))
     by = {r[0]: r[4] for r in rows}
+    r2, w2 = by["Scale model by resolution (r=2)"], by["Scale model by width (w=2)"]
     return Table("EfficientNet Table 7: B0 scaled by one dimension or all three (B Mult-Adds)",
                  ("model", "d", "w", "res", "ours", "paper 'FLOPS'", "ours / paper"), rows, [
                      "the compound row reproduces; the one-dimension rows count 12-19% less "
                      "than printed: Table 7 lists models of about equal FLOPS (its Figure 7 "
                      "compares them), and the printed d, w, r look rounded",
-                     f"r: B0's convs scale as r^2, so 1.9B is r = "
-                     f"{2 * math.sqrt(1.9 / by[TABLE_7[3][0]]):.2f}; w: ~w^2, so 1.8B is w = "
-                     f"{2 * math.sqrt(1.8 / by[TABLE_7[2][0]]):.2f}"])
+                     f"r: B0's convs scale as r^2, so 1.9B is r = {2 * math.sqrt(1.9 / r2):.2f}; "
+                     f"w: ~w^2, so 1.8B is w = {2 * math.sqrt(1.8 / w2):.2f}"])
 
 
 # ---- TinyNet: shrinking B0 -----------------------------------------------------------------
