@@ -6,6 +6,8 @@ pieces, and the input sizes the network refuses. (Parity with the authors' code 
 Counting rule as in test_mobileone.py: Mult-Adds within 2% and parameters within 1% of a
 published figure, plus half a unit of its last printed digit (0.6G means 0.55G..0.65G).
 """
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -170,8 +172,16 @@ def test_sizes_whose_delegates_do_not_tile_are_refused(resolution):
     15, whose stage-3 delegates (8x8) propagate to 16x16. One InputError naming the layer."""
     model = tinyinfer.load("edgevit_xxs", weights=None)
     with pytest.raises(InputError, match=r"edgevit_xxs cannot run on input .*SelfAttn\.add1: "
-                                         r"cannot add shapes"):
+                                         r"cannot add shapes") as e:
         model(np.zeros((1, 3, resolution, resolution), np.float32))
+    # ...and the error names the nearest sizes that do work (not "use a larger image": 240
+    # is larger than 224), each of which runs.
+    sizes = re.search(r"nearest input sizes \(H x W\) that work are ([0-9x or]+):", str(e.value))
+    assert sizes, str(e.value)
+    for size in sizes.group(1).split(" or "):
+        h, w = map(int, size.split("x"))
+        assert abs(h - resolution) <= 16 and abs(w - resolution) <= 16
+        infer_shapes(model.plan, (1, 3, h, w))
 
 
 def test_unknown_variant_is_one_clear_error():

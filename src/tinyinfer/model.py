@@ -82,12 +82,38 @@ class Model:
         if x.shape[0] == 0:
             raise InputError(f"{self.name} got an empty batch {x.shape}")
         try:
-            shapes = infer_shapes(self.plan, x.shape)
+            infer_shapes(self.plan, x.shape)
         except InputError as e:
             raise InputError(f"{self.name} cannot run on input {x.shape}: {e}. "
-                             f"Use a larger image (the reference size is {self.spec.input_size}).") from None
-        del shapes
+                             f"{self._size_advice(x.shape)}") from None
         return np.ascontiguousarray(x)
+
+    def _runs_on(self, h: int, w: int) -> bool:
+        try:
+            infer_shapes(self.plan, (1, self.graph.in_channels, h, w))
+            return True
+        except InputError:
+            return False
+
+    def _size_advice(self, shape, reach: int = 64) -> str:
+        """What to do about an input size the network cannot take. Not always "larger":
+        EdgeViT, MobileViT and the NAS cells need maps divisible by their strides, so 100 px
+        fails where 96 and 112 work. Shape inference is cheap (no arithmetic), so this tries
+        the sizes within ``reach`` pixels of each side and names the nearest that work."""
+        h, w = shape[2], shape[3]
+        for d in range(1, reach + 1):
+            # nearest first; per side, since strides act on height and width separately
+            found = [(hh, ww) for hh in (h - d, h, h + d) for ww in (w - d, w, w + d)
+                     if hh >= 1 and ww >= 1 and max(abs(hh - h), abs(ww - w)) == d
+                     and self._runs_on(hh, ww)]
+            if found:   # the fewest sides changed first: a 0x5 input needs 1x5, not 1x4
+                changed = [(hh != h) + (ww != w) for hh, ww in found]
+                best = sorted(f for f, c in zip(found, changed) if c == min(changed))
+                sizes = " or ".join(f"{hh}x{ww}" for hh, ww in best[:3])
+                return (f"The nearest input sizes (H x W) that work are {sizes}: resize or crop "
+                        f"to one of them (the reference size is {self.spec.input_size}).")
+        return (f"No size within {reach} pixels of {h}x{w} works: use a larger image (the "
+                f"reference size is {self.spec.input_size}).")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: float32 (N, 3, H, W), normalized as the model expects -> logits (N, classes)."""
