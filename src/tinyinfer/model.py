@@ -7,6 +7,7 @@ network costs no memory."""
 from __future__ import annotations
 
 import numbers
+import time
 import warnings
 
 import numpy as np
@@ -101,7 +102,10 @@ class Model:
         fails where 96 and 112 work. Shape inference is cheap (no arithmetic), so this tries
         the sizes within ``reach`` pixels of each side and names the nearest that work."""
         h, w = shape[2], shape[3]
+        give_up = time.perf_counter() + 2.0   # NASNet-A Large infers ~1000 nodes per try
         for d in range(1, reach + 1):
+            if time.perf_counter() > give_up:
+                break
             # nearest first; per side, since strides act on height and width separately
             found = [(hh, ww) for hh in (h - d, h, h + d) for ww in (w - d, w, w + d)
                      if hh >= 1 and ww >= 1 and max(abs(hh - h), abs(ww - w)) == d
@@ -112,8 +116,8 @@ class Model:
                 sizes = " or ".join(f"{hh}x{ww}" for hh, ww in best[:3])
                 return (f"The nearest input sizes (H x W) that work are {sizes}: resize or crop "
                         f"to one of them (the reference size is {self.spec.input_size}).")
-        return (f"No size within {reach} pixels of {h}x{w} works: use a larger image (the "
-                f"reference size is {self.spec.input_size}).")
+        return (f"No nearby size was found to work: use an image near the reference size, "
+                f"{self.spec.input_size}.")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: float32 (N, 3, H, W), normalized as the model expects -> logits (N, classes)."""
