@@ -19,6 +19,7 @@ import torchvision
 from efficientnet_lite_pytorch import EfficientNet as LiteEfficientNet
 
 import chamnet_ref
+import amoebanet_ref
 import edgevit_ref
 import micronet_ref
 import nas_tf_ref
@@ -247,6 +248,10 @@ REFERENCES: dict[str, Reference] = {
     "pnasnet5large": Reference(_timm("pnasnet5large"), ((2, 99),)),
     # PNASNet-5 Mobile: the test suite's port of TF-slim (nas_tf_ref.py); TF SAME padding
     "pnasnet5mobile": Reference(nas_tf_ref.PNASNetMobile, MBCONV),
+    # AmoebaNet-A mobile: the test suite's port of tensorflow/tpu amoeba_net. TF SAME pads
+    # stride-2 ops by the map's parity: 224 (-> 111 -> 56 -> 28, 14) gives even maps to
+    # three reductions, 99 (-> 49 -> 25 -> 13, 7) odd ones to all four
+    "amoebanet_a_mobile": Reference(amoebanet_ref.AmoebaNetA, ((1, 224), (3, 99))),
     # MobileViTV2: native 256, and 255 (-> 128 -> 64 -> 32 -> 16 -> 8), odd yet every
     # MobileViTV2 block's map even, as its 2x2 patches need (timm would resize an odd map;
     # tinyinfer refuses it). "he": nonzero biases in the attention and MLP 1x1 convs (timm's

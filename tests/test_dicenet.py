@@ -17,6 +17,7 @@ from pytorchcv.model_provider import get_model
 from torch.utils.flop_counter import FlopCounterMode
 
 import tinyinfer
+from tinyinfer.analysis.conventions import count
 from tinyinfer.engine.ops import infer_shapes
 from tinyinfer.errors import InputError, WeightsMismatchError
 from tinyinfer.models.dicenet import dicenet
@@ -63,11 +64,14 @@ def test_counts_equal_pytorchcv_and_the_authors(name):
 
 def test_macs_equal_flop_counter_mode():
     """torch's own counter on the reference (FlopCounterMode: 2 per MAC of aten.convolution
-    and mm, nothing else) halves to the same Mult-Adds."""
+    and mm, nothing else) halves to the same Mult-Adds, and tinyinfer's emulation of it (the
+    "torch" convention, from the op records' lowering) gives its exact total."""
     ref = get_model("dicenet_w1").eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         ref(torch.zeros(1, 3, 224, 224))
     assert counter.get_total_flops() // 2 == tinyinfer.summary("dicenet_w1").macs == 70_709_744
+    model = tinyinfer.build("dicenet_w1")
+    assert count(model, "torch").total == counter.get_total_flops()
 
 
 def test_dice_unit_structure():

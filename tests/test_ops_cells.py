@@ -31,8 +31,10 @@ def kinds_graph(rng):
     g.add_node("max", "max_pool2d", ["same"], {"kernel": 3, "stride": 2, "padding": 0})
     _pad_node(g, "zero_tl", "max", (1, 0, 1, 0))
     _pad_node(g, "crop_tl", "zero_tl", (-1, 0, -2, 0))
+    # AmoebaNet's TF average pool (test_amoebanet.py checks every stride and size)
+    g.add_node("avg_same", "avg_pool2d_same", ["crop_tl"], {"kernel": 3, "stride": 1})
     # CondenseNet's channel_select: repeats channel 2, leaves channel 1 out
-    g.add_node("select", "channel_select", ["crop_tl"], {}, {"index": (4,)})
+    g.add_node("select", "channel_select", ["avg_same"], {}, {"index": (4,)})
     g["select"].params = {"index": np.array([2, 0, 2, 2], np.float32)}
     # MicroNet's dynamic Shift-Max on those 4 channels: squeeze branch, then the mix (2 groups)
     fc1, fc2 = rng.standard_normal((4, 4)).astype(np.float32), \
@@ -59,6 +61,7 @@ def kinds_graph(rng):
         # TF SAME for k=3, s=2: H 12 -> total 1 (0 top, 1 bottom); W 11 -> total 2 (1, 1)
         y = F.max_pool2d(F.pad(y, (1, 1, 0, 1), value=float("-inf")), 3, 2)
         y = F.pad(y, (1, 0, 1, 0))[:, :, 1:, 2:]
+        y = F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)   # TF SAME at stride 1
         y = torch.index_select(y, 1, torch.tensor([2, 0, 2, 2]))
         shift_max = DYShiftMax(4, 4, act_max=1.0, init_a=(1.0, 0.0), g=(0, 2))
         shift_max.fc[0].weight.data, shift_max.fc[2].weight.data = map(torch.from_numpy,

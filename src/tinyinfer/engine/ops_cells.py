@@ -1,6 +1,6 @@
 """Op records that NAS cells (NASNet-A, PNASNet-5, AmoebaNet) and the other searched or
 hand-designed CNNs of the seeds need beyond ops.py's CNN kinds. See ops.py for what a record
-holds and how to add a kind. Five kinds:
+holds and how to add a kind. Six kinds:
 
 - ``pad`` (NASNet-A, PNASNet-5), described below;
 - ``channel_select``: ``torch.index_select`` over channels by a list the checkpoint holds
@@ -8,7 +8,9 @@ holds and how to add a kind. Five kinds:
 - ``dyshiftmax``: MicroNet's dynamic Shift-Max mixing step (kernels/shiftmax.py), given the
   map and its squeeze branch's coefficients;
 - ``dimwise_conv`` and ``prelu``: DiCENet's height- and width-wise 3x3 convs and its
-  per-channel PReLU (kernels/dimwise.py).
+  per-channel PReLU (kernels/dimwise.py);
+- ``avg_pool2d_same``: TensorFlow's "SAME" average pool, which never counts its padding
+  (AmoebaNet's TF reference), described above its record.
 
 ``pad``: pad and/or crop the two spatial borders with a constant. The NAS references need it
 in three places, each of which PyTorch writes as a pad module:
@@ -35,9 +37,10 @@ import numpy as np
 from ..errors import InputError
 from ..kernels import conv as C
 from ..kernels import dimwise as DW
+from ..kernels import pooling as P
 from ..kernels import shiftmax as SM
 from .costs import Cost, RefOp, numel
-from .op_record import PER_CHANNEL, WHOLE, Op, copy, same_shape
+from .op_record import PER_CHANNEL, POOL, WHOLE, Op, copy, lowers_to, same_shape
 
 
 def pad_amounts(node, in_shape) -> tuple[int, int, int, int]:
@@ -178,6 +181,33 @@ def _dimwise_lower(node, in_shapes, out_shape, calls):
     return ops + (resize(n, n_in, size > real) if real != size else [])
 
 
+# ``avg_pool2d_same``: TensorFlow's "SAME" average pool (tf.nn.avg_pool; AmoebaNet's TF
+# reference). TF divides by the real pixels of each window, never the padding (timm's
+# AvgPool2dSame pads zeros and counts them: a "pad" node, then avg_pool2d). TF pads
+# total // 2 before and the rest after, so the after side has at most one pixel more, and
+# avg_pool2d takes the same windows and divisors with padding = the before side, ceil_mode
+# (the extra pixel after is ceil mode's last window reaching past the input, which it never
+# counts) and count_include_pad=False, for any odd kernel or any stride >= 2 (ceil mode adds
+# no window at stride 1). attrs: kernel, stride (ints).
+def tf_avg_pool_args(node, in_shape) -> dict:
+    """The avg_pool2d arguments equal to the node's TF pool on an input of ``in_shape``."""
+    k, s = node.attrs["kernel"], node.attrs["stride"]
+    if s == 1 and k % 2 == 0:
+        raise InputError(f"{node.name}: TF's SAME average pool with an even kernel at stride 1 "
+                         f"pads one pixel more after than before, which avg_pool2d cannot "
+                         f"take; use an odd kernel")
+    top, left = C.same_padding(in_shape[2], k, s)[0], C.same_padding(in_shape[3], k, s)[0]
+    return dict(kernel=k, stride=s, padding=(top, left), ceil_mode=True,
+                count_include_pad=False)
+
+
+def _tf_avg_pool_shape(node, in_shapes):
+    n, c, h, w = in_shapes[0]
+    tf_avg_pool_args(node, in_shapes[0])        # refuses what the kernel cannot run
+    s = node.attrs["stride"]
+    return (n, c, -(-h // s), -(-w // s))       # TF's rule for SAME: ceil(size / stride)
+
+
 RECORDS: list[Op] = [
     Op("pad", _pad_run, _pad_shape, _pad_cost, copy, "other", "Pad", PER_CHANNEL),
     Op("channel_select", lambda node, x: channel_select(x[0], node.params["index"]),
@@ -193,4 +223,9 @@ RECORDS: list[Op] = [
        lambda node, s, o: DW.prelu_cost(s[0]),
        lambda node, s, o, calls: [RefOp("prelu", n_in=numel(o), n_out=numel(o))],
        "activation", "PReLU", PER_CHANNEL),
+    Op("avg_pool2d_same",
+       lambda node, x: P.avg_pool2d(x[0], **tf_avg_pool_args(node, x[0].shape)),
+       _tf_avg_pool_shape,
+       lambda node, s, o: P.avg_pool2d_cost(s[0], **tf_avg_pool_args(node, s[0])),
+       lowers_to("avg_pool"), "pool", "Pool", POOL),
 ]

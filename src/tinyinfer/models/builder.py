@@ -164,13 +164,15 @@ class NetBuilder:
     def conv_same(self, name, x, out_ch, kernel, stride=1, groups=1, dilation=1,
                   bias=False) -> str:
         """A conv with TensorFlow's "SAME" padding (the tf_* ports of TF checkpoints): the
-        padding depends on the input size, so ops.py resolves it when shapes are known."""
+        padding depends on the input size, so ops.py resolves it when shapes are known.
+        kernel and stride: ints or (h, w) pairs, as in conv (AmoebaNet's 1x7 and 7x1)."""
         in_ch = self.channels[x]
-        shapes = {"weight": (out_ch, in_ch // groups, kernel, kernel)}
+        (kh, kw), stride = (v if isinstance(v, tuple) else (v, v) for v in (kernel, stride))
+        shapes = {"weight": (out_ch, in_ch // groups, kh, kw)}
         if bias:
             shapes["bias"] = (out_ch,)
         self.graph.add_node(name, "conv2d", [x], {
-            "stride": (stride, stride), "padding": "same",
+            "stride": stride, "padding": "same",
             "dilation": (dilation, dilation), "groups": groups, "act": 0}, shapes)
         self.channels[name] = out_ch
         return name

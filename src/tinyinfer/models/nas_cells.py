@@ -16,6 +16,9 @@ table lists. Ops:
                        channels wide, a 1x1 conv + BN follows (TF-slim's rule)
     id                 the input itself; at stride 2 or another width: ReLU-1x1 conv-BN
                        (stride 2), TF-slim's rule again
+    1x7_7x1            AmoebaNet's factorized 7x7, with its bottleneck: ReLU-1x1 conv-BN to
+                       F/4, ReLU, 1x7 conv (the stride along the width), BN, ReLU, 7x1 conv
+                       (the stride along the height), BN, ReLU-1x1 conv-BN back to F
 
 In a reduction cell, ops reading ``x`` or ``prev`` have stride 2; ops reading a
 combination (already reduced) stride 1.
@@ -32,8 +35,12 @@ from ..errors import InputError
 from ..engine.graph import Graph
 from .builder import NetBuilder
 
-OPS = ("sep3", "sep5", "sep7", "max3", "avg3", "id")
+OPS = ("sep3", "sep5", "sep7", "max3", "avg3", "id", "1x7_7x1")
 Input = str | int          # "x", "prev", or the index of an earlier combination
+
+
+def _pair(v) -> tuple[int, int]:
+    return tuple(v) if isinstance(v, tuple) else (v, v)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,9 @@ class Names:
     factorized: tuple[str, str, str]   # the factorized reduction's two convs and its BN
     conv: str = "conv"            # inside a ReLU-conv-BN (x_1x1, prev_1x1, id and pool ops)
     bn: str = "bn"
+    # the 1x7_7x1 op: its two ReLU-1x1-BN (bottleneck in, out) and the 1x7 / 7x1 convs, BNs
+    conv_1x7_7x1: tuple[str, ...] = ("pre_1x1", "conv_1x7", "bn_1x7", "conv_7x1", "bn_7x1",
+                                     "post_1x1")
 
 
 # timm's names (its NASNet-A Large and PNASNet-5 Large, both Cadene's ports of the TF-slim
@@ -81,7 +91,9 @@ TIMM_NAMES = Names(
 #   "shifted"   pytorchcv's NASNet-A Mobile: a zero row and column at the top/left, the
 #               op with PyTorch's padding, then the first output row and column cropped
 #               (every sep op of such a cell is wrapped so, as pytorchcv does)
-PADS = ("symmetric", "same", "shifted")
+#   "tf"        TensorFlow's own SAME (AmoebaNet's TF reference): as "same", but an average
+#               pool never counts its padding (the avg_pool2d_same kind), as tf.nn.avg_pool
+PADS = ("symmetric", "same", "shifted", "tf")
 
 
 class CellBuilder:
@@ -102,8 +114,9 @@ class CellBuilder:
         return name
 
     def conv(self, name, x, out_ch, kernel, stride=1, depthwise=False):
+        """kernel, stride: ints, or (h, w) pairs (the 1x7_7x1 op's)."""
         groups = self.b.channels[x] if depthwise else 1
-        if self.pads == "same" and stride > 1:
+        if self.pads in ("same", "tf") and max(_pair(stride)) > 1:
             return self.b.conv_same(name, x, out_ch, kernel, stride, groups=groups)
         return self.b.conv(name, x, out_ch, kernel, stride, groups=groups)
 
@@ -137,7 +150,11 @@ class CellBuilder:
         avg = dict(count_include_pad=False) if kind == "avg_pool2d" else {}
         if stride == 1 or self.pads == "symmetric":
             return b.pool(name, x, kind, 3, stride, padding=1, **avg)
-        if self.pads == "same":
+        if self.pads == "tf" and avg:
+            b.graph.add_node(name, "avg_pool2d_same", [x], {"kernel": 3, "stride": stride})
+            b.channels[name] = b.channels[x]
+            return name
+        if self.pads in ("same", "tf"):
             value = float("-inf") if kind == "max_pool2d" else 0.0
             y = self.pad(f"{prefix}.pad", x, "same", value, kernel=3, stride=stride)
             return b.pool(name, y, kind, 3, stride, padding=0)
@@ -145,8 +162,22 @@ class CellBuilder:
         y = b.pool(name, y, kind, 3, stride, padding=1, **avg)
         return self.pad(f"{prefix}.crop", y, (-1, 0, -1, 0))
 
+    def conv_1x7_7x1(self, prefix, x, out_ch, stride):
+        """ReLU-1x1-BN to out_ch / 4, (ReLU, 1x7 conv, BN), (ReLU, 7x1 conv, BN), ReLU-1x1-BN
+        to out_ch; the 1x7 conv strides along the width, the 7x1 along the height."""
+        pre, conv_1x7, bn_1x7, conv_7x1, bn_7x1, post = (f"{prefix}.{n}"
+                                                        for n in self.names.conv_1x7_7x1)
+        mid = out_ch // 4
+        y = self.relu_conv_bn(pre, x, mid)
+        y = self.conv(conv_1x7, self.relu(f"{conv_1x7}.act", y), mid, (1, 7), (1, stride))
+        y = self.conv(conv_7x1, self.relu(f"{conv_7x1}.act", self.b.bn(bn_1x7, y)), mid,
+                      (7, 1), (stride, 1))
+        return self.relu_conv_bn(post, self.b.bn(bn_7x1, y), out_ch)
+
     def op(self, prefix, op, x, width, stride):
         in_ch = self.b.channels[x]
+        if op == "1x7_7x1":
+            return self.conv_1x7_7x1(prefix, x, width, stride)
         if op.startswith("sep"):
             return self.sep(prefix, x, width, int(op[3:]), stride)
         if op == "id":
