@@ -144,5 +144,5 @@ def test_bad_options_are_one_input_error(options, message):
 
 def test_too_small_an_image_is_one_input_error():
     """At 16 pixels the last factorized reduction meets a 1x1 map, which it cannot shift."""
-    with pytest.raises(InputError, match="use a larger image"):
+    with pytest.raises(InputError, match="leaves nothing of a 1x1 input"):
         tinyinfer.summary("amoebanet_a_mobile", resolution=16)
