@@ -4,8 +4,8 @@ backbone/microconfig.py, scripts/eval_micronet_m{0,1,2,3}.sh; MIT License, Copyr
 Yunsheng Li). The same modules, the same nesting (so the same state_dict names: tinyinfer's
 checkpoint layout for micronet_m0 ... m3) and the same arithmetic; left out: the authors'
 print calls, the yacs config (``MicroNetConfig`` holds the eval scripts' arguments instead),
-the activation modes other than DYShiftMax (the scripts use no other) and the weight init
-(torch_ref's recipes replace it).
+the options the scripts do not use (activations other than DYShiftMax, the 'default' stem,
+DepthConv, the '1x1' pointwise conv) and the weight init (unit_scale_init below replaces it).
 
 ``micronet("micronet_m0")`` ... ``micronet("micronet_m3")`` build the four networks as
 ``scripts/eval_micronet_m*.sh`` configure them.
@@ -26,7 +26,7 @@ def _make_divisible(v, divisor, min_value=None):
     return new_v
 
 
-class h_sigmoid(nn.Module):
+class h_sigmoid(nn.Module):          # activation.py's (micronet.py's divides by 6 instead)
     def __init__(self, inplace=True, h_max=1):
         super().__init__()
         self.relu = nn.ReLU6(inplace=inplace)
@@ -65,9 +65,7 @@ class DYShiftMax(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(squeeze, oup * self.exp),
             h_sigmoid())
-        if g is None:
-            g = (1, 1)          # the authors write g = 1 here, then index it: callers pass g
-        self.g = g[1]
+        self.g = g[1]           # (the authors default g to 1, then index it: callers pass g)
         if self.g != 1 and expansion:
             self.g = inp // self.g
         self.gc = inp // self.g
@@ -139,14 +137,8 @@ class SwishLinear(nn.Module):
 class StemLayer(nn.Module):
     def __init__(self, inp, oup, stride, dilation=1, mode='default', groups=(4, 4)):
         super().__init__()
-        self.exp = 1 if mode == 'default' else 2
         g1, g2 = groups
-        if mode == 'default':
-            self.stem = nn.Sequential(
-                nn.Conv2d(inp, oup * self.exp, 3, stride, 1, bias=False, dilation=dilation),
-                nn.BatchNorm2d(oup * self.exp),
-                nn.ReLU6(inplace=True) if self.exp == 1 else MaxGroupPooling(self.exp))
-        elif mode == 'spatialsepsf':
+        if mode == 'spatialsepsf':       # the eval scripts' STEM_MODE (the 'default' left out)
             self.stem = nn.Sequential(
                 SpatialSepConvSF(inp, groups, 3, stride),
                 MaxGroupPooling(2) if g1 * g2 == 2 * oup else nn.ReLU6(inplace=True))
@@ -204,17 +196,6 @@ class SpatialSepConvSF(nn.Module):
         return self.conv(x)
 
 
-class DepthConv(nn.Module):
-    def __init__(self, inp, oup, kernel_size, stride):
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False, groups=inp),
-            nn.BatchNorm2d(oup))
-
-    def forward(self, x):
-        return self.conv(x)
-
-
 class DepthSpatialSepConv(nn.Module):
     def __init__(self, inp, expand, kernel_size, stride):
         super().__init__()
@@ -234,11 +215,8 @@ class DepthSpatialSepConv(nn.Module):
 
 
 def get_pointwise_conv(mode, inp, oup, hiddendim, groups):
-    if mode == 'group':
-        return GroupConv(inp, oup, groups)
-    elif mode == '1x1':
-        return nn.Sequential(nn.Conv2d(inp, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup))
-    return None
+    assert mode == 'group', "the eval scripts' POINTWISE"
+    return GroupConv(inp, oup, groups)
 
 
 class DYMicroBlock(nn.Module):
@@ -295,8 +273,7 @@ class DYMicroBlock(nn.Module):
                               init_a=init_a, reduction=act_reduction, init_b=init_b, g=gs1,
                               expansion=False) if y1 > 0 else nn.ReLU6(inplace=True),
                 ChannelShuffle(gs1[1]) if shuffle else nn.Sequential(),
-                DepthSpatialSepConv(hidden_dim2, (1, 1), kernel_size, stride) if depthsep
-                else DepthConv(hidden_dim2, hidden_dim2, kernel_size, stride),
+                DepthSpatialSepConv(hidden_dim2, (1, 1), kernel_size, stride),  # DEPTHSEP
                 nn.Sequential(),
                 get_act_layer(hidden_dim2, hidden_dim2, mode=act, act_max=act_max,
                               act_relu=True if y2 == 2 else False, act_bias=act_bias,
@@ -369,10 +346,9 @@ CONFIGS = {
 # ---- scripts/eval_micronet_m*.sh ------------------------------------------------------------
 @dataclass(frozen=True)
 class MicroNetConfig:
-    """The arguments each eval script passes (MODEL.MICRONETS.* and MODEL.ACTIVATION.*);
-    every script also sets BLOCK DYMicroBlock, STEM_MODE spatialsepsf, STEM_DILATION 1,
-    DEPTHSEP True, POINTWISE group, SHUFFLE True, MODULE DYShiftMax, ACT_MAX 2.0,
-    LINEARSE_BIAS False, INIT_A_BLOCK3 1.0,0.0, REDUCTION 8 (the defaults below)."""
+    """The arguments of an eval script (MODEL.MICRONETS.*, MODEL.ACTIVATION.*); all four also
+    set BLOCK DYMicroBlock, STEM_MODE spatialsepsf, DEPTHSEP, POINTWISE group, SHUFFLE,
+    MODULE DYShiftMax, LINEARSE_BIAS False and the defaults below."""
     net_config: str
     stem_ch: int
     stem_groups: tuple
@@ -447,12 +423,11 @@ def unit_scale_init(model: nn.Module, seed: int = 0) -> nn.Module:
     reach ~1e7, the squeeze branch's pre-activations come out of cancelling terms that
     large, and float32 rounding alone moved M0's logits by 35% (measured). Rescaling after
     the BN draw keeps each BN's random factor from compounding down the network; the
-    registry's own randomize(model, seed) afterwards draws the same values again. The
-    Shift-Max FCs keep random nonzero weights and biases, their second FC rescaled to an
-    output std of SHIFT_MAX_STD: the coefficients vary with the input (a1 = 1 + (h - 0.5) * 4
-    spans about 1 +- 0.3 instead of [-1, 3]), and a wrong partner channel or coefficient
-    still moves the logits by O(10%), while at std 1 some random images still drove
-    activations to ~30 and rounding differences to 1e-2 (measured)."""
+    registry's randomize(model, seed) afterwards draws the same values again. The Shift-Max
+    FCs keep random weights and biases, the second rescaled to output std SHIFT_MAX_STD:
+    a1 = 1 + (h - 0.5) * 4 then spans about 1 +- 0.3 instead of [-1, 3], a wrong partner
+    channel still moves the logits by O(1) (measured), and no random image drives the
+    rounding differences to 1e-2 as some did at std 1."""
     from torch_ref import he_init, randomize
     randomize(he_init(model, seed), seed)
 

@@ -175,7 +175,8 @@ def test_checkpoint_of_another_variant_is_refused_listing_every_mismatch():
 def test_checkpoint_missing_a_shift_max_fc_is_refused():
     state = state_dict_numpy(R.micronet("micronet_m0"))
     del state["features.2.layers.1.fc.2.bias"]
-    with pytest.raises(WeightsMismatchError, match="missing keys .*\n.*features.2.layers.1.fc.2.bias"):
+    with pytest.raises(WeightsMismatchError,
+                       match="missing keys .*\n.*features.2.layers.1.fc.2.bias"):
         tinyinfer.load("micronet_m0", weights=state)
 
 
