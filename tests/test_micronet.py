@@ -121,12 +121,13 @@ def test_stem_is_factorized_3x1_then_1x3_depthwise():
     assert rows["features.0.stem.0.conv.2"].cost.macs == 150_528
 
 
-def test_micro_block_b_structure():
-    """M0's features.5 (row 1,4 / g 8,8 / g3,g4 8,8; stride 2, k 5): group 1x1 32 -> 128 in
-    8 groups; Shift-Max J = 4 shifting across g2 = 8 groups; shuffle 8; 5 x 1 then 1 x 5
-    depthwise at stride (2, 1), (1, 2); Shift-Max J = 4 across 128 / 8 = 16 groups (the
-    authors' "expansion"); shuffle 128 / 4; group 1x1 to 64 in 8 groups; Shift-Max J = 2
-    across 8 groups with the halved reduction; shuffles 8 and 32; no residual (stride 2)."""
+def test_micro_block_c_structure():
+    """M0's features.5, a Micro-Block-C (its row: c1, c2 = 1, 4; g1, g2 = 8, 8; g3, g4 = 8,
+    8; stride 2, k 5): group 1x1 32 -> 128 in 8 groups; Shift-Max J = 4 shifting across
+    g2 = 8 groups; shuffle 8; 5 x 1 then 1 x 5 depthwise at stride (2, 1), (1, 2);
+    Shift-Max J = 4 across 128 / 8 = 16 groups (the authors' "expansion"); shuffle 128 / 4;
+    group 1x1 to 64 in 8 groups; Shift-Max J = 2 across 8 groups with the halved
+    reduction; shuffles 8 and 32; no residual (stride 2; in M0 no block has one)."""
     nodes = {n.name: n for n in micronet("m0")}
     p = "features.5.layers"
     assert nodes[f"{p}.0.conv.0"].attrs["groups"] == 8

@@ -170,9 +170,11 @@ def shuffle(b: NetBuilder, x: str, name: str, groups: int) -> str:
 
 def micro_block(b: NetBuilder, x: str, name: str, row: Row, stride: int, init_a: tuple,
                 init_b: tuple) -> str:
-    """DYMicroBlock: Micro-Block-A (g1 = 0: depthwise pair, then a pointwise conv), C (g4 =
-    0: one pointwise conv) or B (pointwise, depthwise pair, pointwise). Node names follow
-    the authors' nn.Sequential indices, layers.0 ... layers.10, empty slots skipped."""
+    """DYMicroBlock, one of three forms: the paper's Micro-Block-A (g1 = 0: depthwise pair,
+    then a pointwise conv); Micro-Block-B and -C (pointwise, depthwise pair, pointwise: the
+    code makes no difference between them); the last row's single pointwise conv (g4 = 0).
+    Node names follow the authors' nn.Sequential indices, layers.0 ... layers.10; the
+    authors' empty slots (nn.Sequential()) get no node."""
     inp = b.channels[x]
     hidden = inp * row.c1 * row.c2
     reduction = REDUCTION * row.r
@@ -188,7 +190,7 @@ def micro_block(b: NetBuilder, x: str, name: str, row: Row, stride: int, init_a:
             return y
         return shift_max(b, y, layer(i), 1, reduction, groups, LAST_INIT_A, LAST_INIT_B)
 
-    if row.g1 == 0:                                   # A: depthwise first
+    if row.g1 == 0:                                   # Micro-Block-A: depthwise first
         y = depth_sep(b, x, layer(0), row.c1, row.c2, row.ks, stride)
         y = activation(y, 1, row.y2, row.g2)
         y = shuffle(b, y, layer(2), row.g2)
@@ -199,10 +201,10 @@ def micro_block(b: NetBuilder, x: str, name: str, row: Row, stride: int, init_a:
         y = shuffle(b, y, layer(6), row.g4)
         if row.c % 2 == 0 and row.y3:
             y = shuffle(b, y, layer(7), row.c // 2)
-    elif row.g4 == 0:                                 # C: one pointwise conv, the last stage
+    elif row.g4 == 0:                                 # the last row: one pointwise conv
         y = group_conv(b, x, layer(0), hidden, row.g1)
         y = last_activation(y, 1, row.g2, reduction)
-    else:                                             # B: pointwise, depthwise, pointwise
+    else:                                             # B / C: pointwise, depthwise, pointwise
         y = group_conv(b, x, layer(0), hidden, row.g1)
         y = activation(y, 1, row.y1, row.g2)
         y = shuffle(b, y, layer(2), row.g2)
