@@ -93,3 +93,20 @@ def test_committed_measurements_cover_thirty_networks_and_state_their_load():
     for row in data["networks"]:
         assert row["MACs"] > 0 and row["activations"] > 0 and row["ms"] > 0
     assert np.isfinite(list(F.correlations(data).values())).all()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "no_such_net"], "unknown model 'no_such_net'"),
+    (["--models", "mobilenet_v2", "--rounds", "0"], "rounds must be a whole number from 1"),
+    (["--models", "mobilenet_v2", "--threads", "999"], "threads must be a whole number"),
+])
+def test_cli_says_what_was_wrong_in_one_line(argv, message, tmp_path, capsys):
+    assert F.main(argv + ["-o", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "x.json").exists()
+
+
+def test_cli_refuses_an_output_folder_that_does_not_exist_before_measuring(tmp_path, capsys):
+    assert F.main(["--models", "mobilenet_v2", "-o", str(tmp_path / "no" / "x.json")]) == 2
+    err = capsys.readouterr()
+    assert "folder does not exist" in err.err and "round" not in err.out

@@ -32,12 +32,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OutputFileError
+from ..errors import InputError, OutputFileError, TinyInferError
 from ..engine.ops import get_op
 from .activations import activations
 
@@ -108,6 +109,11 @@ def measure(models, runs: int = 3, rounds: int = 2, threads: int = 1, log=print)
     from ..api import load
     from ..models.registry import get_spec
     specs = {name: get_spec(name) for name in models}     # unknown names fail here, first
+    for what, v, top in (("runs", runs, None), ("rounds", rounds, None),
+                         ("threads", threads, numba.config.NUMBA_NUM_THREADS)):
+        if not isinstance(v, int) or v < 1 or (top and v > top):
+            raise InputError(f"{what} must be a whole number from 1"
+                             f"{f' to {top}' if top else ''}, not {v!r}")
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     rows = {name: {"model": name, "resolution": spec.input_size, "paper": spec.paper,
@@ -189,7 +195,18 @@ def main(argv=None) -> int:
                          "largest take minutes per round on a loaded machine)")
     ap.add_argument("-o", "--output", required=True, metavar="FILE.json")
     args = ap.parse_args(argv)
-    models = list_models() if args.models == "all" else args.models.split(",")
+    try:
+        _run(args, list_models() if args.models == "all" else args.models.split(","))
+    except TinyInferError as e:    # an unknown model name, an unwritable file: one line
+        from ..cli import one_line
+        print(f"{ap.prog}: error: {one_line(str(e))}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args, models) -> None:
+    if not Path(args.output).resolve().parent.is_dir():   # before minutes of measuring
+        raise OutputFileError(f"cannot write {args.output}: its folder does not exist")
     left_out = []
     if args.max_gmacs is not None:
         from ..api import summary
@@ -202,7 +219,6 @@ def main(argv=None) -> int:
     record = measure(models, args.runs, args.rounds, args.threads)
     record["left_out"] = {"max_gmacs": args.max_gmacs, "networks": left_out}
     save(record, args.output)
-    return 0
 
 
 if __name__ == "__main__":
