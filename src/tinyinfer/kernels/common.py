@@ -20,13 +20,8 @@ from numba.extending import intrinsic
 
 from ..errors import InputError
 from .activations import NONE, act_code, act_into
+from .vmath import FASTMATH   # noqa: F401  (kernels import it from here)
 
-# 'contract' lets LLVM fuse a*b+c into one FMA (one rounding instead of two: if anything
-# more accurate). 'reassoc' lets it reorder a sum, which vectorizes reductions: results then
-# differ from a left-to-right sum by normal float rounding (~1e-7 relative per term).
-# Deliberately NOT 'nnan'/'ninf'/'afn': NaN and Inf propagate as IEEE says. (exp and erf
-# are vmath.py's own vectorizable versions, accurate to a few float32 ulp whatever the flags.)
-FASTMATH = {"contract", "reassoc"}
 
 # A 1-element stand-in passed when there is no residual, so the kernels see one type
 # (Numba compiles a new version for every distinct argument type, None included).
