@@ -2,9 +2,10 @@
 
 Every activation has a named integer code (RELU, ...) so that conv / linear / add kernels
 can apply it in their epilogue (one pass over the output instead of two). ``act_scalar`` is
-the single place where the formulas live for Numba code, ``act_into`` the loop that applies
-one to a row (activation() and every conv / linear epilogue; tensor_ops.add keeps the same
-ladder fused into its sum, measured faster); ``activation_ref`` is the NumPy reference.
+the single place where the formulas live for Numba code, ``act_into`` / ``act_inplace`` the
+loops that apply one to a row (activation() and every conv / linear epilogue; tensor_ops.add
+keeps the same ladder fused into its sum, measured faster); ``activation_ref`` is the NumPy
+reference.
 
 h-sigmoid and h-swish are MobileNetV3's definitions (Howard et al. 2019, eq. in sec. 5.2):
     h-sigmoid(x) = ReLU6(x + 3) / 6        h-swish(x) = x * ReLU6(x + 3) / 6
@@ -79,19 +80,14 @@ def act_scalar(v, code):
         return np.float32(0.5) * v * (one + erf_f32(v * np.float32(0.7071067811865476)))
 
 
-@numba.njit(cache=True, fastmath=FASTMATH)
-def act_into(src, dst, code):
-    """dst[i] = act(src[i]) for 1-D arrays of one length; dst may be src (in place).
+@numba.njit(inline="always", cache=True)
+def _ladder(src, dst, code):
+    """dst[i] = act(src[i]) for 1-D arrays of one length: the one activation ladder.
 
-    The one activation ladder: one loop per activation, each calling act_scalar with a
-    constant code, so after inlining the branch folds away and the loop vectorizes. A
-    single loop that tests ``code`` per element does not vectorize: ReLU measured 4.5 ms
-    vs 0.08 ms on 800k elements (git log d421573).
-
-    Not inlined into the kernels that call it (conv, linear and attention epilogues): a
-    plain call per output row costs nanoseconds, while inlining these seven vectorized
-    loops into every kernel doubled the first run's compile time (mobilenet_v2 cold: 85 s
-    of CPU before vmath.py, 175 s after, both at load ~10).
+    One loop per activation, each calling act_scalar with a constant code, so after
+    inlining the branch folds away and the loop vectorizes. A single loop that tests
+    ``code`` per element does not vectorize: ReLU measured 4.5 ms vs 0.08 ms on 800k
+    elements (git log d421573).
     """
     n = dst.shape[0]
     if code == RELU:
@@ -118,6 +114,27 @@ def act_into(src, dst, code):
     else:
         for i in range(n):
             dst[i] = src[i]
+
+
+# The ladder is compiled twice, not inlined into every kernel that applies an activation
+# (conv, linear and attention epilogues): a call per output row costs nanoseconds, while
+# seven vectorized loops inlined into every kernel doubled the first run's compile time
+# (mobilenet_v2 cold: 85 s of CPU before vmath.py, 175 s after, 56 s with these calls).
+# Twice because of aliasing: compiled for two arrays that may overlap, LLVM vectorizes the
+# loop behind a run-time overlap check and runs the scalar loop when ``dst is src``: SiLU
+# in place took 4.6 ns per element, not 0.8. In act_inplace the load and the store use the
+# same pointer, which needs no check.
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def act_into(src, dst, code):
+    """dst[i] = act(src[i]) for two distinct 1-D arrays of one length."""
+    _ladder(src, dst, code)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def act_inplace(o, code):
+    """o[i] = act(o[i]) for a 1-D array, in place."""
+    _ladder(o, o, code)
 
 
 # Elements per parallel task of _activation_flat: 16 KB, and 800k elements are 200 tasks.

@@ -19,7 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..errors import InputError
-from .activations import NONE, act_code, act_into
+from .activations import NONE, act_code, act_inplace
 from .vmath import FASTMATH   # noqa: F401  (kernels import it from here)
 
 
@@ -36,7 +36,7 @@ NO_RES4 = np.zeros((1, 1, 1, 1), np.float32)
 def epilogue(o, r, act):
     """o[:] = act(o) (+ r): the activation, then the residual add, on one row (in place)."""
     if act != NONE:
-        act_into(o, o, act)
+        act_inplace(o, act)
     if r is not None:
         for i in range(o.shape[0]):
             o[i] += r[i]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .activations import NONE, act_into
+from .activations import NONE, act_inplace
 from .common import FASTMATH, stack_empty
 from .conv_im2col import im2col
 from .conv_pointwise import subsample_1x1
@@ -107,7 +107,7 @@ def _epilogue(out, m0, p0, np_, act, res, has_res):
     for i in range(min(MR, out.shape[0] - m0)):
         o = out[m0 + i, p0:p0 + np_]
         if act != NONE:
-            act_into(o, o, act)
+            act_inplace(o, act)
         if has_res:
             r = res[m0 + i, p0:p0 + np_]
             for j in range(np_):
