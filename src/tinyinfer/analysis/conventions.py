@@ -47,7 +47,7 @@ ptflops' aten backend) see the aten ops and need nothing of this. Other timm fam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Callable
 
@@ -91,20 +91,10 @@ def reference_calls(model_name: str) -> dict:
 
 def lower(node, in_shapes, out_shape, calls=None) -> list[RefOp]:
     """The reference ops one tinyinfer node stands for (its op record's ``lower``), with
-    the calls the records leave to the model: a squeeze-excite node's pool
-    (``calls["se_pool"]``), a strided conv with TF "same" padding (``calls["conv_same"]``)
-    and a linear layer (``calls["linear"]``)."""
-    calls = calls or {}
-    ops = get_op(node).lower(node, in_shapes, out_shape, calls)
-    if node.kind == "se":
-        target = ("adaptive_avg_pool", calls.get("se_pool"))
-    elif node.kind == "conv2d" and node.attrs.get("padding") == "same" and \
-            max(node.attrs.get("stride", (1, 1))) > 1:
-        target = ("conv", calls.get("conv_same"))
-    else:
-        target = ("linear", calls.get("linear"))
-    op, call = target
-    return [replace(o, call=call) if call and o.op == op else o for o in ops]
+    the calls the records leave to the model (``REFERENCE_CALLS``): e.g. a squeeze-excite
+    node's pool (``calls["se_pool"]``), a strided conv with TF "same" padding
+    (``calls["conv_same"]``) and a linear layer (``calls["linear"]``)."""
+    return get_op(node).lower(node, in_shapes, out_shape, calls or {})
 
 
 # ---- the tools' rules: reference op -> count --------------------------------------------

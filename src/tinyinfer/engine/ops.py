@@ -98,8 +98,11 @@ def _conv_run(node, inputs):
 def _conv_lower(node, in_shapes, out_shape, calls):
     n_in, n_out = numel(in_shapes[0]), numel(out_shape)
     cin_g, kh, kw = node.param_shapes["weight"][1:]
+    # a strided conv with TF "same" padding is timm's Conv2dSame subclass in its references
+    same = node.attrs.get("padding") == "same" and max(node.attrs.get("stride", (1, 1))) > 1
     ops = [RefOp("conv", macs=n_out * cin_g * kh * kw, n_in=n_in, n_out=n_out,
-                 bias=n_out if "bias" in node.param_shapes else 0)]
+                 bias=n_out if "bias" in node.param_shapes else 0,
+                 call=calls.get("conv_same", "module") if same else "module")]
     ops += act_ops(node.attrs.get("act", 0), n_out, calls)
     return ops + ([RefOp("add", n_in=n_out, n_out=n_out, call="operator")]
                   if len(node.inputs) > 1 else [])
@@ -174,7 +177,7 @@ def _linear_lower(node, in_shapes, out_shape, calls):
     n_out = numel(out_shape)
     in_features = node.param_shapes["weight"][1]
     return [RefOp("linear", macs=n_out * in_features, n_in=numel(in_shapes[0]), n_out=n_out,
-                  bias=n_out if "bias" in node.param_shapes else 0)] \
+                  bias=n_out if "bias" in node.param_shapes else 0, call=calls.get("linear", "module"))] \
         + act_ops(node.attrs.get("act", 0), n_out, calls)
 
 
@@ -273,7 +276,7 @@ def _se_lower(node, in_shapes, out_shape, calls):
     a, n_in = node.attrs, numel(in_shapes[0])
     n, c = in_shapes[0][:2]
     red = node.param_shapes[a["reduce"] + ".weight"][0]
-    return [RefOp("adaptive_avg_pool", n_in=n_in, n_out=n * c),
+    return [RefOp("adaptive_avg_pool", n_in=n_in, n_out=n * c, call=calls.get("se_pool", "module")),
             RefOp("conv", macs=n * c * red, n_in=n * c, n_out=n * red, bias=n * red),
             *act_ops(a["act"], n * red, calls),
             RefOp("conv", macs=n * red * c, n_in=n * red, n_out=n * c, bias=n * c),
