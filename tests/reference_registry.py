@@ -189,9 +189,9 @@ REFERENCES: dict[str, Reference] = {
         "regnetx_002", "regnety_002", "regnety_004", "regnety_006", "regnety_008",
         "regnety_016", "ghostnet_050", "ghostnet_100", "ghostnet_130")},
     # the RegNet sizes of RegNet's comparison with EfficientNet (analysis/activations.py):
-    # 15-39M parameters each, so batch 1 at 224 only (the smaller RegNets above run the odd
-    # resolution through the same block code)
-    **{n: Reference(_timm(n), ((1, 224),), "he") for n in (
+    # 15-39M parameters each: the odd case at a small 97 (the network is built once per
+    # model, so a case costs one forward)
+    **{n: Reference(_timm(n), ((1, 224), (3, 97)), "he") for n in (
         "regnetx_032", "regnetx_040", "regnetx_064", "regnetx_080", "regnety_032",
         "regnety_040", "regnety_064", "regnety_080")},
     # ShuffleNet V1: pytorchcv's head is a fixed 7x7 average pool, so both cases end on a 7x7
@@ -242,10 +242,11 @@ REFERENCES: dict[str, Reference] = {
     # stride-2 ops need an even map entering each reduction: 224 and 223 (-> 111 -> 56 ->
     # 28 -> 14 -> 7) do, 211 and 193 do not run in the reference.
     "nasnet_4a1056": Reference(_pytorchcv("nasnet_4a1056"), ((1, 224), (3, 223))),
-    # timm's NASNet-A Large / PNASNet-5 Large (~24 GMACs each at their native 331): one
-    # small case each (batch 2 at an odd 99; TF SAME padding runs at any size)
-    "nasnetalarge": Reference(_timm("nasnetalarge"), ((2, 99),)),
-    "pnasnet5large": Reference(_timm("pnasnet5large"), ((2, 99),)),
+    # timm's NASNet-A Large / PNASNet-5 Large (~24 GMACs each at their native 331): two
+    # small sizes instead (TF SAME padding runs at any size; 132 is even at the first three
+    # reductions, 99 odd at all of them): the network is built once, a case is a forward
+    "nasnetalarge": Reference(_timm("nasnetalarge"), ((1, 132), (3, 99))),
+    "pnasnet5large": Reference(_timm("pnasnet5large"), ((1, 132), (3, 99))),
     # PNASNet-5 Mobile: the test suite's port of TF-slim (nas_tf_ref.py); TF SAME padding
     "pnasnet5mobile": Reference(nas_tf_ref.PNASNetMobile, MBCONV),
     # AmoebaNet-A mobile: the test suite's port of tensorflow/tpu amoeba_net. TF SAME pads
