@@ -253,11 +253,12 @@ REFERENCES: dict[str, Reference] = {
     # stride-2 ops by the map's parity: 224 (-> 111 -> 56 -> 28, 14) gives even maps to
     # three reductions, 99 (-> 49 -> 25 -> 13, 7) odd ones to all four
     "amoebanet_a_mobile": Reference(amoebanet_ref.AmoebaNetA, ((1, 224), (3, 99))),
-    # MobileViTV2: native 256, and 255 (-> 128 -> 64 -> 32 -> 16 -> 8), odd yet every
-    # MobileViTV2 block's map even, as its 2x2 patches need (timm would resize an odd map;
-    # tinyinfer refuses it). "he": nonzero biases in the attention and MLP 1x1 convs (timm's
-    # init zeroes them, and a bias loaded into the wrong conv would pass)
-    **{n: Reference(_timm(n), ((1, 256), (3, 255)), "he") for n in (
+    # MobileViTV2: native 256; 255 (-> 128 -> 64 -> 32 -> 16 -> 8), odd yet every
+    # MobileViTV2 block's map even; 224, whose last block gets a 7x7 map that timm (and
+    # tinyinfer's resize_to_patches) resizes to 8x8. "he": nonzero biases in the attention
+    # and MLP 1x1 convs (timm's init zeroes them, and a bias loaded into the wrong conv
+    # would pass)
+    **{n: Reference(_timm(n), ((1, 256), (3, 255), (1, 224)), "he") for n in (
         "mobilevitv2_050", "mobilevitv2_075", "mobilevitv2_100", "mobilevitv2_125",
         "mobilevitv2_150", "mobilevitv2_175", "mobilevitv2_200")},
     # CondenseNet (converted): pytorchcv's head is a fixed 7x7 average pool; 225 -> 113 ->

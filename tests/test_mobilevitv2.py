@@ -106,15 +106,16 @@ def test_attention_cost_is_linear_in_the_tokens():
     assert rows[512] == [4 * m for m in rows[256]]
 
 
-def test_an_odd_map_before_the_patches_is_refused():
-    """224 -> ... -> 7x7 at the last MobileViTV2 block: timm resizes it to 8x8, tinyinfer
-    says which layer and what to do instead of running something else."""
-    model = tinyinfer.load("mobilevitv2_050", weights=None)
-    x = np.zeros((1, 3, 224, 224), np.float32)
-    with pytest.raises(InputError, match=r"stages\.4\.1\.transformer\.0\.attn: a 7x7 map does "
-                                         r"not split into 2x2 patches"):
-        model(x)
-    assert model(np.zeros((1, 3, 192, 192), np.float32)).shape == (1, 1000)
+def test_an_odd_map_is_resized_as_timm_does():
+    """224 -> ... -> 7x7 at the last MobileViTV2 block: timm resizes it to 8x8 (bilinear,
+    align_corners=True) and keeps that size; so does the resize_to_patches node. At 256 no
+    map needs it and the nodes cost nothing. (Parity at 224 is tests/test_models.py's.)"""
+    s224 = tinyinfer.summary("mobilevitv2_050", 224)
+    resized = [r for r in s224.rows if r.kind == "resize_to_patches" and r.cost.flops]
+    assert [r.name for r in resized] == ["stages.4.1.resize"]
+    assert resized[0].out_shape == (1, 256, 8, 8)
+    s256 = tinyinfer.summary("mobilevitv2_050", 256)
+    assert all(r.cost.flops == 0 for r in s256.rows if r.kind == "resize_to_patches")
 
 
 def test_width_mult_option():

@@ -50,7 +50,8 @@ def _timm_fold(x, B, C, H, W, ph, pw):
 def kinds_graph(rng):
     """A map through group_norm (2 groups), layer_norm_2d, to tokens, one transformer block
     (layer norm, attention, residual, GELU MLP, residual), back to a map, MobileViT's unfold
-    (6x5: resized to 6x6), a layer norm without affine, and fold back."""
+    (6x5: resized to 6x6), a layer norm without affine, fold back (6x5), and MobileViTV2's
+    resize up to 6x6."""
     b = NetBuilder(in_channels=8)
     x = Graph.INPUT
     y = b.layer_norm("ln2d", b.group_norm("gn", x, num_groups=2), eps=1e-6,
@@ -62,7 +63,8 @@ def kinds_graph(rng):
     t = b.add("res2", b.linear("mlp.fc2", h, 8), t)
     m = b.from_tokens("map", t, like=x)
     p = b.layer_norm("pnorm", b.unfold_patches("unfold", m, (2, 2)), affine=False)
-    b.fold_patches("fold", p, like=x, patch=(2, 2))
+    f = b.fold_patches("fold", p, like=x, patch=(2, 2))
+    b.resize_to_patches("resize", f, (2, 2))           # 6x5 -> 6x6 (MobileViTV2's)
     g = b.graph
     for n in g:
         n.params = {k: (rng.standard_normal(s) * (0.3 if len(s) > 1 else 0.1)
@@ -85,7 +87,8 @@ def _torch_forward(g, x):
     t = t + F.linear(h, p["mlp.fc2"]["weight"], p["mlp.fc2"]["bias"])
     m = t.transpose(1, 2).reshape(N, C, H, W)
     u = ln(_timm_unfold(m, 2, 2), "pnorm")
-    return _timm_fold(u, N, C, H, W, 2, 2)
+    f = _timm_fold(u, N, C, H, W, 2, 2)
+    return F.interpolate(f, size=(6, 6), mode="bilinear", align_corners=True)  # MobileVitV2Block
 
 
 def _torch_attention(x, w, heads):

@@ -14,6 +14,8 @@ Kinds here:
                     stores no sizes, so it runs at every resolution)
     unfold_patches  (B, C, H, W) -> (B*P, N, C), MobileViT's patches (kernels/tokens.py)
     fold_patches    the inverse; H, W from its second input, as from_tokens
+    resize_to_patches  (N, C, H, W) -> (N, C, H', W'), H' and W' rounded up to multiples of
+                    attrs ``patch``, bilinear with align_corners=True (MobileViTV2's odd maps)
     layer_norm      over the last dim (tokens); params weight, bias optional; attrs eps
     layer_norm_2d   over the channels of NCHW (timm's LayerNorm2d); the same params
     group_norm      over each sample's channel groups of NCHW (nn.GroupNorm); params weight,
@@ -28,8 +30,37 @@ from .costs import Cost, RefOp, numel
 from ..errors import InputError
 from .op_record import WHOLE, Op, copy, lowers_to, same_shape
 from ..kernels import attention as AT
+from ..kernels import dimwise as DW
 from ..kernels import norm as N
 from ..kernels import tokens as TK
+
+
+# ---- resize_to_patches: timm's MobileVitV2Block, before its patches ----------------------
+# A map whose height or width is not a multiple of the patch is resized up to the next one
+# (F.interpolate, bilinear, align_corners=True) and keeps that size: 224 px ends on a 7x7
+# map that runs as 8x8. Bilinear is separable, so it is kernels/dimwise.resize_axis (the
+# same align_corners rule, DiCENet's) along H, then along W; a map that fits is returned
+# as it is, at no cost.
+def _resize_to_patches_shape(node, in_shapes):
+    shape = _map(node, in_shapes[0])
+    ph, pw = node.attrs["patch"]
+    return tuple(shape[:2]) + TK.padded_size(shape[2], shape[3], (ph, pw))
+
+
+def _resize_to_patches_run(node, inputs):
+    x = inputs[0]
+    for axis, size in zip((2, 3), TK.padded_size(x.shape[2], x.shape[3], node.attrs["patch"])):
+        x = DW.resize_axis(x, axis, size)          # no-op when the axis already fits
+    return x
+
+
+def _resize_to_patches_cost(node, in_shapes, out_shape):
+    shape, cost = tuple(in_shapes[0]), Cost()
+    for axis in (2, 3):
+        if out_shape[axis] != shape[axis]:
+            cost = cost + DW.resize_axis_cost(shape, axis, out_shape[axis])
+            shape = shape[:axis] + (out_shape[axis],) + shape[axis + 1:]
+    return cost
 
 
 # ---- tokens <-> maps ----------------------------------------------------------------------
@@ -182,6 +213,9 @@ RECORDS: list[Op] = [
        _moved, copy, "other", "to tokens", WHOLE),
     Op("from_tokens", _from_tokens_run, _from_tokens_shape, _moved, copy, "other",
        "from tokens", WHOLE),
+    # F.interpolate: no counting tool has a rule for it, so it lowers as data movement
+    Op("resize_to_patches", _resize_to_patches_run, _resize_to_patches_shape,
+       _resize_to_patches_cost, copy, "other", "resize", WHOLE),
     Op("unfold_patches", lambda node, x: TK.unfold_patches(x[0], node.attrs["patch"]),
        _unfold_shape, lambda node, s, o: TK.patches_cost(s[0], node.attrs["patch"]), copy,
        "other", "unfold patches", WHOLE),

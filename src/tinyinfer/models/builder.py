@@ -219,6 +219,13 @@ class NetBuilder:
         self.channels[name] = c
         return name
 
+    def resize_to_patches(self, name, x, patch) -> str:
+        """MobileViTV2's resize of a map whose sides are not multiples of ``patch`` (up to the
+        next multiples, bilinear, align_corners=True); a map that fits passes unchanged."""
+        self.graph.add_node(name, "resize_to_patches", [x], {"patch": tuple(patch)})
+        self.channels[name] = self.channels[x]
+        return name
+
     def separable_attention(self, name, qkv, patch) -> str:
         """MobileViTV2's attention between its two 1x1 convs: the qkv map (B, 1 + 2C, H, W)
         -> ReLU(v) * context (B, C, H, W), tokens from patches of ``patch`` = (ph, pw)."""

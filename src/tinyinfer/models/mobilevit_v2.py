@@ -36,9 +36,9 @@ patch position of pixel (h, w) being (h % 2, w % 2). GroupNorm(1, C) is MobileVi
 "layer norm" (timm's GroupNorm1).
 
 timm resizes a map whose height or width is odd to the next even size (bilinear,
-align_corners=True) before the patches; tinyinfer does not, and refuses such an input with
-a message (the maps of the MobileViTV2 stages are 1/8, 1/16 and 1/32 of the input, so the
-native 256, any multiple of 64, or e.g. 255 run).
+align_corners=True) at the start of each MobileViTV2 block and keeps that size; so does the
+``resize_to_patches`` node there (at 224 px the last block's 7x7 map runs as 8x8; at 256
+every map fits and the node costs nothing).
 """
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def mobilevitv2_block(b: NetBuilder, x: str, prefix: str, depth: int) -> str:
     """timm's MobileVitV2Block (module docstring): local, global (``depth`` transformer
     blocks on d = C / 2 channels), back to C."""
     c = b.channels[x]
+    x = b.resize_to_patches(f"{prefix}.resize", x, PATCH)   # odd maps only, as timm
     y = b.conv_bn_act(x, f"{prefix}.conv_kxk.conv", f"{prefix}.conv_kxk.bn", c, 3, groups=c,
                       act="silu")
     y = b.conv(f"{prefix}.conv_1x1", y, make_divisible(c * TRANSFORMER_RATIO), 1)
