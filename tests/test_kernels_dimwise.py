@@ -74,25 +74,12 @@ def test_the_height_kernel_slides_over_channels_and_columns():
         np.testing.assert_array_equal(out, expected)
 
 
-@settings(max_examples=20, deadline=None)
-@given(st.integers(1, 6), st.booleans(), st.integers(0, 2**31))
-def test_prelu_matches_torch(c, flat, seed):
-    """On a map and on features (N, C); slopes of both signs."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, c) if flat else (2, c, 3, 4)).astype(np.float32)
-    slope = rng.standard_normal(c).astype(np.float32)
-    want = F.prelu(torch.from_numpy(x), torch.from_numpy(slope)).numpy()
-    np.testing.assert_array_equal(D.prelu(x, slope), want)
-    np.testing.assert_array_equal(D.prelu_ref(x, slope), want)
-
-
 def test_costs_by_hand():
     """A (1, 4, 6, 5) map. Height-wise conv built for 6 rows: no resize, 9 MACs per element
     (120 -> 1080), 54 weights. Built for 4: the conv runs on (1, 4, 4, 5), 720 MACs; the
     shrink 6 -> 4 takes windows [0,2) [1,3) [3,5) [4,6), 8 taps per column, and 20 columns
     (4 channels x 5): 2 x 8 x 20 = 320 FLOPs; the bilinear 4 -> 6 back (source o x 3/5) has 2
-    taps for o = 0..4 and 1 at o = 5 (source 3, the last row): 2 x 11 x 20 = 440 FLOPs.
-    PReLU on (2, 3, 4, 5): 2 FLOPs per element, 3 slopes."""
+    taps for o = 0..4 and 1 at o = 5 (source 3, the last row): 2 x 11 x 20 = 440 FLOPs."""
     same = D.dimwise_conv_cost((1, 4, 6, 5), 6, 2)
     assert (same.macs, same.flops, same.params) == (1080, 2160, 54)
     resized = D.dimwise_conv_cost((1, 4, 6, 5), 4, 2)
@@ -101,8 +88,6 @@ def test_costs_by_hand():
     assert resized.elems_written == 80 + 80 + 120    # shrunk map, conv output, restored map
     assert D.resize_taps(6, 4)[1].tolist() == [2, 2, 2, 2]
     assert D.resize_taps(4, 6)[1].tolist() == [2, 2, 2, 2, 2, 1]
-    p = D.prelu_cost((2, 3, 4, 5))
-    assert (p.macs, p.flops, p.params, p.elems_written) == (0, 240, 3, 120)
 
 
 @pytest.mark.parametrize("call,words", [
@@ -114,8 +99,6 @@ def test_costs_by_hand():
                             np.zeros((3, 1, 3, 3), np.float32), 2), "4-D"),
     (lambda: D.dimwise_conv(np.zeros((1, 2, 3, 3), np.int64),
                             np.zeros((3, 1, 3, 3), np.float32), 2), "floating-point"),
-    (lambda: D.prelu(np.zeros((1, 2, 3, 3), np.float32), np.zeros(3, np.float32)),
-     "one slope per channel"),
     (lambda: D.resize_taps(0, 3), "sizes must be >= 1"),
 ])
 def test_bad_input_is_one_clear_error(call, words):

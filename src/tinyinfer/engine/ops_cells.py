@@ -8,7 +8,7 @@ holds and how to add a kind. Six kinds:
 - ``dyshiftmax``: MicroNet's dynamic Shift-Max mixing step (kernels/shiftmax.py), given the
   map and its squeeze branch's coefficients;
 - ``dimwise_conv`` and ``prelu``: DiCENet's height- and width-wise 3x3 convs and its
-  per-channel PReLU (kernels/dimwise.py);
+  per-channel PReLU (kernels/dimwise.py, kernels/prelu.py);
 - ``avg_pool2d_same``: TensorFlow's "SAME" average pool, which never counts its padding
   (AmoebaNet's TF reference), described above its record.
 
@@ -38,6 +38,7 @@ from ..errors import InputError
 from ..kernels import conv as C
 from ..kernels import dimwise as DW
 from ..kernels import pooling as P
+from ..kernels import prelu as PR
 from ..kernels import shiftmax as SM
 from .costs import Cost, RefOp, numel
 from .op_record import PER_CHANNEL, POOL, WHOLE, Op, copy, lowers_to, same_shape
@@ -219,8 +220,8 @@ RECORDS: list[Op] = [
        lambda node, x: DW.dimwise_conv(x[0], node.params["weight"], node.attrs["axis"]),
        same_shape, _dimwise_cost, _dimwise_lower, "conv",
        lambda node: f"Conv {DW.AXES[node.attrs['axis']]}-wise 3x3", WHOLE),
-    Op("prelu", lambda node, x: DW.prelu(x[0], node.params["weight"]), same_shape,
-       lambda node, s, o: DW.prelu_cost(s[0]),
+    Op("prelu", lambda node, x: PR.prelu(x[0], node.params["weight"]), same_shape,
+       lambda node, s, o: PR.prelu_cost(s[0]),
        lambda node, s, o, calls: [RefOp("prelu", n_in=numel(o), n_out=numel(o))],
        "activation", "PReLU", PER_CHANNEL),
     Op("avg_pool2d_same",

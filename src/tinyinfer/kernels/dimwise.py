@@ -1,5 +1,6 @@
 """DiCENet's kernels (Mehta et al., "DiCENet: Dimension-wise Convolutions for Efficient
-Networks", TPAMI 2020): the dimension-wise convolution, the resize around it, and PReLU.
+Networks", TPAMI 2020): the dimension-wise convolution and the resize around it (its
+PReLU is in prelu.py).
 
 A DiCE unit convolves a (N, C, H, W) map along each of its three dimensions. Along C it is
 an ordinary 3x3 depthwise conv (conv.py). Along H the reference transposes C and H, so the
@@ -19,9 +20,6 @@ reference's rule: enlarging is bilinear with align_corners=True, shrinking is an
 average pool (F.interpolate / F.adaptive_avg_pool2d along one axis; the other axis keeps
 its size, where both are exactly the identity). Both are a short weighted sum of input
 rows per output row (``resize_taps``), applied by one loop.
-
-PReLU, DiCENet's activation after nearly every conv: out = x if x > 0 else a[c] * x, with
-a learned slope a per channel (torch.nn.PReLU(num_parameters=C)).
 """
 from __future__ import annotations
 
@@ -205,49 +203,3 @@ def dimwise_conv_cost(shape, size: int, axis: int) -> Cost:
                 elems_written=n)
     return resize_axis_cost(shape, axis, size) + cost + resize_axis_cost(conv_shape, axis,
                                                                          shape[axis])
-
-
-# ---------------------------------------------------------------------------------------
-# PReLU
-
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _prelu(x, slope, out):
-    # x, out: (N, C, L); slope: (C,)
-    N, C, L = x.shape
-    for p in numba.prange(N * C):
-        a = slope[p % C]
-        row, dst = x[p // C, p % C], out[p // C, p % C]
-        for i in range(L):
-            v = row[i]
-            dst[i] = v if v > 0 else a * v
-
-
-def _prelu_args(x, weight):
-    x = float32_array(x, "x")
-    weight = float32_array(weight, "weight", 1, "(C,)")
-    if x.ndim < 2 or weight.shape != (x.shape[1],):
-        raise InputError(f"PReLU weight must hold one slope per channel of x (N, C, ...), "
-                         f"x has shape {x.shape}, weight {weight.shape}")
-    return x, weight
-
-
-def prelu(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """x: (N, C, ...) -> same shape: x where x > 0, else weight[c] * x. weight: (C,)."""
-    x, weight = _prelu_args(x, weight)
-    out = np.empty_like(x)
-    N, C = x.shape[:2]
-    _prelu(x.reshape(N, C, -1), weight, out.reshape(N, C, -1))
-    return out
-
-
-def prelu_ref(x, weight):
-    x, weight = _prelu_args(x, weight)
-    a = weight.reshape((1, -1) + (1,) * (x.ndim - 2))
-    return np.where(x > 0, x, a * x).astype(np.float32)
-
-
-def prelu_cost(shape) -> Cost:
-    # FLOPs: a compare and a multiply per element (2, as ACT_FLOPS counts relu6's min and
-    # max); params: C slopes (a weight of the node, counted as PyTorch counts it).
-    n = numel(shape)
-    return Cost(flops=2 * n, params=shape[1], elems_read=n + shape[1], elems_written=n)
