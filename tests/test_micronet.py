@@ -121,6 +121,17 @@ def test_stem_is_factorized_3x1_then_1x3_depthwise():
     assert rows["features.0.stem.0.conv.2"].cost.macs == 150_528
 
 
+def test_head_is_linear_and_batchnorm1d_folded():
+    """The authors' head: pool, h-swish, then twice Linear + BatchNorm1d + h-swish; each BN
+    and h-swish folds into its Linear (OUT_CH 640 for M0: 384 * 640 and 640 * 1000 MACs)."""
+    rows = [r for r in tinyinfer.summary("micronet_m0").rows if r.name.startswith("classifier")]
+    assert [(r.name, r.type, r.fused, r.out_shape, r.cost.macs) for r in rows] == [
+        ("classifier.0.linear.0", "Fully Connected",
+         ("classifier.0.linear.1", "classifier.0.linear.2"), (1, 640), 384 * 640),
+        ("classifier.2.linear.0", "Fully Connected",
+         ("classifier.2.linear.1", "classifier.2.linear.2"), (1, 1000), 640 * 1000)]
+
+
 def test_micro_block_c_structure():
     """M0's features.5, a Micro-Block-C (its row: c1, c2 = 1, 4; g1, g2 = 8, 8; g3, g4 = 8,
     8; stride 2, k 5): group 1x1 32 -> 128 in 8 groups; Shift-Max J = 4 shifting across

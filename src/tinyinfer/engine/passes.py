@@ -3,6 +3,8 @@
 1. ``fold_batchnorm``: conv -> BN becomes one conv with new weights and a bias. Inference BN
    is an affine map per channel, so it folds into the conv's weights exactly (up to float
    rounding): the papers' Mult-Add counts assume it, and it removes a full pass over memory.
+   Likewise linear -> BN1d on (N, features) (MicroNet's head), where BN's channel axis is the
+   linear's output axis.
 2. ``fuse_activation``: conv/linear/add -> activation becomes one kernel call whose epilogue
    applies the activation while the output is still in registers.
 3. ``fuse_residual``: conv -> add(conv, skip) (MobileNetV2's linear bottleneck + shortcut)
@@ -29,20 +31,49 @@ def _sole_consumer(graph: Graph, value: str):
     return None
 
 
+# Kinds whose output is (N, C) whatever the input size, and kinds that keep their input's
+# rank (a linear maps the last axis: (N, ..., I) -> (N, ..., O)).
+FLAT_OUTPUT = ("global_avgpool", "flatten")
+KEEPS_RANK = ("linear", "act", "batchnorm")
+
+
+def _is_flat(graph: Graph, value: str) -> bool:
+    """True if ``value`` is (N, C) at any input size, judged from the kinds that produce it.
+    Shapes are not stored (graph.py), and BN normalizes axis 1 while a linear maps the last
+    axis: the two are the same axis only on (N, C), so a linear on tokens (N, T, C) followed
+    by a BN over T must stay apart. Unknown kinds answer False: the BN then runs unfolded."""
+    while value != graph.INPUT:
+        node = graph[value]
+        if node.kind in FLAT_OUTPUT:
+            return True
+        if node.kind not in KEEPS_RANK:
+            return False
+        value = node.inputs[0]
+    return False
+
+
+def _folds_into(graph: Graph, node, bn) -> bool:
+    """``bn`` can fold into ``node``: a conv, or a linear on (N, features), with no
+    activation or residual in its epilogue yet, whose output only ``bn`` reads."""
+    if node.kind == "linear" and not _is_flat(graph, node.name):
+        return False
+    return node.kind in ("conv2d", "linear") and node.attrs.get("act", 0) == 0 \
+        and len(node.inputs) == 1 and _sole_consumer(graph, node.name) is bn
+
+
 def fold_batchnorm(graph: Graph) -> Graph:
     for bn in [n for n in graph if n.kind == "batchnorm"]:
-        conv = graph[bn.inputs[0]] if bn.inputs[0] != graph.INPUT else None
-        if conv is None or conv.kind != "conv2d" or conv.attrs.get("act", 0) != 0 \
-                or len(conv.inputs) > 1 or _sole_consumer(graph, conv.name) is not bn:
+        layer = graph[bn.inputs[0]] if bn.inputs[0] != graph.INPUT else None
+        if layer is None or not _folds_into(graph, layer, bn):
             continue  # stays a standalone batchnorm node, counted and run as one
         p = bn.params
-        if conv.params:   # a graph built without weights (for counting) changes shape only
-            w, b = fold_bn_weights(conv.params["weight"], conv.params.get("bias"), p["weight"],
+        if layer.params:   # a graph built without weights (for counting) changes shape only
+            w, b = fold_bn_weights(layer.params["weight"], layer.params.get("bias"), p["weight"],
                                    p["bias"], p["running_mean"], p["running_var"], bn.attrs["eps"])
-            conv.params["weight"], conv.params["bias"] = w, b
-        conv.param_shapes["bias"] = (conv.param_shapes["weight"][0],)
-        conv.fused.append(bn.name)
-        graph.remove(bn.name, replace_with=conv.name)
+            layer.params["weight"], layer.params["bias"] = w, b
+        layer.param_shapes["bias"] = (layer.param_shapes["weight"][0],)
+        layer.fused.append(bn.name)
+        graph.remove(bn.name, replace_with=layer.name)
     return graph
 
 

@@ -20,10 +20,8 @@ Two operators make the network (the paper's Sec. 3 and 4):
   branch is made of existing kinds; the mix is the ``dyshiftmax`` kind (kernels/shiftmax.py).
 
 The head as the authors write it: ReLU6, global pool, h-swish, then twice Linear +
-BatchNorm1d + h-swish (the logits too go through BN and h-swish). Here each Linear is a 1x1
-conv on the pooled 1x1 map, so that the BN folds into it as into every conv (the engine folds
-BN into convs only); the checkpoint's (O, I) Linear weights load into (O, I, 1, 1) as they
-are (io/weights.py accepts that reshape), and the counts are the Linear's.
+BatchNorm1d + h-swish (the logits too go through BN and h-swish). Each BatchNorm1d folds into
+the Linear before it at load time (engine/passes.py), as a BatchNorm2d into its conv.
 
 Where the configs (MODEL.* arguments of the eval scripts) choose, this file follows them:
 stem "spatialsepsf", DEPTHSEP (k x 1 + 1 x k depthwise), POINTWISE "group", SHUFFLE,
@@ -243,14 +241,13 @@ def micronet(variant: str = "m0", num_classes: int = 1000) -> Graph:
             x = micro_block(b, x, f"features.{i}", row, row.s if j == 0 else 1, v.init_a,
                             v.init_b)
             i += 1
-    # the head: ReLU6, pool, h-swish, then (Linear + BN1d + h-swish) twice as 1x1 convs on the
-    # pooled map (module docstring); classifier.1 is the Dropout
+    # the head: ReLU6, pool, h-swish, then (Linear + BN1d + h-swish) twice; classifier.1 is
+    # the Dropout
     x = b.act("avgpool.0", x, "relu6")
-    x = b.act("avgpool.2", b.adaptive_pool("avgpool.1", x, (1, 1)), "hswish")
+    x = b.act("avgpool.2", b.global_pool("avgpool.1", x), "hswish")
     for k, width in ((0, v.out_ch), (2, num_classes)):
-        x = b.conv(f"classifier.{k}.linear.0", x, width, 1, bias=True)
+        x = b.linear(f"classifier.{k}.linear.0", x, width)
         x = b.act(f"classifier.{k}.linear.2", b.bn(f"classifier.{k}.linear.1", x), "hswish")
-    b.flatten("flatten", x, num_classes)
     return b.graph
 
 
