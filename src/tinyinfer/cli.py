@@ -188,15 +188,33 @@ def cmd_report(args):
 
 
 def cmd_latency_table(args):
-    """Measure (or extend) the per-operator latency table of the given models."""
-    from .analysis.latency_table import measure
+    """Measure (or extend) the per-operator latency table of the given models; with --check,
+    time each network whole instead and record predicted vs measured in the table."""
+    from .analysis.latency_table import LatencyTable, check, check_threads, measure
+    from .analysis.machine import busy_note
     from .api import list_models
+    from .model import positive_int
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in list_models()]
     if not names or unknown:
         raise InputError(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                          f"`tinyinfer list` shows the names")
-    measure(names, args.output, runs=args.runs, resolution=args.resolution)
+    runs = positive_int(args.runs, "--runs")
+    resolution = None if args.resolution is None else positive_int(args.resolution,
+                                                                    "--resolution")
+    if args.check and not Path(args.output).exists():
+        raise InputError(f"--check: there is no table at {args.output}; measure one first "
+                         f"(the same command without --check)")
+    table = LatencyTable.load(args.output)
+    check_threads(table)        # a bad file or thread count: refused before any work
+    note = busy_note()          # before we run: our own threads would raise the load
+    if note:
+        warnings.warn(f"{note} (and on one Numba thread: NUMBA_NUM_THREADS=1)")
+    if args.check:
+        check(table, names, runs=runs, resolution=resolution)
+        table.save(args.output)
+    else:
+        measure(names, args.output, runs=runs, resolution=resolution)
 
 
 def _print_report(rep, fmt):
@@ -331,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the table; entries already in it are not measured again")
     lt.add_argument("--runs", type=int, default=5, help="each entry: fastest of this many")
     lt.add_argument("--resolution", type=int, default=None)
+    lt.add_argument("--check", action="store_true",
+                    help="time each network whole (fastest of --runs) and record predicted "
+                         "vs measured ms in the table's checks; measures no entries")
     lt.set_defaults(fn=cmd_latency_table)
 
     ls = sub.add_parser("list", help="the models tinyinfer knows, with their options")

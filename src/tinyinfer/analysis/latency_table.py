@@ -1,6 +1,7 @@
 """A per-operator latency lookup table measured on this machine, and a predictor that sums it.
 
     tinyinfer latency-table --models mobilenet_v2,mnasnet1_0 -o latency.json
+    tinyinfer latency-table --models mobilenet_v2,mnasnet1_0 -o latency.json --check
     table = LatencyTable.load("latency.json")
     pred = table.predict(tinyinfer.load("mobilenet_v2", weights=None))
     pred.ms, pred.missing            # predicted ms; nodes whose key the table lacks
@@ -20,8 +21,18 @@ Measuring. Each key's node is run alone on random float32 inputs of its shapes, 
 model's (random) weights: one warm-up call, then the fastest of ``runs`` calls (the one
 least disturbed by other processes; see report.py). Run alone, a layer finds its input in
 cache less often than inside the network and pays no dispatch of neighbours, so the sum is
-a model of the network's time, not its measurement:
-notebooks/latency_table.json holds predicted vs measured ms for the networks it covers.
+a model of the network's time, not its measurement. ``check`` (``--check``) tests that model:
+it times each network whole, the same way (random input of the same batch and size, one
+warm-up, fastest of ``runs``, the same Numba threads), and records predicted vs measured ms
+in the file's ``checks`` (notebook 12 plots those of notebooks/latency_table.json).
+
+Threads. Measure on one Numba thread (NUMBA_NUM_THREADS=1) unless the machine is idle. A
+parallel kernel on two threads waits for both; when another process holds the second core,
+the second thread runs only when the scheduler gives it a slice, so every call takes a slice
+whatever its work: on this 2-core machine at load 4.4 a 3x3 depthwise conv took 15-16 ms on
+two threads and 0.3 ms on one (2026-12-02). The entries and whole-network times of an
+earlier notebooks/latency_table.json (2 threads, load 5.8: MobileNetV2 "513 ms", 248 ms
+predicted) measured these waits, not the kernels.
 
 Bounded and resumable. ``measure`` takes a list of models; entries already in the file are
 not measured again, and the file is rewritten after every model, so a run that is killed
@@ -40,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.ops import get_op, infer_shapes
+from ..engine.runtime import execute
 from ..errors import InputError, OutputFileError
 
 
@@ -85,11 +97,23 @@ def time_node(node, in_shapes, runs: int = 5, seed: int = 0) -> float:
         node = replace(node, params={k: rng.standard_normal(s).astype(np.float32)
                                      for k, s in node.param_shapes.items()})
     op = get_op(node)
-    op.run(node, args)                             # compile / load, touch the pages
+    return _fastest(lambda: op.run(node, args), runs)
+
+
+def time_network(model, input_shape, runs: int = 5, seed: int = 0) -> float:
+    """Fastest of ``runs`` calls (s) of ``model``'s whole plan on a random input of
+    ``input_shape``, timed as time_node times one node. It runs the plan as model(x) does,
+    without model(x)'s input check (a shape inference, not a node of the table)."""
+    x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
+    return _fastest(lambda: execute(model.plan, x), runs)
+
+
+def _fastest(call, runs: int) -> float:
+    call()                                         # compile / load, touch the pages
     best = float("inf")
     for _ in range(runs):
         t0 = time.perf_counter()
-        op.run(node, args)
+        call()
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -115,6 +139,9 @@ class LatencyTable:
         try:
             data = json.loads(path.read_text())
             return cls(dict(data["entries"]), list(data["runs"]), list(data.get("checks", [])))
+        except OSError as e:             # a folder, no permission, ...
+            raise InputError(f"cannot read the latency table {path}: {e.strerror or e}") \
+                from None
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path} is not a latency table ({e}); give a file written "
                              f"by `tinyinfer latency-table` or a new name") from None
@@ -160,23 +187,81 @@ def _input_shape(model, resolution):
     return (1, 3, r, r)
 
 
+def _conditions() -> dict:
+    """What a measurement depends on besides the code, recorded beside every run and check."""
+    import numba
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "load_average": None if load is None else round(load, 2),
+            "machine": platform.processor() or platform.machine(),
+            "numba_threads": numba.get_num_threads()}
+
+
 def measure(models, path, runs: int = 5, resolution: int | None = None, log=print):
     """Add the entries of each model in ``models`` (names) to the table at ``path``,
     saving after each model. Returns the table."""
     from ..api import load
-    import numba
     table = LatencyTable.load(path)
+    check_threads(table)        # a sum of entries timed on different counts means nothing
     for name in models:
         model = load(name, weights=None)
-        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        before = _conditions()       # before we run: our own threads would raise the load
         t0 = time.time()
         new = table.measure_model(model, _input_shape(model, resolution), runs)
         table.runs.append({"model": name, "input": list(_input_shape(model, resolution)),
-                           "new_entries": new, "runs": runs,
-                           "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                           "load_average": load_before, "seconds": round(time.time() - t0, 1),
-                           "machine": platform.processor() or platform.machine(),
-                           "numba_threads": numba.get_num_threads()})
+                           "new_entries": new, "runs": runs, **before,
+                           "seconds": round(time.time() - t0, 1)})
         table.save(path)
         log(f"{name}: {new} new entries, table has {len(table.entries)}")
     return table
+
+
+def check(table: LatencyTable, models, runs: int = 5, resolution: int | None = None,
+          log=print) -> list[dict]:
+    """Time each model in ``models`` (names) whole and record its prediction beside it: one
+    record per (model, input) in ``table.checks``, replacing an earlier one. Measures no
+    entries: a network whose nodes the table lacks gets ``missing`` (those nodes' names) and
+    no prediction (predicted_ms and error_pct None), since a partial sum would predict low.
+    error_pct = 100 (predicted - measured) / measured. Returns the new records."""
+    from ..api import load
+    check_threads(table)
+    records = []
+    for name in models:
+        model = load(name, weights=None)
+        shape = _input_shape(model, resolution)
+        pred = table.predict(model, shape)
+        before = _conditions()
+        measured = time_network(model, shape, runs) * 1e3
+        predicted = None if pred.missing else round(pred.ms, 3)
+        record = {"model": name, "input": list(shape), "predicted_ms": predicted,
+                  "measured_ms": round(measured, 3),
+                  "error_pct": None if predicted is None
+                  else round(100 * (predicted - measured) / measured, 1),
+                  "missing": [node for node, _ in pred.missing], "runs": runs, **before,
+                  "measured": f"whole network (its plan, as model(x) runs it), random input, "
+                              f"fastest of {runs} runs after 1 warm-up"}
+        table.checks = [c for c in table.checks
+                        if (c["model"], c.get("input")) != (name, record["input"])] + [record]
+        records.append(record)
+        if pred.missing:
+            log(f"{name}: {len(pred.missing)} of {len(model.plan)} nodes are not in the "
+                f"table, so no prediction; measure them first: tinyinfer latency-table "
+                f"--models {name}" + (f" --resolution {resolution}" if resolution else ""))
+        else:
+            log(f"{name}: predicted {predicted:.2f} ms, measured {measured:.2f} ms "
+                f"({record['error_pct']:+.1f}%)")
+    return records
+
+
+def check_threads(table: LatencyTable) -> None:
+    """Entries, and a check's measured time, must use one number of Numba threads (a
+    kernel's time depends on it): refuse a table whose entries used another count."""
+    import numba
+    now = numba.get_num_threads()
+    used = sorted({r["numba_threads"] for r in table.runs if "numba_threads" in r})
+    if len(used) > 1:
+        raise InputError(f"the table mixes entries measured on {' and '.join(map(str, used))} "
+                         f"Numba threads: measure a new table on one count")
+    if used and used != [now]:
+        raise InputError(f"the table's entries were measured on {used[0]} Numba thread(s) and "
+                         f"this process runs {now}: check with NUMBA_NUM_THREADS={used[0]}")
