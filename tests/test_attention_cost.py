@@ -138,5 +138,12 @@ def test_memory_bound_share_as_built_and_fused():
         assert math.isclose(m.forms[form]["ms"],
                             sum(g["ms"] for g in m.forms[form]["groups"].values()))
     assert "op class" in m.to_markdown("classes")
+    # every BN, activation and add the fused graph absorbed is accounted for in m.fusion
+    absorbed = sum(len(n.fused) for n in tinyinfer.build("efficientvit_m0").plan)
+    assert built["groups"]["memory ops"]["nodes"] - fused["groups"]["memory ops"]["nodes"] \
+        == absorbed
+    assert len(m.fusion) == sum(1 for n in tinyinfer.build("efficientvit_m0").plan if n.fused)
+    totals = m.fusion_totals()
+    assert math.isclose(totals["absorbed_ms"], sum(f[3] for f in m.fusion))
     with pytest.raises(tinyinfer.TinyInferError, match="runs must be at least 1"):
         memory_bound_share(runs=0)

@@ -22,8 +22,8 @@ PRIVATE_PATH = re.compile("|".join([r"/root/", r"/home/", r"/Users/", r"[A-Za-z]
 
 
 def test_the_notebooks_exist():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "08", "09", "10",
-                                               "11", "12"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "08", "09",
+                                               "10", "11", "12"]
 
 
 def output_text(output) -> str:

@@ -37,19 +37,24 @@ MATMUL_CLASSES = ("conv", "linear", "attention")   # op classes whose work is mu
 
 
 def _fastest(runs: dict, repeats: int, min_seconds: float) -> dict:
-    """Each callable's fastest wall time (s): ``repeats`` rounds at least, more until each has
-    run ``min_seconds`` in all; every round calls each once, in turn (interleaved)."""
+    """Each callable's fastest wall time (s) over at least ``repeats`` calls and until it has
+    run ``min_seconds`` in all. Calls go round robin among those not yet done, so what is
+    compared shares the same moments of load; a fast kernel is not held back by a slow one
+    (it stops when its own time is spent)."""
     best = dict.fromkeys(runs, math.inf)
     spent = dict.fromkeys(runs, 0.0)
-    rounds = 0
-    while rounds < repeats or min(spent.values()) < min_seconds:
+    calls = dict.fromkeys(runs, 0)
+    done = lambda n: calls[n] >= repeats and spent[n] >= min_seconds  # noqa: E731
+    while not all(done(n) for n in runs):
         for name, run in runs.items():
+            if done(name):
+                continue
             start = time.perf_counter()
             run()
             took = time.perf_counter() - start
             best[name] = min(best[name], took)
             spent[name] += took
-        rounds += 1
+            calls[name] += 1
     return best
 
 
@@ -255,7 +260,7 @@ class Scaling:
 
 
 def attention_scaling(tokens=(16, 64, 256, 1024, 4096), dim: int = 32, heads: int = 4,
-                      features: int = 0, repeats: int = 3, min_seconds: float = 0.05,
+                      features: int = 0, repeats: int = 3, min_seconds: float = 0.2,
                       measure: bool = True) -> Scaling:
     """Per head, at each sequence length T: MACs (cost models) and, with ``measure``, the
     fastest wall time of exact softmax attention, ReLU linear attention (EfficientViT-B),
@@ -293,7 +298,15 @@ class MemoryShare:
     "memory ops": {"nodes", "ms", "macs", "bytes"}}, "classes": {op class: the same}}."""
     model: str
     forms: dict
+    fusion: list      # per node of the fused graph that absorbed others: (name, its ms fused,
+                      # its ms as built, ms of the nodes it absorbed, as built)
     load: tuple
+
+    def fusion_totals(self) -> dict:
+        """Summed over ``fusion``: the absorbed nodes' time as separate passes, and what the
+        epilogues added to their convs (fused ms - as-built ms): fusing gains the difference."""
+        return {"absorbed_ms": sum(f[3] for f in self.fusion),
+                "epilogue_ms": sum(f[1] - f[2] for f in self.fusion)}
 
     def table(self, form: str, by: str = "groups") -> list:
         """(group or class, nodes, % time, % MACs, % bytes) rows of ``form``."""
@@ -355,4 +368,7 @@ def memory_bound_share(model_name: str = "efficientvit_m0", resolution: int | No
             for name, s in t.items():
                 best[form][name] = min(best[form].get(name, math.inf), s)
     forms = {form: _tally(g, x.shape, best[form]) for form, g in graphs.items()}
-    return MemoryShare(model_name, forms, (load_before, os.getloadavg()[0]))
+    built = best["as built"]
+    fusion = [(n.name, best["fused"][n.name] * 1e3, built[n.name] * 1e3,
+               sum(built[f] for f in n.fused) * 1e3) for n in model.plan if n.fused]
+    return MemoryShare(model_name, forms, fusion, (load_before, os.getloadavg()[0]))
