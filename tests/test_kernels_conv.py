@@ -123,6 +123,20 @@ def test_linear_matches_torch(lead, fin, fout, bias, act, seed):
     np.testing.assert_allclose(linear_ref(x, w, b, act), want, **tol(fin))
 
 
+@pytest.mark.parametrize("rows", [1, 15, 16, 17, 33, 100])
+@pytest.mark.parametrize("fout", [1, 5, 37, 130])
+def test_linear_both_kernels(rows, fout):
+    """Under PANEL_MIN_ROWS rows the dot kernel runs, from there the panel kernel (16 rows
+    per panel, ragged last panel; few panels split the outputs into chunks: 37 and 130
+    outputs with 1-3 panels)."""
+    rng = np.random.default_rng(rows * 1000 + fout)
+    x = rng.standard_normal((rows, 67), dtype=np.float32)
+    w = (rng.standard_normal((fout, 67)) / math.sqrt(67)).astype(np.float32)
+    b = rng.standard_normal(fout, dtype=np.float32)
+    want = F.linear(*(torch.from_numpy(a) for a in (x, w, b))).numpy()
+    np.testing.assert_allclose(linear(x, w, b), want, **tol(67))
+
+
 def test_linear_classifier_shape():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 1280), dtype=np.float32)

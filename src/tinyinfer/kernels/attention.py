@@ -23,62 +23,78 @@ import numpy as np
 
 from ..engine.costs import Cost, numel
 from ..errors import InputError
-from .common import FASTMATH, check_int, float32_array
+from .common import FASTMATH, check_int, float32_array, stack_empty
+from .linear import linear_into
+from .tiles import MR, NR, _micro_tile
 from .vmath import exp_f32
 
-_ROWS = 16     # query rows per parallel task
+_ROWS = 16     # query rows per parallel task: one packed panel of gemm's micro-tile width
+assert _ROWS == NR
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _sdpa(q, kt, vt, scale, out, bias=None):
-    # q: (G, Tq, D); kt: (G, D, Tk) and vt: (G, Dv, Tk), K and V TRANSPOSED so that every
-    # inner loop below runs over keys, contiguous and long (Tk = 64..1024) rather than over
-    # the short head dim (D = 16..64); out: (G, Tq, Dv). G = batch * heads.
-    # bias: None, or (Gb, Tq, Tk) added to the scores before the softmax, group g using
-    # bias[g % Gb] (Gb = 1: one bias for all; Gb = heads: per head, shared over the batch),
-    # e.g. EfficientViT's relative-position biases (attention_cascaded.py).
+def _sdpa(q, k, vt, scale, out, bias=None):
+    # q: (G, Tq, D), k: (G, Tk, D), vt: (G, Dv, Tk) (V TRANSPOSED); out: (G, Tq, Dv).
+    # G = batch * heads. bias: None, or (Gb, Tq, Tk) added to the scores before the
+    # softmax, group g using bias[g % Gb] (Gb = 1: one bias for all; Gb = heads: per head,
+    # shared over the batch), e.g. EfficientViT's relative-position biases
+    # (attention_cascaded.py).
+    #
+    # Both products run on gemm.py's register-blocked micro-tile (4 rows of a matrix
+    # against a packed panel of 16 columns, accumulators in registers), with the 16 query
+    # rows of a task as the panel's columns. Everything is computed TRANSPOSED:
+    #   scores  sT (Tk, 16) = K (Tk, D) @ (scale * q_block)^T (D, 16)
+    #   output  oT (Dv, 16) = V^T (Dv, Tk) @ P^T (Tk, 16)
+    # so the probabilities P^T that the first product leaves are already the packed panel
+    # the second one reads, and the softmax over keys (down a column of sT) is a vector
+    # operation across the 16 queries. Written as plain loops over keys, the same
+    # products were L1-bound (2 loads and a store per multiply-add) at 30-45 GFLOP/s.
     G, Tq, D = q.shape
-    Tk = kt.shape[2]
+    Tk = k.shape[1]
     Dv = vt.shape[1]
     nblk = (Tq + _ROWS - 1) // _ROWS
+    zeros = np.zeros(max(Tk, Dv), np.float32)       # the micro-tile's bias: none
     for task in numba.prange(G * nblk):
         g = task // nblk
         i0 = (task % nblk) * _ROWS
         R = min(i0 + _ROWS, Tq) - i0
-        # scores S = (q * scale) K^T for this block of R query rows: one row of K^T at a
-        # time, added into all R score rows while it is in L1. Scaling q (R*D multiplies)
-        # is cheaper than scaling S (R*Tk).
-        s = np.zeros((R, Tk), np.float32)
-        for d in range(D):
-            for r in range(R):
-                a = q[g, i0 + r, d] * scale
-                for j in range(Tk):
-                    s[r, j] += a * kt[g, d, j]
+        qp = np.zeros((D, _ROWS), np.float32)       # the packed, scaled query block
+        for r in range(R):
+            for d in range(D):
+                qp[d, r] = q[g, i0 + r, d] * scale
+        # rows past Tk (up to a multiple of MR) are computed from a repeated key, unused
+        st = np.empty(((Tk + MR - 1) // MR * MR, _ROWS), np.float32)
+        kg = k[g]
+        for j0 in range(0, Tk, MR):
+            _micro_tile(kg, j0, 0, D, qp, zeros, True, st, j0, 0)
         if bias is not None:
             gb = g % bias.shape[0]
             for r in range(R):
                 for j in range(Tk):
-                    s[r, j] += bias[gb, i0 + r, j]
-        # softmax numerators in place; subtracting the row max keeps exp <= 1
-        tot = np.empty(R, np.float32)
+                    st[j, r] += bias[gb, i0 + r, j]
+        # softmax numerators in place, column by column; subtracting the column max
+        # keeps exp <= 1. The normalisation waits for the output (Dv divides, not Tk).
+        m = stack_empty(_ROWS)
+        tot = stack_empty(_ROWS)
+        for r in range(_ROWS):
+            m[r] = st[0, r]
+            tot[r] = 0.0
+        for j in range(1, Tk):
+            for r in range(_ROWS):
+                m[r] = max(m[r], st[j, r])
+        for j in range(Tk):
+            for r in range(_ROWS):
+                e = exp_f32(st[j, r] - m[r])
+                st[j, r] = e
+                tot[r] += e
+        ot = np.empty(((Dv + MR - 1) // MR * MR, _ROWS), np.float32)
+        vg = vt[g]
+        for d0 in range(0, Dv, MR):
+            _micro_tile(vg, d0, 0, Tk, st, zeros, True, ot, d0, 0)
         for r in range(R):
-            m = np.float32(-np.inf)
-            for j in range(Tk):
-                m = max(m, s[r, j])
-            t = np.float32(0.0)
-            for j in range(Tk):
-                e = exp_f32(s[r, j] - m)
-                s[r, j] = e
-                t += e
-            tot[r] = t
-        # out = P V: a dot product over keys per output; dividing the Dv outputs by the
-        # row sum replaces Tk divides of the probabilities (same result, fewer divides)
-        for r in range(R):
+            inv = np.float32(1.0) / tot[r]
             for d in range(Dv):
-                a = np.float32(0.0)
-                for j in range(Tk):
-                    a += s[r, j] * vt[g, d, j]
-                out[g, i0 + r, d] = a / tot[r]
+                out[g, i0 + r, d] = ot[d, r] * inv
 
 
 def _sdpa_args(q, k, v, scale):
@@ -125,17 +141,17 @@ def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
     Tq, D = q.shape[-2:]
     Tk, Dv = v.shape[-2:]
     out = np.empty(lead + (Tq, Dv), np.float32)
-    kt = np.ascontiguousarray(k.reshape(G, Tk, D).transpose(0, 2, 1))     # (G, D, Tk)
+    k = np.ascontiguousarray(k).reshape(G, Tk, D)
     vt = np.ascontiguousarray(v.reshape(G, Tk, Dv).transpose(0, 2, 1))    # (G, Dv, Tk)
     if bias is None:
-        _sdpa(q.reshape(G, Tq, D), kt, vt, scale, out.reshape(G, Tq, Dv))
+        _sdpa(np.ascontiguousarray(q).reshape(G, Tq, D), k, vt, scale, out.reshape(G, Tq, Dv))
         return out
     bias = float32_array(bias, "bias")
     n = bias.ndim - 2
     if n < 0 or n > len(lead) or bias.shape != lead[len(lead) - n:] + (Tq, Tk):
         raise InputError(f"bias must have shape (..., Tq, Tk) = (..., {Tq}, {Tk}) with "
                          f"leading dims ending those of q {lead}, got {bias.shape}")
-    _sdpa(q.reshape(G, Tq, D), kt, vt, scale, out.reshape(G, Tq, Dv),
+    _sdpa(np.ascontiguousarray(q).reshape(G, Tq, D), k, vt, scale, out.reshape(G, Tq, Dv),
           bias.reshape(-1, Tq, Tk))
     return out
 
@@ -167,41 +183,6 @@ def scaled_dot_product_attention_cost(q_shape, k_shape, v_shape) -> Cost:
 
 # ----------------------------------------------------------------------------------------
 # multi-head self-attention
-
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _linear(x, w, b, out):
-    # out[r, o] = sum_c x[r, c] w[o, c] + b[o];  x: (R, C), w: (O, C), out: (R, O).
-    # Four rows of x share each load of a weight row: the weight matrix (4*C*C*3 bytes,
-    # ~0.7 MB at C = 240) is then streamed R/4 times instead of R times.
-    R, C = x.shape
-    O = w.shape[0]
-    nblk = (R + 3) // 4
-    for blk in numba.prange(nblk):
-        r0 = blk * 4
-        if r0 + 4 <= R:
-            for o in range(O):
-                a0 = np.float32(0.0)
-                a1 = np.float32(0.0)
-                a2 = np.float32(0.0)
-                a3 = np.float32(0.0)
-                for c in range(C):
-                    wc = w[o, c]
-                    a0 += x[r0, c] * wc
-                    a1 += x[r0 + 1, c] * wc
-                    a2 += x[r0 + 2, c] * wc
-                    a3 += x[r0 + 3, c] * wc
-                out[r0, o] = a0 + b[o]
-                out[r0 + 1, o] = a1 + b[o]
-                out[r0 + 2, o] = a2 + b[o]
-                out[r0 + 3, o] = a3 + b[o]
-        else:
-            for r in range(r0, R):
-                for o in range(O):
-                    a = np.float32(0.0)
-                    for c in range(C):
-                        a += x[r, c] * w[o, c]
-                    out[r, o] = a + b[o]
-
 
 def _mhsa_args(x, w_qkv, b_qkv, w_proj, b_proj, num_heads):
     x = float32_array(x, "x", 3, "(B, T, C)")
@@ -244,21 +225,21 @@ def multi_head_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj,
     B, T, C = x.shape
     D = C // H
     qkv = np.empty((B * T, 3 * C), np.float32)
-    _linear(x.reshape(B * T, C), w_qkv, b_qkv, qkv)
-    # split heads as timm does, (B, T, 3, H, D) -> q (B, H, T, D), with k and v transposed
-    # to (B, H, D, T) as _sdpa wants them: one copy of 3*B*T*C elements in all
+    linear_into(x.reshape(B * T, C), w_qkv, b_qkv, qkv)
+    # split heads as timm does, (B, T, 3, H, D) -> q and k (B, H, T, D), with v transposed
+    # to (B, H, D, T) as _sdpa wants it: one copy of 3*B*T*C elements in all
     qkv = qkv.reshape(B, T, 3, H, D)
     q = np.ascontiguousarray(qkv[:, :, 0].transpose(0, 2, 1, 3)).reshape(B * H, T, D)
-    kt = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 3, 1)).reshape(B * H, D, T)
+    k = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 1, 3)).reshape(B * H, T, D)
     vt = np.ascontiguousarray(qkv[:, :, 2].transpose(0, 2, 3, 1)).reshape(B * H, D, T)
     o = np.empty((B * H, T, D), np.float32)
-    _sdpa(q, kt, vt, np.float32(1.0 / math.sqrt(D)), o)
+    _sdpa(q, k, vt, np.float32(1.0 / math.sqrt(D)), o)
     # merge heads: (B, H, T, D) -> (B, T, H*D)
     o = np.ascontiguousarray(o.reshape(B, H, T, D).transpose(0, 2, 1, 3)).reshape(B * T, C)
     if w_proj is None:
         return o.reshape(B, T, C)
     out = np.empty((B, T, C), np.float32)
-    _linear(o, w_proj, b_proj, out.reshape(B * T, C))
+    linear_into(o, w_proj, b_proj, out.reshape(B * T, C))
     return out
 
 

@@ -71,14 +71,14 @@ def _bn_affine(bn, eps):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q, kt, vt):
+def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q, k, vt):
     # One head's q, k, v in every window, laid out as kernels/attention._sdpa reads them.
     #   x      (B, C, H, W)  the block input; this head's group is channels c0 : c0 + Cg
     #   prev   (G, T, Cg)    the previous head's output (read only if has_prev)
     #   w      (O, Cg)       1x1 conv weight, O = 2 * D + Dv (rows q, k, v); bn_qkv (4, O)
     #   w_dw   (D, K, K)     depthwise conv on q; bn_dw (4, D)
     #   q      (G, T, D) out: q after its depthwise conv and BN
-    #   kt     (G, D, T), vt (G, Dv, T) out: k and v, transposed (keys last)
+    #   k      (G, T, D), vt (G, Dv, T) out: k, and v transposed (keys last)
     # G = B * windows, T = window^2; window g is image g // (nh * nw), row (g // nw) % nh,
     # column g % nw. One task per (window, output channel): a q channel's depthwise conv
     # needs only that channel, so one parallel pass does all (each pass is a thread
@@ -112,7 +112,7 @@ def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q,
         if o >= 2 * D:
             vt[g, o - 2 * D] = acc
         elif o >= D:
-            kt[g, o - D] = acc
+            k[g, :, o - D] = acc
         else:                             # q: depthwise KxK conv inside the window, BN
             for i in range(window):
                 for j in range(window):
@@ -214,14 +214,14 @@ def cascaded_group_attention(x: np.ndarray, qkv_weights, qkv_norms, dw_weights, 
     G, T = B * nh * nw, ws * ws
     table = biases[:, bias_index(ws)]                  # (heads, T, T)
     q = np.empty((G, T, D), np.float32)
-    kt = np.empty((G, D, T), np.float32)
+    k = np.empty((G, T, D), np.float32)
     vt = np.empty((G, Dv, T), np.float32)
     outs = np.empty((heads, G, T, Dv), np.float32)
     scale = np.float32(D ** -0.5)
     for h in range(heads):
         _head_qkv(x, h * Dv, outs[h - 1], h > 0, w[h], bn_qkv[h], w_dw[h], bn_dw[h],
-                  float(eps), ws, nw, q, kt, vt)
-        _sdpa(q, kt, vt, scale, outs[h], table[h:h + 1])
+                  float(eps), ws, nw, q, k, vt)
+        _sdpa(q, k, vt, scale, outs[h], table[h:h + 1])
     y = np.empty((B, C, H, W), np.float32)
     _merge_windows(outs, ws, nw, act, y)
     return y

@@ -45,7 +45,8 @@ import numpy as np
 
 from ..engine.costs import Cost, numel
 from ..errors import InputError
-from .attention import _linear, _mhsa_args
+from .attention import _mhsa_args
+from .linear import linear_into
 from .common import FASTMATH, check_int, float32_array
 from .vmath import exp_f32
 
@@ -130,7 +131,7 @@ def _favor_head(q, k, v, p, dn, ratio, out):
             for j in range(M):
                 bm = max(bm, f[r, j])
         if bm > mk:                          # rescale what was summed to the new max
-            c = np.float32(exp_f32(mk - bm))
+            c = exp_f32(mk - bm)
             E *= c
             St *= c
             mk = bm
@@ -353,12 +354,12 @@ def favor_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj, num_heads:
                                                     num_heads)
     B, T, C = x.shape
     qkv = np.empty((B * T, 3 * C), np.float32)
-    _linear(x.reshape(B * T, C), w_qkv, b_qkv, qkv)
+    linear_into(x.reshape(B * T, C), w_qkv, b_qkv, qkv)
     q, k, v = qkv.reshape(B, T, 3, H, C // H).transpose(2, 0, 3, 1, 4)   # views (B, H, T, D)
     o = favor_attention(q, k, v, projection, causal)                      # (B, H, T, D)
     o = np.ascontiguousarray(o.transpose(0, 2, 1, 3)).reshape(B * T, C)  # merge the heads
     out = np.empty((B, T, C), np.float32)
-    _linear(o, w_proj, b_proj, out.reshape(B * T, C))
+    linear_into(o, w_proj, b_proj, out.reshape(B * T, C))
     return out
 
 

@@ -7,12 +7,9 @@
 
 How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts.md):
 
-* The micro-kernel computes one MR x NR tile of ``out`` (MR = 4 output channels by NR = 16
-  pixels: 8 AVX2 vectors of accumulators) over a block of KC reduction steps. Per step
-  it loads 2 vectors of X and broadcasts 4 weights, then does 8 vector FMAs.
-* The accumulators live in a stack array (common.stack_empty): LLVM can prove nothing
-  else touches it and keeps the whole tile in registers. In a heap array or in ``out`` the
-  same loop stores and reloads them every step.
+* The micro-kernel (tiles.py, shared with linear.py and attention.py) computes one
+  MR x NR tile of ``out`` (MR = 4 output channels by NR = 16 pixels) over a block of KC
+  reduction steps, its accumulators in registers; tiles.py says why and how.
 * X is copied ("packed") block by block into a buffer laid out [pixel panel, k, 16]: each
   step of the micro-kernel then reads 64 contiguous bytes, the panel (KC x 16 floats =
   16 KB) stays in L1 while every row block of W passes over it, and pixels past P are
@@ -20,11 +17,6 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
   4 rows of W, each contiguous in k.
 * Bias, activation and residual are applied to the tile while it is in registers, on the
   last K block, and only the valid columns are written back.
-
-Register budget on AVX2 (16 ymm registers): 8 accumulators + 2 X vectors + 4 broadcasts.
-A 6 x 16 tile (12 accumulators) measured 2.4x slower (5.5 vs 13.1 GFLOP/s, one thread,
-loaded machine), 3 x 32 and 4 x 24 likewise: LLVM hoists every broadcast before the FMAs
-and spills accumulators to the stack.
 
 Status (measured 2026-12-02, engine/conv_variant.py has the numbers): the inner loop
 alone runs at 36-66 GFLOP/s on one core, yet the whole product is 2-10x slower than the
@@ -38,54 +30,15 @@ import numba
 import numpy as np
 
 from .activations import NONE, act_inplace
-from .common import FASTMATH, stack_empty
+from .common import FASTMATH
 from .conv_im2col import im2col
 from .conv_pointwise import subsample_1x1
+from .tiles import MR, NR, _micro_tile
 
 # the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
 NO_RES3 = np.zeros((1, 1, 1), np.float32)
 
-MR = 4            # output channels per micro-tile
-NR = 16           # pixels per micro-tile: two 8-float AVX2 vectors
-TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for stack_empty)
 KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 KB, in L1
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def _micro_tile(w, m0, k0, kc, xp, bias, first, o, mo, po):
-    """o[mo:mo+MR, po:po+NR] = (bias if first else itself) + w[m0:m0+MR, k0:k0+kc] @ xp[:kc]
-
-    The register-blocked inner loop. xp (KC, NR) is one packed X panel; rows of w past M
-    repeat the last row; the MR x NR block of o must exist (edge tiles go through a
-    scratch block, see _edge_tile). Every index into ``acc`` is a constant once the
-    constant-trip loops are unrolled: a single variable index and LLVM can no longer
-    keep it in registers (measured: scalar FMAs, 6x slower).
-    """
-    M = w.shape[0]
-    acc = stack_empty(TILE)
-    for i in range(MR):
-        oi = o[mo + i, po:po + NR]
-        bi = bias[min(m0 + i, M - 1)]
-        for j in range(NR):
-            acc[i * NR + j] = bi if first else oi[j]
-    # one slice per row, indexed from 0: no negative-index wraparound code in the loop
-    w0 = w[min(m0, M - 1), k0:k0 + kc]
-    w1 = w[min(m0 + 1, M - 1), k0:k0 + kc]
-    w2 = w[min(m0 + 2, M - 1), k0:k0 + kc]
-    w3 = w[min(m0 + 3, M - 1), k0:k0 + kc]
-    for k in range(kc):
-        xk = xp[k]
-        a0, a1, a2, a3 = w0[k], w1[k], w2[k], w3[k]
-        for j in range(NR):            # constant trip count: two vectors, fully unrolled
-            v = xk[j]
-            acc[j] += a0 * v
-            acc[NR + j] += a1 * v
-            acc[2 * NR + j] += a2 * v
-            acc[3 * NR + j] += a3 * v
-    for i in range(MR):
-        oi = o[mo + i, po:po + NR]
-        for j in range(NR):
-            oi[j] = acc[i * NR + j]
 
 
 @numba.njit(inline="always", cache=True)

@@ -3,12 +3,16 @@
     x (..., IN) float32      weight (OUT, IN) float32 (PyTorch's layout)
     bias (OUT,) or None      y (..., OUT) float32
 
-The kernel, ``_dot_kernel``, is also the engine's "tiny image" 1x1 convolution: a 1x1 conv
-on a 7x7 map is a linear layer applied to 49 pixels, once the map is transposed to
-(pixels, channels). conv_im2col.py calls it for that.
+Two kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projections of the
+attention networks, where rows = batch * tokens) packs 16 rows of x transposed into a panel
+and runs tiles.py's register-blocked micro-tile over it, 4 weight rows at a time.
+``_dot_kernel`` (fewer rows: a classifier at batch 1, where a 16-row panel would be mostly
+padding) is also the engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a
+linear layer applied to 49 pixels, once the map is transposed to (pixels, channels).
+conv_im2col.py calls it for that.
 
-Why the loops look the way they do
-----------------------------------
+Why _dot_kernel's loops look the way they do
+---------------------------------------------
 Every output is a dot product of two contiguous rows, x[m, :] and W[o, :]. Computing one
 dot product at a time reads 2 numbers per multiply-add, so the loop is bound by loads, not
 by arithmetic. Computing a 4x4 block of outputs at once (4 rows of x against 4 rows of W)
@@ -27,6 +31,9 @@ from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
 from .common import FASTMATH, NO_RES2, check_act, check_array, check_bias, epilogue_rows
+from .tiles import MR, NR, _micro_tile
+
+PANEL_MIN_ROWS = 16    # from here on _panel_kernel (measured: see linear_into)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -115,6 +122,53 @@ def _put4(row, b, s0, s1, s2, s3):
     row[3] = s3 + b
 
 
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _panel_kernel(x, w, bias, y, n_ochunks):
+    """y[r, o] = bias[o] + sum_k x[r, k] * w[o, k]
+
+    x (R, K)   w (O, K)   bias (O,)   y (R, O)      (all C-contiguous)
+
+    One task: 16 rows of x, packed transposed into a (K, 16) panel, against one chunk of
+    the weight rows, 4 at a time (tiles.py); the (O, 16) result block is transposed on
+    its way out. Both copies are 1/O and 1/K of the multiply-adds. With few row blocks
+    the weight rows are split into ``n_ochunks`` chunks as well, so both cores get work.
+    """
+    R, K = x.shape
+    O = w.shape[0]
+    nblk = (R + NR - 1) // NR
+    chunk = ((O + n_ochunks - 1) // n_ochunks + MR - 1) // MR * MR
+    for task in numba.prange(nblk * n_ochunks):
+        r0 = (task // n_ochunks) * NR
+        o_lo = (task % n_ochunks) * chunk
+        o_hi = min(O, o_lo + chunk)
+        n = min(NR, R - r0)
+        xp = np.zeros((K, NR), np.float32)
+        for r in range(n):
+            xr = x[r0 + r]
+            for k in range(K):
+                xp[k, r] = xr[k]
+        yt = np.empty((chunk, NR), np.float32)
+        for o0 in range(o_lo, o_hi, MR):
+            _micro_tile(w, o0, 0, K, xp, bias, True, yt, o0 - o_lo, 0)
+        for r in range(n):
+            yr = y[r0 + r]
+            for o in range(o_lo, o_hi):
+                yr[o] = yt[o - o_lo, r]
+
+
+def linear_into(x2, w, bias, y2) -> None:
+    """y2 (R, O) = x2 (R, K) @ w.T + bias, for validated C-contiguous float32 arrays, by the
+    kernel that suits R (the module docstring). attention.py's projections call it too."""
+    R, O = y2.shape
+    if R >= PANEL_MIN_ROWS:
+        blocks = -(-R // NR)
+        _panel_kernel(x2, w, bias, y2, max(1, min(O // (4 * MR), -(-4 // blocks))))
+    else:
+        yt = np.empty((1, O, R), np.float32)       # _dot_kernel writes y transposed
+        _dot_kernel(x2.reshape(1, R, -1), w, bias, yt)
+        y2[...] = yt[0].T
+
+
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
            act=0) -> np.ndarray:
     """y = act(x @ weight.T + bias).  x (..., IN), weight (OUT, IN), bias (OUT,) -> y (..., OUT)."""
@@ -132,9 +186,8 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     rows = numel(lead)
     if rows == 0 or out_f == 0:
         return np.zeros(lead + (out_f,), np.float32)
-    yt = np.empty((1, out_f, rows), np.float32)          # the kernel writes y transposed
-    _dot_kernel(x.reshape(1, rows, in_f), weight, bias, yt)
-    y = np.ascontiguousarray(yt[0].T)
+    y = np.empty((rows, out_f), np.float32)
+    linear_into(x.reshape(rows, in_f), weight, bias, y)
     if code:
         epilogue_rows(y, NO_RES2, False, np.int64(code))
     return y.reshape(lead + (out_f,))

@@ -1,0 +1,72 @@
+"""The register-blocked micro-tile that gemm.py, linear.py and attention.py share.
+
+    o[mo:mo+MR, po:po+NR] = (bias if first else o) + w[m0:m0+MR, k0:k0+kc] @ xp[:kc]
+
+    w   (M, K)    float32, C-contiguous: MR of its rows are read, each contiguous in k
+    xp  (>=kc, NR) float32, C-contiguous: a "packed panel", NR columns side by side
+    o   the output block, which must exist whole (callers pad it to MR x NR)
+
+One step of k loads two vectors of the panel (NR = 16 floats: two 8-float AVX2
+vectors), broadcasts MR = 4 values of w and does 8 vector multiply-adds into an
+MR x NR tile of accumulators. Each loaded value is used 4 (panel) or 16 (w) times from
+a register, so the loop is bound by arithmetic, not by loads.
+
+The accumulators live in a stack array (common.stack_empty): LLVM can prove nothing
+else touches it and keeps the whole tile in registers. In a heap array, or in ``o``, the
+same loop stores and reloads them every step.
+
+Register budget on AVX2 (16 ymm registers): 8 accumulators + 2 panel vectors + 4
+broadcasts. A 6 x 16 tile (12 accumulators) measured 2.4x slower, 3 x 32 and 4 x 24
+likewise: LLVM hoists every broadcast before the multiply-adds and spills accumulators.
+
+Who packs what: gemm.py packs pixels of an NCHW map (w = the conv weight); linear.py
+packs 16 rows of x transposed (w = the weight, (OUT, IN) as PyTorch stores it);
+attention.py packs 16 scaled queries (w = the keys) and then reads the probabilities it
+computed as the panel of the second product (w = the values, transposed).
+"""
+from __future__ import annotations
+
+import numba
+
+from .common import FASTMATH, stack_empty
+
+MR = 4            # output channels per micro-tile
+NR = 16           # pixels per micro-tile: two 8-float AVX2 vectors
+TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for stack_empty)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _micro_tile(w, m0, k0, kc, xp, bias, first, o, mo, po):
+    """o[mo:mo+MR, po:po+NR] = (bias if first else itself) + w[m0:m0+MR, k0:k0+kc] @ xp[:kc]
+
+    The register-blocked inner loop. xp (KC, NR) is one packed X panel; rows of w past M
+    repeat the last row; the MR x NR block of o must exist (edge tiles go through a
+    scratch block, see _edge_tile). Every index into ``acc`` is a constant once the
+    constant-trip loops are unrolled: a single variable index and LLVM can no longer
+    keep it in registers (measured: scalar FMAs, 6x slower).
+    """
+    M = w.shape[0]
+    acc = stack_empty(TILE)
+    for i in range(MR):
+        oi = o[mo + i, po:po + NR]
+        bi = bias[min(m0 + i, M - 1)]
+        for j in range(NR):
+            acc[i * NR + j] = bi if first else oi[j]
+    # one slice per row, indexed from 0: no negative-index wraparound code in the loop
+    w0 = w[min(m0, M - 1), k0:k0 + kc]
+    w1 = w[min(m0 + 1, M - 1), k0:k0 + kc]
+    w2 = w[min(m0 + 2, M - 1), k0:k0 + kc]
+    w3 = w[min(m0 + 3, M - 1), k0:k0 + kc]
+    for k in range(kc):
+        xk = xp[k]
+        a0, a1, a2, a3 = w0[k], w1[k], w2[k], w3[k]
+        for j in range(NR):            # constant trip count: two vectors, fully unrolled
+            v = xk[j]
+            acc[j] += a0 * v
+            acc[NR + j] += a1 * v
+            acc[2 * NR + j] += a2 * v
+            acc[3 * NR + j] += a3 * v
+    for i in range(MR):
+        oi = o[mo + i, po:po + NR]
+        for j in range(NR):
+            oi[j] = acc[i * NR + j]
