@@ -32,7 +32,10 @@ the second thread runs only when the scheduler gives it a slice, so every call t
 whatever its work: on this 2-core machine at load 4.4 a 3x3 depthwise conv took 15-16 ms on
 two threads and 0.3 ms on one (2026-12-02). The entries and whole-network times of an
 earlier notebooks/latency_table.json (2 threads, load 5.8: MobileNetV2 "513 ms", 248 ms
-predicted) measured these waits, not the kernels.
+predicted) measured these waits, not the kernels. One thread is not immune either: under
+load a whole network (tens of ms) is preempted in every run while a node's call (under a
+millisecond) often escapes, so the checks come out above the predictions (at load 5 on
+2026-12-02, one thread: measured 20-68% above predicted for notebook 12's 7 networks).
 
 Bounded and resumable. ``measure`` takes a list of models; entries already in the file are
 not measured again, and the file is rewritten after every model, so a run that is killed
