@@ -54,6 +54,8 @@ def test_block_table_counts_the_block_layer_by_layer():
     assert math.isclose(sum(t.share(r, "macs") for r in nodes), 100)
     assert math.isclose(t.share(subs[1], "macs"), 100 * CORE / BLOCK_MACS)
     assert t.ms is None and t.load == (None, None)
+    with pytest.raises(tinyinfer.TinyInferError, match="runs >= 1"):
+        t.gaps()
     assert "T^2 part" in t.to_markdown()
 
 
