@@ -267,4 +267,4 @@ def check_threads(table: LatencyTable) -> None:
                          f"Numba threads: measure a new table on one count")
     if used and used != [now]:
         raise InputError(f"the table's entries were measured on {used[0]} Numba thread(s) and "
-                         f"this process runs {now}: check with NUMBA_NUM_THREADS={used[0]}")
+                         f"this process runs {now}: run with NUMBA_NUM_THREADS={used[0]}")
