@@ -1,3 +1,6 @@
 """Numba kernels. Each is a free function on plain float32 NumPy arrays, with its shapes in
 its docstring, a NumPy reference beside it for tests, and a ``*_cost`` function that counts
 its work from shapes alone (see tinyinfer/engine/costs.py for the conventions)."""
+from . import _cache
+
+_cache.install()     # before any kernel module is imported: see _cache.py
