@@ -143,10 +143,11 @@ def _conv_t_shape(node, in_shapes):
 
 
 def _conv_t_lower(node, in_shapes, out_shape, calls):
+    # call "transposed": thop counts a ConvTranspose2d by the forward conv's formula
     n_out = numel(out_shape)
     return [RefOp("conv", macs=numel(in_shapes[0]) * numel(node.param_shapes["weight"][1:]),
                   n_in=numel(in_shapes[0]), n_out=n_out,
-                  bias=n_out if "bias" in node.param_shapes else 0)]
+                  bias=n_out if "bias" in node.param_shapes else 0, call="transposed")]
 
 
 def _conv_t_depthwise(node) -> bool:

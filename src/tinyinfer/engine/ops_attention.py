@@ -82,7 +82,9 @@ def _cga_lower(node, in_shapes, out_shape, calls):
     """timm's CascadedGroupAttention per head: (+ previous head), 1x1 conv, BN, dw conv on q,
     BN, q * scale, then q^T k + bias, softmax, v attn^T as one op named after this kind
     (class "attention") with the two matmuls' MACs; the window padding and permutes are
-    copies; then the ReLU before the projection."""
+    copies; then the ReLU before the projection. timm runs its projection (ReLU, 1x1 conv
+    C -> C, BN) inside the padded windows too; the graph's conv node after this one counts
+    it on the real map, and the padding's share is lowered here."""
     a, (B, C, H, W) = node.attrs, in_shapes[0]
     D, ws = a["key_dim"], a["window"]
     nh, nw = AC.windows(H, W, ws)
@@ -99,7 +101,10 @@ def _cga_lower(node, in_shapes, out_shape, calls):
                 RefOp("mul", n_in=n_tok * D, n_out=n_tok * D, call="operator"),
                 RefOp(node.kind, macs=n_tok * T * (D + Dv), n_in=n_tok * o,
                       n_out=n_tok * Dv, call="operator")]
-    return ops + act_ops(a["act"], numel(out_shape), calls)
+    pad = (n_tok - B * H * W) * C                   # padding elements of the C-channel map
+    proj_on_padding = [RefOp("conv", macs=pad * C, n_in=pad, n_out=pad),
+                       RefOp("batchnorm", n_in=pad, n_out=pad)] if pad else []
+    return ops + act_ops(a["act"], n_tok * C, calls) + proj_on_padding
 
 
 # ---- separable self-attention (MobileViTV2's LinearSelfAttention between its 1x1 convs) ---
@@ -116,12 +121,14 @@ def _sep_shape(node, in_shapes):
 
 def _sep_lower(node, in_shapes, out_shape, calls):
     """timm's LinearSelfAttention between qkv_proj and out_proj: split, F.softmax over the
-    tokens, (key * scores).sum over the tokens as one op named after this kind (class
-    "attention") with the context vectors' MACs; then F.relu(value) and the multiply by the
-    context (elementwise, in the kind's FLOPs)."""
+    tokens (of the one query channel), (key * scores).sum over the tokens as one op named
+    after this kind (class "attention") with the context vectors' MACs; then F.relu(value)
+    and the multiply by the context (elementwise, in the kind's FLOPs)."""
     n_in, n_out = numel(in_shapes[0]), numel(out_shape)
+    b, _, h, w = in_shapes[0]
     macs = SA.separable_context_mix_cost(in_shapes[0]).macs
-    return [RefOp(node.kind, macs=macs, n_in=n_in, n_out=n_out, call="operator"),
+    return [RefOp("softmax", n_in=b * h * w, n_out=b * h * w, call="functional"),
+            RefOp(node.kind, macs=macs, n_in=n_in, n_out=n_out, call="operator"),
             RefOp("relu", n_in=n_out, n_out=n_out, call=calls.get("relu", "functional"))]
 
 

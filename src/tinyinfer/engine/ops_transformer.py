@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .costs import Cost, RefOp, numel
 from ..errors import InputError
-from .op_record import WHOLE, Op, copy, lowers_to, same_shape
+from .op_record import WHOLE, Op, copy, same_shape
 from ..kernels import attention as AT
 from ..kernels import dimwise as DW
 from ..kernels import norm as N
@@ -61,6 +61,13 @@ def _resize_to_patches_cost(node, in_shapes, out_shape):
             cost = cost + DW.resize_axis_cost(shape, axis, out_shape[axis])
             shape = shape[:axis] + (out_shape[axis],) + shape[axis + 1:]
     return cost
+
+
+def _resize_to_patches_lower(node, in_shapes, out_shape, calls):
+    # timm's MobileVitV2Block: F.interpolate, only when the map does not fit the patches
+    n_in, n_out = numel(in_shapes[0]), numel(out_shape)
+    return [RefOp("interpolate", n_in=n_in, n_out=n_out, call="functional")] \
+        if tuple(out_shape) != tuple(in_shapes[0]) else []
 
 
 # ---- tokens <-> maps ----------------------------------------------------------------------
@@ -128,6 +135,23 @@ def _fold_cost(node, in_shapes, out_shape):
     return TK.patches_cost(out_shape, node.attrs["patch"], fold=True)
 
 
+def _patches_lower(fold: bool):
+    """timm's MobileViT block: F.interpolate (bilinear, to the patch multiples) before the
+    unfold and back after the fold when the map does not fit the patches; the unfold / fold
+    themselves are reshapes (copies)."""
+    def lower(node, in_shapes, out_shape, calls):
+        map_shape = out_shape if fold else in_shapes[0]
+        b, c, h, w = map_shape
+        padded = b * c * numel(TK.padded_size(h, w, node.attrs["patch"]))
+        ops = [RefOp("copy", n_in=padded, n_out=padded, call="operator")]
+        if padded == numel(map_shape):
+            return ops
+        resize = RefOp("interpolate", n_in=padded if fold else numel(map_shape),
+                       n_out=numel(map_shape) if fold else padded, call="functional")
+        return (ops + [resize]) if fold else ([resize] + ops)
+    return lower
+
+
 # ---- layer norm -------------------------------------------------------------------------
 def _ln_args(node):
     p = node.params
@@ -140,10 +164,14 @@ def _ln_cost(cost_fn):
     return cost
 
 
-def _ln_lower(node, in_shapes, out_shape, calls):
-    n = numel(out_shape)
-    return [RefOp("layer_norm", n_in=n, n_out=n, bias=n if "bias" in node.param_shapes else 0,
-                  call=calls.get(node.kind, "module"))]
+def _norm_lower(ref_op):
+    """nn.LayerNorm / nn.GroupNorm (``ref_op``); ``bias``: with an affine (the tools count
+    more for it); ``calls[kind]``: "subclass" for timm's GroupNorm1."""
+    def lower(node, in_shapes, out_shape, calls):
+        n = numel(out_shape)
+        return [RefOp(ref_op, n_in=n, n_out=n, bias=n if "bias" in node.param_shapes else 0,
+                      call=calls.get(node.kind, "module"))]
+    return lower
 
 
 # ---- group norm (MobileViTV2's GroupNorm(1, C)) -------------------------------------------
@@ -192,18 +220,29 @@ def _mhsa_cost(node, in_shapes, out_shape):
 
 def _mhsa_lower(node, in_shapes, out_shape, calls):
     """timm's Attention: qkv Linear, scaled_dot_product_attention (q k^T, softmax, . v),
-    proj Linear (if the node has one)."""
+    proj Linear (if the node has one). calls: "sdpa", "functional" (timm's fused
+    F.scaled_dot_product_attention) or "operator" (written out: q @ k^T, attn.softmax(),
+    attn @ v); "mhsa": "timm_attention" when the node is timm's Attention module, which
+    ptflops counts as a whole (timm's default, fused attention); "mhsa_qkv": how the qkv
+    Linear is called."""
     b, t, c = in_shapes[0]
-    n, ps = b * t * c, node.param_shapes
+    n, ps, heads = b * t * c, node.param_shapes, node.attrs["num_heads"]
+    if calls.get("mhsa") == "timm_attention":      # every op below is inside that module
+        qkv = sdpa = softmax = proj = "timm_attention"
+    else:
+        qkv, proj = calls.get("mhsa_qkv", "module"), "module"
+        sdpa = calls.get("sdpa", "functional")
+        # inside the fused F.scaled_dot_product_attention, or written attn.softmax(dim=-1)
+        softmax = "method" if sdpa == "operator" else "fused"
     ops = [RefOp("linear", macs=3 * n * c, n_in=n, n_out=3 * n,
-                 bias=3 * n if "qkv.bias" in ps else 0),
-           # F.scaled_dot_product_attention: q k^T and (softmax) . v, t*t*c MACs each
-           RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n,
-                 call=calls.get("sdpa", "functional"))]
+                 bias=3 * n if "qkv.bias" in ps else 0, call=qkv),
+           # q k^T and (softmax) . v, t*t*c MACs each; the softmax of heads*t*t scores
+           RefOp("sdpa", macs=2 * b * t * t * c, n_in=3 * n, n_out=n, call=sdpa),
+           RefOp("softmax", n_in=b * heads * t * t, n_out=b * heads * t * t, call=softmax)]
     if "proj.weight" not in ps:
         return ops
     return ops + [RefOp("linear", macs=n * c, n_in=n, n_out=n,
-                        bias=n if "proj.bias" in ps else 0)]
+                        bias=n if "proj.bias" in ps else 0, call=proj)]
 
 
 # ---- the records -------------------------------------------------------------------------
@@ -213,20 +252,19 @@ RECORDS: list[Op] = [
        _moved, copy, "other", "to tokens", WHOLE),
     Op("from_tokens", _from_tokens_run, _from_tokens_shape, _moved, copy, "other",
        "from tokens", WHOLE),
-    # F.interpolate: no counting tool has a rule for it, so it lowers as data movement
     Op("resize_to_patches", _resize_to_patches_run, _resize_to_patches_shape,
-       _resize_to_patches_cost, copy, "other", "resize", WHOLE),
+       _resize_to_patches_cost, _resize_to_patches_lower, "other", "resize", WHOLE),
     Op("unfold_patches", lambda node, x: TK.unfold_patches(x[0], node.attrs["patch"]),
-       _unfold_shape, lambda node, s, o: TK.patches_cost(s[0], node.attrs["patch"]), copy,
-       "other", "unfold patches", WHOLE),
-    Op("fold_patches", _fold_run, _fold_shape, _fold_cost, copy, "other", "fold patches",
-       WHOLE),
+       _unfold_shape, lambda node, s, o: TK.patches_cost(s[0], node.attrs["patch"]),
+       _patches_lower(fold=False), "other", "unfold patches", WHOLE),
+    Op("fold_patches", _fold_run, _fold_shape, _fold_cost, _patches_lower(fold=True), "other",
+       "fold patches", WHOLE),
     Op("layer_norm", lambda node, x: N.layer_norm(x[0], *_ln_args(node)), same_shape,
-       _ln_cost(N.layer_norm_cost), _ln_lower, "norm", "LayerNorm", WHOLE),
+       _ln_cost(N.layer_norm_cost), _norm_lower("layer_norm"), "norm", "LayerNorm", WHOLE),
     Op("layer_norm_2d", lambda node, x: N.layer_norm_2d(x[0], *_ln_args(node)), same_shape,
-       _ln_cost(N.layer_norm_2d_cost), _ln_lower, "norm", "LayerNorm", WHOLE),
+       _ln_cost(N.layer_norm_2d_cost), _norm_lower("layer_norm"), "norm", "LayerNorm", WHOLE),
     Op("mhsa", _mhsa_run, _mhsa_shape, _mhsa_cost, _mhsa_lower, "attention",
        "Self-attention", WHOLE),
-    Op("group_norm", _gn_run, _gn_shape, _gn_cost, lowers_to("group_norm"), "norm",
+    Op("group_norm", _gn_run, _gn_shape, _gn_cost, _norm_lower("group_norm"), "norm",
        "GroupNorm", WHOLE),
 ]
