@@ -45,6 +45,8 @@ DISPATCH = [
     ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped"),         # RegNet group width 16
     ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "dot"),            # 7x7 expand: 49 pixels
     ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "dot"),               # ResNet 3x3 on 7x7
+    ((1, 96, 14, 14), (576, 96, 1, 1), 1, 0, 1, "gemm"),           # 14x14 expand
+    ((1, 128, 32, 32), (64, 128, 1, 1), 1, 0, 1, "gemm"),          # MobileViTV2 projection
     ((1, 24, 56, 56), (144, 24, 1, 1), 1, 0, 1, "pointwise"),      # 56x56 expand
     ((1, 24, 56, 56), (144, 24, 1, 1), 2, 0, 1, "pointwise"),      # strided 1x1 (28x28 out)
     ((1, 240, 28, 28), (240, 80, 1, 1), 1, 0, 3, "pointwise"),     # ShuffleNet V1 g=3 1x1

@@ -203,6 +203,10 @@ DISPATCH_CASES = [
     (8, 8, 1, 8, 1, 0, 16), (8, 8, 1, 8, 1, 1, 16),   # 1x1 depthwise at stride 1: rows
     (8, 16, 3, 2, 1, 1, 16), (8, 16, 3, 2, 2, 1, 9),                           # grouped
     (8, 16, 1, 2, 1, 0, 16), (8, 16, 1, 2, 1, 0, 5),  # grouped 1x1: rows, however small
+    (64, 64, 1, 1, 1, 0, 16), (64, 96, 1, 1, 2, 0, 24),                        # gemm
+    (64, 64, 1, 1, 1, 0, 32), (64, 64, 1, 1, 1, 0, 33),          # 1024 pixels: gemm; 1089: rows
+    (63, 64, 1, 1, 1, 0, 16), (64, 63, 1, 1, 1, 0, 16),          # 63 channels in or out: rows
+    (64, 64, 1, 1, 1, 0, 11),                                        # under 128 pixels: dot
     (8, 16, 1, 1, 1, 0, 16), (8, 16, 1, 1, 2, 0, 32),                          # pointwise
     (8, 16, 1, 1, 1, 0, 11), (8, 16, 3, 1, 1, 1, 11), (8, 16, 1, 1, 2, 0, 16),  # dot
     (8, 16, 3, 1, 1, 1, 12), (8, 16, 3, 1, 2, 1, 32), (8, 16, 1, 1, 1, 1, 16),  # im2col
@@ -210,14 +214,14 @@ DISPATCH_CASES = [
 # the loop of kernels/conv_*.py each variant ends in; any of them but the
 # depthwise and grouped ones may first run _im2col (all but a 1x1 conv without padding)
 MAIN_LOOP = {"depthwise": "_depthwise", "grouped": "_grouped", "dot": "_dot_kernel",
-             "pointwise": "_pointwise_rows", "im2col": "_pointwise_rows"}
+             "gemm": "gemm_bias_act", "pointwise": "_pointwise_rows", "im2col": "_pointwise_rows"}
 
 
 def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     """conv_variant.py says which loop kernels/conv.py runs for a shape; here each loop is
     wrapped to record that it ran, and what ran must be the predicted variant's loop."""
     from tinyinfer.kernels import conv as C
-    from tinyinfer.kernels import conv_depthwise, conv_group, conv_im2col, conv_pointwise
+    from tinyinfer.kernels import conv_depthwise, conv_group, conv_im2col, conv_pointwise, gemm
     assert SMALL_IMAGE == C.SMALL_IMAGE
     ran = set()
 
@@ -229,6 +233,7 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     spy(conv_im2col, "_im2col")
     spy(conv_pointwise, "_pointwise_rows")
     spy(conv_group, "_grouped")
+    spy(gemm, "gemm_bias_act")
     rng = np.random.default_rng(0)
     seen = set()
     for case in DISPATCH_CASES:

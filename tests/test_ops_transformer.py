@@ -132,8 +132,10 @@ def test_resize_bilinear_is_f_interpolate(h, w, oh, ow, seed):
     x = np.random.default_rng(seed).standard_normal((2, 3, h, w)).astype(np.float32)
     want = F.interpolate(torch.from_numpy(x), size=(oh, ow), mode="bilinear",
                          align_corners=False).numpy()
-    np.testing.assert_allclose(TK.resize_bilinear(x, oh, ow), want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(TK.resize_bilinear_ref(x, oh, ow), want, rtol=1e-5, atol=1e-6)
+    # atol 1e-5 as for the resized fold above: blends in another order than torch's (seen:
+    # 1.9e-6 at 2x10 -> 2x6)
+    np.testing.assert_allclose(TK.resize_bilinear(x, oh, ow), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(TK.resize_bilinear_ref(x, oh, ow), want, rtol=1e-5, atol=1e-5)
 
 
 def test_token_kernels_refuse_bad_input():

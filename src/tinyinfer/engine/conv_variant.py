@@ -20,7 +20,11 @@ loops runs it (kernels/conv.py's dispatch table; the loops are described there):
     "grouped"    several input channels per group, kernel larger than 1x1: direct loop
     "dot"        groups == 1 and fewer than SMALL_IMAGE output pixels per image:
                  [im2col,] then a dot product over the (pixels, K) transpose
-    "pointwise"  1x1 without padding (stride only subsamples): output rows += w * x rows
+    "gemm"       1x1 without padding, groups == 1, at least GEMM_MIN_CHANNELS channels in
+                 and out, SMALL_IMAGE to GEMM_MAX_PIXELS output pixels: kernels/gemm.py's
+                 register-blocked product
+    "pointwise"  other 1x1 without padding (stride only subsamples): output rows += w * x
+                 rows
     "im2col"     anything else: im2col, then the pointwise rows loop
 
 The two differ on purpose at the edges: a 1x1 depthwise conv at stride 1 *is* depthwise
@@ -33,18 +37,25 @@ well as ops.py, report.py and memory.py.
 from __future__ import annotations
 
 CONV_CLASSES = ("depthwise", "grouped", "pointwise", "dense")
-CONV_VARIANTS = ("depthwise", "grouped", "dot", "pointwise", "im2col")
+CONV_VARIANTS = ("depthwise", "grouped", "dot", "gemm", "pointwise", "im2col")
 
 # Variants kernels/conv.py can run by name that conv_variant never picks, because they
-# measured slower than the one it picks on every layer tried. "gemm" (kernels/gemm.py, a
-# 4 x 16 register-blocked product with stack accumulators and packed X panels), measured
-# 2026-12-02 on this 2-core AMD EPYC *without AVX-512* (znver3 to LLVM; AVX2, 16 ymm
-# registers), 1 thread, load average 10-15, best of 40 interleaved rounds, GFLOP/s gemm /
-# rows ("pointwise"): 96x16x12544 1.1 / 12.3, 144x24x3136 2.8 / 15.8, 384x64x196 4.9 /
-# 10.3, 1280x320x49 1.5 / 3.2, 256x64x3136 1.5 / 5.5, 64x256x3136 1.8 / 5.5 (Cout x Cin x
-# pixels). Its inner loop alone runs at 36-66 GFLOP/s in L1: the loss is around it. To
-# re-measure: python -m tinyinfer.bench kernels --variants pointwise,gemm,dot
-NOT_DISPATCHED = ("gemm",)
+# measured slower than the one it picks on every layer tried (none at the moment; to
+# compare variants: python -m tinyinfer.bench kernels --variants pointwise,gemm,dot).
+NOT_DISPATCHED = ()
+
+# Where "gemm" (kernels/gemm.py: 4 x 16 register tiles, packed X panels) beats the rows
+# loop. Measured 2026-12-02 on the 2-core AMD EPYC Zen 3 (AVX2), 1 thread, SiLU epilogue,
+# best of 3 interleaved rounds, ms gemm / rows: 128->64 @32x32 0.64 / 1.45, 64->129
+# @32x32 0.77 / 1.24, 256->128 @32x32 2.47 / 2.76, 384->64 @14x14 0.25 / 0.32, 64->384
+# @14x14 0.31 / 0.36. It loses with few channels, whose rows are long and its tiles short
+# in k (16->96 @112x112 6.98 / 3.08, 96->24 @56x56 0.81 / 0.55), on 7x7 maps to "dot"
+# (320->1280: 1.43 / 1.29), and inside whole networks on 64x64 maps (MobileViTV2-050's
+# 128->64 @64x64: 7.98 / 2.33 ms; "the open lead" in gemm.py). Whole networks, 1 thread,
+# interleaved with the rows-only dispatch in one process: MobileNetV2 0.92x the time,
+# EfficientNet-B0 0.94x, ResNet-50 0.97x, MobileViTV2-050 1.01x (load 1.2-1.4).
+GEMM_MIN_CHANNELS = 64
+GEMM_MAX_PIXELS = 32 * 32
 
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
@@ -71,4 +82,7 @@ def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int) -> str:
         return "grouped"
     if groups == 1 and out_pixels < SMALL_IMAGE:
         return "dot"
+    if one_by_one and groups == 1 and not any(padding) and out_pixels <= GEMM_MAX_PIXELS \
+            and min(cin_g, w_shape[0]) >= GEMM_MIN_CHANNELS:
+        return "gemm"
     return "pointwise" if one_by_one and not any(padding) else "im2col"

@@ -18,13 +18,12 @@ matches wins:
     1 < groups < Cin, k > 1              "grouped"    conv_group.py      direct, per group
     groups == 1, < 128 output pixels     "dot"        conv_im2col.py     [im2col,] linear's
                                                       dot kernel on the (pixels, K) transpose
+    1x1, no padding, groups == 1,        "gemm"       gemm.py            register-blocked
+      >= 64 channels in and out, <= 1024 pixels                          packed product
     1x1, no padding                      "pointwise"  conv_pointwise.py  out row += w * x row
     anything else                        "im2col"     conv_im2col.py     im2col, then rows
 
-(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]). One more runs only by name:
-
-    groups == 1 (never dispatched)       "gemm"       gemm.py            [im2col,] a
-                                                      register-blocked packed product
+(a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]).
 
 ``conv2d(..., variant=name)``
 runs a named variant instead, on any shape ``VARIANTS[name].supports``: so the tests and

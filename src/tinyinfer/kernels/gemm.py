@@ -18,11 +18,12 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
 * Bias, activation and residual are applied to the tile while it is in registers, on the
   last K block, and only the valid columns are written back.
 
-Status (measured 2026-12-02, engine/conv_variant.py has the numbers): the inner loop
-alone runs at 36-66 GFLOP/s on one core, yet the whole product is 2-10x slower than the
-rows kernel (conv_pointwise.py), so conv2d never picks it; run it by name
-(``conv2d(..., variant="gemm")``). An open lead: the same micro-tile calls writing into a
-96 x 12544 output ran 7x slower than into 96 x 4096 or 96 x 8192 ones.
+Where it runs (engine/conv_variant.py has the numbers and the rule): 1x1 convs with at
+least 64 channels in and out on maps of 128 to 1024 pixels, where it beat the rows kernel
+(conv_pointwise.py) by 10-55% per layer. With few channels the rows kernel wins (its rows
+are long, these tiles short in k), and on 7x7 maps the dot kernel does. An open lead: the
+same micro-tile calls writing into a 96 x 12544 output ran 7x slower than into 96 x 4096
+or 96 x 8192 ones.
 """
 from __future__ import annotations
 
