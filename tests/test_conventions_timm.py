@@ -107,3 +107,15 @@ def _fvcore(module, x) -> int:
         return FlopCountAnalysis(module, x).unsupported_ops_warnings(False).total()
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_summary_prints_what_the_tool_leaves_out():
+    """`tinyinfer summary NAME --convention thop` (and the notebook's HTML) end with the
+    notes; tinyinfer's own conventions have none. thop sees nothing of timm's fused
+    attention: MobileViT-XXS's 78,184,448 attention MACs (test_notes' arithmetic)."""
+    model = tinyinfer.load("mobilevit_xxs", weights=None)
+    rep = model.summary(convention="thop")
+    text, page = str(rep), rep._repr_html_()
+    assert "What this tool leaves out" in text and "78,184,448 MACs" in text
+    assert all(n in text for n in rep.notes()) and "78,184,448 MACs" in page
+    assert "leaves out" not in str(model.summary()) and model.summary().notes() == []

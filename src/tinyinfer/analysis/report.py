@@ -44,6 +44,9 @@ class Row:
     time: float | None = None        # measured seconds (profile only)
 
 
+_NOTES_TITLE = "What this tool leaves out, or counts by a rule of its own"
+
+
 class Report:
     BASE = ("layer", "type", "output", "MACs", "FLOPs", "params", "bytes", "FLOP/B", "memory")
 
@@ -151,14 +154,24 @@ class Report:
     def __repr__(self):
         return f"<Report {self.headline()}>"
 
+    def notes(self) -> list[str]:
+        """What the report's counting tool ignores or counts by a rule of its own in this
+        network (conventions.Counted.notes); empty for tinyinfer's own conventions."""
+        return list(self.counted.notes) if self.counted else []
+
     def __str__(self):
-        return self.headline() + "\n" + _text_table(self.columns, self.table(), 3, total=True) \
+        text = self.headline() + "\n" + _text_table(self.columns, self.table(), 3, total=True) \
             + "\n\nBy layer type:\n" + _text_table(self.type_columns(), self.type_table(), 1)
+        if self.notes():
+            text += "\n\n" + _NOTES_TITLE + ":\n" + "\n".join(f"  - {n}" for n in self.notes())
+        return text
 
     def _repr_html_(self):
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes())
         return (f"<p><b>{html.escape(self.headline())}</b></p>"
                 + _html_table(self.columns, self.table())
-                + "<p>By layer type:</p>" + _html_table(self.type_columns(), self.type_table()))
+                + "<p>By layer type:</p>" + _html_table(self.type_columns(), self.type_table())
+                + (f"<p>{_NOTES_TITLE}:</p><ul>{notes}</ul>" if notes else ""))
 
     def to_csv(self) -> str:
         buf = io.StringIO()
