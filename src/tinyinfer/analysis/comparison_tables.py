@@ -18,10 +18,21 @@ medians of ``runs`` calls, taking turns (bench/models.py); on a shared machine o
 processes only add time, so the load average is printed beside them. The papers measured
 elsewhere (a Pixel 1 phone; a V100 GPU at batch 2048 and one Xeon core at batch 16): only
 the order of the rows can be compared, not the numbers.
+
+Import order matters for the torch column: torch must be imported before tinyinfer first
+runs a parallel kernel in the process (Numba then starts its OpenMP threads). Imported
+after, torch's MobileViT-XXS ran at 1.5-1.7 images/s instead of 23-30 here (2026-12-02,
+reproducible; torch's other networks were barely affected), so this module imports torch,
+if installed, when it is imported.
 """
 from __future__ import annotations
 
 import os
+
+try:
+    import torch  # noqa: F401  (see the docstring: before Numba's OpenMP threads start)
+except ImportError:
+    pass
 
 import numpy as np
 
