@@ -11,13 +11,14 @@
 # to re-measure it too (the notebook does it then, on one thread), and update the "What the
 # frontier shows" cell by hand.
 #
-# Time, with a warm Numba cache: under a minute (2026-12-02 at load ~5: 7.5 s for the 7
-# networks' 263 entries, 8.3 s for their checks, 31 s executing the notebook; less when
-# quiet). A cold cache first compiles the kernels: add a few minutes.
+# Time, with a warm Numba cache: about 6 minutes on a quiet machine (2026-12-02, load ~1:
+# 1 min 54 s for the entries, 3 min 17 s for the checks, the notebook in seconds). A cold
+# cache first compiles the kernels: add a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NUMBA_NUM_THREADS=1
-MODELS=mobilenet_v2,mnasnet1_0,squeezenet1_1,shufflenet_v2_x1_0,mobilenet_v3_large,efficientnet_b0,ghostnet_100
+# every registered network (155 on 2026-12-02: 5,979 entries in 1 min 54 s, checks in 3 min 17 s, quiet)
+MODELS=$(python -c "import tinyinfer; print(','.join(tinyinfer.list_models()))")
 NEW=notebooks/latency_table.json.new
 uptime
 rm -f "$NEW"
