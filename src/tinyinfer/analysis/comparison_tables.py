@@ -162,6 +162,9 @@ def efficientvit_table(timed: tuple[str, ...] = (), runs: int = 5, rounds: int =
              "params (M4 has 8.8M): M5 at 384 and 512, 12.45M at each size here"]
     if timed:
         notes.append(f"images/s: batch 1, 2 threads each, this machine ({load_average()})")
+        notes.append("MobileOne: torch and ONNX Runtime run timm's module as created, in its "
+                     "training form (branches not fused); tinyinfer runs the fused form "
+                     "(engine/reparam.py), as MobileOne is meant to be deployed")
     return Table("EfficientViT's comparison: FLOPs and params from tinyinfer, images/s here",
                  ("model", "tinyinfer", "res", "M FLOPs", "paper", "M params", "paper",
                   "tinyinfer im/s", "torch im/s", "ONNX Runtime im/s"), rows, notes)
