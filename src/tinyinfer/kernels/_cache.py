@@ -12,8 +12,9 @@ the output would have been silently wrong. An installed package is safe by accid
 So every function defined in this package is stamped with a digest of ALL the package's
 source files: an edit to any kernel file recompiles every kernel once. The locators are
 Numba's own, in the same order (NUMBA_CACHE_DIR, then __pycache__ beside the source,
-then the user-wide cache directory); only the stamp differs. Numba >= 0.59 exposes the
-locator list as ``CacheImpl._locator_classes`` (``_CacheImpl`` before 0.62).
+then the user-wide cache directory); only the stamp differs. Numba keeps the locator list
+in ``CacheImpl._locator_classes`` (checked on 0.68; older releases spell the class names with
+a leading underscore, and both spellings are tried).
 """
 from __future__ import annotations
 
