@@ -31,10 +31,12 @@ The two differ on purpose at the edges: a 1x1 depthwise conv at stride 1 *is* de
 (a report says "Conv DW 1x1") but runs fastest as grouped pointwise rows; a 3x3 conv on a
 one-channel image is dense but runs on the depthwise loop.
 
-This module imports nothing from tinyinfer, so the kernels' dispatcher can call it as
+This module imports nothing from tinyinfer but cpu.py (which imports nothing), so the kernels' dispatcher can call it as
 well as ops.py, report.py and memory.py.
 """
 from __future__ import annotations
+
+from ..cpu import AVX512
 
 CONV_CLASSES = ("depthwise", "grouped", "pointwise", "dense")
 CONV_VARIANTS = ("depthwise", "grouped", "dot", "gemm", "pointwise", "im2col")
@@ -44,18 +46,29 @@ CONV_VARIANTS = ("depthwise", "grouped", "dot", "gemm", "pointwise", "im2col")
 # compare variants: python -m tinyinfer.bench kernels --variants pointwise,gemm,dot).
 NOT_DISPATCHED = ()
 
-# Where "gemm" (kernels/gemm.py: 4 x 16 register tiles, packed X panels) beats the rows
-# loop. Measured 2026-12-02 on the 2-core AMD EPYC Zen 3 (AVX2), 1 thread, SiLU epilogue,
-# best of 3 interleaved rounds, ms gemm / rows: 128->64 @32x32 0.64 / 1.45, 64->129
-# @32x32 0.77 / 1.24, 256->128 @32x32 2.47 / 2.76, 384->64 @14x14 0.25 / 0.32, 64->384
-# @14x14 0.31 / 0.36. It loses with few channels, whose rows are long and its tiles short
-# in k (16->96 @112x112 6.98 / 3.08, 96->24 @56x56 0.81 / 0.55), on 7x7 maps to "dot"
-# (320->1280: 1.43 / 1.29), and inside whole networks on 64x64 maps (MobileViTV2-050's
-# 128->64 @64x64: 7.98 / 2.33 ms; "the open lead" in gemm.py). Whole networks, 1 thread,
-# interleaved with the rows-only dispatch in one process: MobileNetV2 0.92x the time,
-# EfficientNet-B0 0.94x, ResNet-50 0.97x, MobileViTV2-050 1.01x (load 1.2-1.4).
+# Where "gemm" (kernels/gemm.py: 4 x NR register tiles, packed X panels) beats the rows
+# loop. It depends on the vector width (cpu.py), which sets the tile's NR.
+#
+# AVX2 (NR = 16). Measured 2026-12-02 on the 2-core AMD EPYC Zen 3, 1 thread, SiLU
+# epilogue, best of 3 interleaved rounds, ms gemm / rows: 128->64 @32x32 0.64 / 1.45,
+# 64->129 @32x32 0.77 / 1.24, 256->128 @32x32 2.47 / 2.76, 384->64 @14x14 0.25 / 0.32,
+# 64->384 @14x14 0.31 / 0.36. It loses with few channels, whose rows are long and its
+# tiles short in k (16->96 @112x112 6.98 / 3.08, 96->24 @56x56 0.81 / 0.55), on 7x7 maps
+# to "dot" (320->1280: 1.43 / 1.29), and inside whole networks on 64x64 maps
+# (MobileViTV2-050's 128->64 @64x64: 7.98 / 2.33 ms; "the open lead" in gemm.py). Whole
+# networks, 1 thread, interleaved with the rows-only dispatch in one process: MobileNetV2
+# 0.92x the time, EfficientNet-B0 0.94x, ResNet-50 0.97x, MobileViTV2-050 1.01x.
+#
+# AVX-512 (NR = 32). Measured 2026-12-02 on the 2-core Intel Xeon (LLVM: rocketlake), 2
+# threads, SiLU epilogue, best of 7 interleaved rounds, ms gemm / rows: 128->256 @64x64
+# 1.84 / 2.30, 256->128 @64x64 1.54 / 1.97, 512->128 @32x32 0.78 / 1.14, 1024->256
+# @14x14 0.64 / 0.75, 64->128 @128x128 2.44 / 2.24 (and 1.98 in another run); few
+# channels still lose (16->96 @112x112 0.90 / 0.54, 24->144 @56x56 0.35 / 0.29). Whole
+# networks with the bound at 1024 / 4096 / 16384 pixels, interleaved in one process, ms:
+# MobileViTV2-100 32.7 / 30.2 / 29.4, MobileViTV2-200 103.7 / 95.9 / 93.1, ResNet-50
+# 74.1 / 74.4 / 74.5, EfficientNet-B0 12.6 / 12.5 / 12.4, MobileNetV2 8.7 / 8.7 / 8.6.
 GEMM_MIN_CHANNELS = 64
-GEMM_MAX_PIXELS = 32 * 32
+GEMM_MAX_PIXELS = 128 * 128 if AVX512 else 32 * 32
 
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product

@@ -2,9 +2,9 @@
 
     attn(Q, K, V) = softmax(Q K^T * scale) V,   scale = 1/sqrt(D) by default
 
-written as plain loops (no BLAS), a block of 16 query rows at a time: scores for the
+written as plain loops (no BLAS), a block of NR (tiles.py: 16 or 32) query rows at a time: scores for the
 block, a stable softmax (subtract the row max), then the weighted sum of V rows. The T x T
-score matrix is never stored whole, only 16 rows of it per thread: memory is O(T) per
+score matrix is never stored whole, only NR rows of it per thread: memory is O(T) per
 thread instead of O(T^2) per head.
 
 Parallel over (batch*head, block of query rows): batch*head alone can be smaller than the
@@ -28,7 +28,7 @@ from .linear import linear_into
 from .tiles import MR, NR, _micro_tile
 from .vmath import exp_f32
 
-_ROWS = 16     # query rows per parallel task: one packed panel of gemm's micro-tile width
+_ROWS = NR     # query rows per parallel task: one packed panel of the micro-tile
 assert _ROWS == NR
 
 
@@ -40,14 +40,14 @@ def _sdpa(q, k, vt, scale, out, bias=None):
     # shared over the batch), e.g. EfficientViT's relative-position biases
     # (attention_cascaded.py).
     #
-    # Both products run on gemm.py's register-blocked micro-tile (4 rows of a matrix
-    # against a packed panel of 16 columns, accumulators in registers), with the 16 query
-    # rows of a task as the panel's columns. Everything is computed TRANSPOSED:
-    #   scores  sT (Tk, 16) = K (Tk, D) @ (scale * q_block)^T (D, 16)
-    #   output  oT (Dv, 16) = V^T (Dv, Tk) @ P^T (Tk, 16)
+    # Both products run on tiles.py's register-blocked micro-tile (4 rows of a matrix
+    # against a packed panel of NR = 16 or 32 columns, accumulators in registers), with
+    # the NR query rows of a task as the panel's columns. Everything is computed TRANSPOSED:
+    #   scores  sT (Tk, NR) = K (Tk, D) @ (scale * q_block)^T (D, NR)
+    #   output  oT (Dv, NR) = V^T (Dv, Tk) @ P^T (Tk, NR)
     # so the probabilities P^T that the first product leaves are already the packed panel
     # the second one reads, and the softmax over keys (down a column of sT) is a vector
-    # operation across the 16 queries. Written as plain loops over keys, the same
+    # operation across the NR queries. Written as plain loops over keys, the same
     # products were L1-bound (2 loads and a store per multiply-add) at 30-45 GFLOP/s.
     G, Tq, D = q.shape
     Tk = k.shape[1]

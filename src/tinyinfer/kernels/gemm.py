@@ -8,11 +8,12 @@
 How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts.md):
 
 * The micro-kernel (tiles.py, shared with linear.py and attention.py) computes one
-  MR x NR tile of ``out`` (MR = 4 output channels by NR = 16 pixels) over a block of KC
+  MR x NR tile of ``out`` (MR = 4 output channels by NR = 32 pixels on AVX-512, 16 on AVX2)
+  over a block of KC
   reduction steps, its accumulators in registers; tiles.py says why and how.
-* X is copied ("packed") block by block into a buffer laid out [pixel panel, k, 16]: each
-  step of the micro-kernel then reads 64 contiguous bytes, the panel (KC x 16 floats =
-  16 KB) stays in L1 while every row block of W passes over it, and pixels past P are
+* X is copied ("packed") block by block into a buffer laid out [pixel panel, k, NR]: each
+  step of the micro-kernel then reads two contiguous vectors, the panel (KC x NR floats =
+  16 KB on AVX2, 32 KB on AVX-512) stays in L1 while every row block of W passes over it, and pixels past P are
   zeros, so the micro-kernel has no edge case. The weights need no packing: a tile reads
   4 rows of W, each contiguous in k.
 * Bias, activation and residual are applied to the tile while it is in registers, on the
@@ -39,7 +40,7 @@ from .tiles import MR, NR, _micro_tile
 # the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
 NO_RES3 = np.zeros((1, 1, 1), np.float32)
 
-KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 KB, in L1
+KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 or 32 KB, in L1
 
 
 @numba.njit(inline="always", cache=True)

@@ -4,7 +4,7 @@
     bias (OUT,) or None      y (..., OUT) float32
 
 Two kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projections of the
-attention networks, where rows = batch * tokens) packs 16 rows of x transposed into a panel
+attention networks, where rows = batch * tokens) packs NR rows of x (tiles.py: 16 or 32) transposed into a panel
 and runs tiles.py's register-blocked micro-tile over it, 4 weight rows at a time.
 ``_dot_kernel`` (fewer rows: a classifier at batch 1, where a 16-row panel would be mostly
 padding) is also the engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a
@@ -128,8 +128,8 @@ def _panel_kernel(x, w, bias, y, n_ochunks):
 
     x (R, K)   w (O, K)   bias (O,)   y (R, O)      (all C-contiguous)
 
-    One task: 16 rows of x, packed transposed into a (K, 16) panel, against one chunk of
-    the weight rows, 4 at a time (tiles.py); the (O, 16) result block is transposed on
+    One task: NR rows of x, packed transposed into a (K, NR) panel, against one chunk of
+    the weight rows, 4 at a time (tiles.py); the (O, NR) result block is transposed on
     its way out. Both copies are 1/O and 1/K of the multiply-adds. With few row blocks
     the weight rows are split into ``n_ochunks`` chunks as well, so both cores get work.
     """

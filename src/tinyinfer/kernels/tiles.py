@@ -6,32 +6,40 @@
     xp  (>=kc, NR) float32, C-contiguous: a "packed panel", NR columns side by side
     o   the output block, which must exist whole (callers pad it to MR x NR)
 
-One step of k loads two vectors of the panel (NR = 16 floats: two 8-float AVX2
-vectors), broadcasts MR = 4 values of w and does 8 vector multiply-adds into an
-MR x NR tile of accumulators. Each loaded value is used 4 (panel) or 16 (w) times from
+One step of k loads two vectors of the panel (NR floats: two vectors of the CPU's width,
+cpu.VECTOR_FLOATS), broadcasts MR = 4 values of w and does 8 vector multiply-adds into an
+MR x NR tile of accumulators. Each loaded value is used 4 (panel) or NR (w) times from
 a register, so the loop is bound by arithmetic, not by loads.
 
 The accumulators live in a stack array (common.stack_empty): LLVM can prove nothing
 else touches it and keeps the whole tile in registers. In a heap array, or in ``o``, the
 same loop stores and reloads them every step.
 
-Register budget on AVX2 (16 ymm registers): 8 accumulators + 2 panel vectors + 4
-broadcasts. A 6 x 16 tile (12 accumulators) measured 2.4x slower, 3 x 32 and 4 x 24
-likewise: LLVM hoists every broadcast before the multiply-adds and spills accumulators.
+The tile's width follows the vector registers, so the same code keeps 8 accumulators on
+either kind of CPU:
+* AVX2 (16 ymm registers of 8 floats), NR = 16: 8 accumulators + 2 panel vectors + 4
+  broadcasts. A 6 x 16 tile (12 accumulators) measured 2.4x slower, 3 x 32 and 4 x 24
+  likewise: LLVM hoists every broadcast before the multiply-adds and spills accumulators.
+* AVX-512 (32 zmm registers of 16 floats), NR = 32. Measured 2026-12-02 on the 2-core
+  Intel Xeon (LLVM: rocketlake), one core, data in L1, GFLOP/s: 4x16 102, 4x32 122,
+  4x64 105, 8x16 123, 8x32 100 (peak ~120 per core). 4 x 16 there has only 4
+  accumulators, too few to hide the multiply-add latency. Whole layers on the gemm
+  variant went from 105-159 to 110-174 GFLOP/s (2 threads).
 
 Who packs what: gemm.py packs pixels of an NCHW map (w = the conv weight); linear.py
-packs 16 rows of x transposed (w = the weight, (OUT, IN) as PyTorch stores it);
-attention.py packs 16 scaled queries (w = the keys) and then reads the probabilities it
+packs NR rows of x transposed (w = the weight, (OUT, IN) as PyTorch stores it);
+attention.py packs NR scaled queries (w = the keys) and then reads the probabilities it
 computed as the panel of the second product (w = the values, transposed).
 """
 from __future__ import annotations
 
 import numba
 
+from ..cpu import VECTOR_FLOATS
 from .common import FASTMATH, stack_empty
 
-MR = 4            # output channels per micro-tile
-NR = 16           # pixels per micro-tile: two 8-float AVX2 vectors
+MR = 4                    # output channels per micro-tile
+NR = 2 * VECTOR_FLOATS    # pixels per micro-tile: two vectors (32 on AVX-512, 16 on AVX2)
 TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for stack_empty)
 
 
