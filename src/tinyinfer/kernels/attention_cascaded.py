@@ -70,6 +70,35 @@ def _bn_affine(bn, eps):
     return scale.astype(np.float32), shift.astype(np.float32)
 
 
+OUT_CHUNK = 16     # q/k/v output channels per parallel task of _head_qkv
+
+
+@numba.njit(inline="always", cache=True)
+def _window_features(x, c0, prev, has_prev, b, y0, x0, window, g, feat):
+    """feat (Cg, T) = this head's channels of x in the window at (y0, x0), zero outside
+    the map, plus the previous head's output there (the cascade). Rows are copied whole,
+    so the 1x1 conv after it runs over contiguous tokens."""
+    H, W = x.shape[2], x.shape[3]
+    Cg, T = feat.shape
+    nx = max(0, min(window, W - x0))
+    for c in range(Cg):
+        fc = feat[c]
+        for i in range(window):
+            row = fc[i * window:(i + 1) * window]
+            if y0 + i < H:
+                src = x[b, c0 + c, y0 + i, x0:x0 + nx]
+                for j in range(nx):
+                    row[j] = src[j]
+                for j in range(nx, window):
+                    row[j] = 0.0
+            else:
+                for j in range(window):
+                    row[j] = 0.0
+        if has_prev:
+            for t in range(T):
+                fc[t] += prev[g, t, c]
+
+
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q, k, vt):
     # One head's q, k, v in every window, laid out as kernels/attention._sdpa reads them.
@@ -80,9 +109,14 @@ def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q,
     #   q      (G, T, D) out: q after its depthwise conv and BN
     #   k      (G, T, D), vt (G, Dv, T) out: k, and v transposed (keys last)
     # G = B * windows, T = window^2; window g is image g // (nh * nw), row (g // nw) % nh,
-    # column g % nw. One task per (window, output channel): a q channel's depthwise conv
-    # needs only that channel, so one parallel pass does all (each pass is a thread
-    # synchronisation, which costs more than these small products when cores are busy).
+    # column g % nw. One task per (window, chunk of OUT_CHUNK output channels): at batch 1
+    # EfficientViT-M's later stages have ONE window, and chunks keep both cores busy. A
+    # task first gathers its window's features into a (Cg, T) block (a few KB, gathered
+    # again by each chunk: cheap next to the chunk's products), so the 1x1 conv runs down
+    # contiguous tokens; a q channel's depthwise conv needs only that channel. (Gathering
+    # through window coordinates inside the product ran it at 1-2 GFLOP/s: 17 of
+    # EfficientViT-M5's 30 ms.) One parallel pass does all of it: each pass is a thread
+    # synchronisation, which costs more than these small products when cores are busy.
     B, C, H, W = x.shape
     G, T, D = q.shape
     O, Cg = w.shape
@@ -91,40 +125,41 @@ def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q,
     nh = G // (B * nw)
     s_qkv, t_qkv = _bn_affine(bn_qkv, eps)
     s_dw, t_dw = _bn_affine(bn_dw, eps)
-    for task in numba.prange(G * O):
-        g = task // O
-        o = task % O
+    nchunk = (O + OUT_CHUNK - 1) // OUT_CHUNK
+    for task in numba.prange(G * nchunk):
+        g = task // nchunk
+        o_lo = (task % nchunk) * OUT_CHUNK
         b = g // (nh * nw)
-        y0 = ((g // nw) % nh) * window
-        x0 = (g % nw) * window
-        acc = np.zeros(T, np.float32)     # 1x1 conv of feat = x_h (+ out_{h-1}), channel o
-        for c in range(Cg):
-            wc = w[o, c]
+        feat = np.empty((Cg, T), np.float32)
+        _window_features(x, c0, prev, has_prev, b, ((g // nw) % nh) * window,
+                         (g % nw) * window, window, g, feat)
+        acc = np.empty(T, np.float32)
+        for o in range(o_lo, min(O, o_lo + OUT_CHUNK)):
             for t in range(T):
-                yy = y0 + t // window
-                xx = x0 + t % window
-                v = x[b, c0 + c, yy, xx] if yy < H and xx < W else np.float32(0.0)
-                if has_prev:
-                    v += prev[g, t, c]
-                acc[t] += wc * v
-        for t in range(T):
-            acc[t] = acc[t] * s_qkv[o] + t_qkv[o]
-        if o >= 2 * D:
-            vt[g, o - 2 * D] = acc
-        elif o >= D:
-            k[g, :, o - D] = acc
-        else:                             # q: depthwise KxK conv inside the window, BN
-            for i in range(window):
-                for j in range(window):
-                    a = np.float32(0.0)
-                    for ky in range(K):
-                        iy = i + ky - pad
-                        if 0 <= iy < window:
-                            for kx in range(K):
-                                ix = j + kx - pad
-                                if 0 <= ix < window:
-                                    a += w_dw[o, ky, kx] * acc[iy * window + ix]
-                    q[g, i * window + j, o] = a * s_dw[o] + t_dw[o]
+                acc[t] = 0.0
+            for c in range(Cg):           # 1x1 conv, channel o, down contiguous tokens
+                wc = w[o, c]
+                fc = feat[c]
+                for t in range(T):
+                    acc[t] += wc * fc[t]
+            for t in range(T):
+                acc[t] = acc[t] * s_qkv[o] + t_qkv[o]
+            if o >= 2 * D:
+                vt[g, o - 2 * D] = acc
+            elif o >= D:
+                k[g, :, o - D] = acc
+            else:                         # q: depthwise KxK conv inside the window, BN
+                for i in range(window):
+                    for j in range(window):
+                        a = np.float32(0.0)
+                        for ky in range(K):
+                            iy = i + ky - pad
+                            if 0 <= iy < window:
+                                for kx in range(K):
+                                    ix = j + kx - pad
+                                    if 0 <= ix < window:
+                                        a += w_dw[o, ky, kx] * acc[iy * window + ix]
+                        q[g, i * window + j, o] = a * s_dw[o] + t_dw[o]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
