@@ -59,6 +59,20 @@ def test_max_pool2d_matches_torch(c):
     np.testing.assert_array_equal(got, want)
 
 
+@SETTINGS
+@given(pool_case(with_dilation=True), st.floats(0.02, 0.3))
+def test_max_pool2d_propagates_nan_as_torch_does(c, frac):
+    """A NaN anywhere in a window makes that output NaN (PyTorch's rule), whichever tap it
+    is and whatever comes after it in the window: the row loops must not let a later,
+    larger value overwrite it."""
+    x = _data(c["seed"], c["shape"])
+    x[np.random.default_rng(c["seed"]).random(x.shape) < frac] = np.nan
+    got = P.max_pool2d(x, c["k"], c["s"], c["p"], c["d"], c["ceil"])
+    want = F.max_pool2d(torch.from_numpy(x), c["k"], c["s"], c["p"], c["d"],
+                        c["ceil"]).numpy()
+    np.testing.assert_array_equal(got, want)   # NaN == NaN for assert_array_equal
+
+
 def _ceil_out(size, k, s, p):
     # written from the rule's statement: ceil division, then drop a last window that
     # would start in the right padding (at or past size + p)

@@ -206,6 +206,8 @@ DISPATCH_CASES = [
     (64, 64, 1, 1, 1, 0, 16), (64, 96, 1, 1, 2, 0, 24),                        # gemm
     (64, 64, 1, 1, 1, 0, 32), (64, 64, 1, 1, 1, 0, 33),   # 1024: gemm; 1089: rows on AVX2 only
     (64, 64, 1, 1, 1, 0, 128), (64, 64, 1, 1, 1, 0, 129),     # AVX-512 bound: 16384 gemm, 16641 rows
+    (32, 64, 3, 1, 1, 1, 16), (28, 64, 3, 1, 1, 1, 16),   # K 288: gemm on AVX-512; K 252: im2col
+    (32, 63, 3, 1, 1, 1, 16), (64, 64, 1, 1, 1, 1, 16),   # 63 out / padded 1x1 with K 64: im2col
     (63, 64, 1, 1, 1, 0, 16), (64, 63, 1, 1, 1, 0, 16),          # 63 channels in or out: rows
     (64, 64, 1, 1, 1, 0, 11),                                        # under 128 pixels: dot
     (8, 16, 1, 1, 1, 0, 16), (8, 16, 1, 1, 2, 0, 32),                          # pointwise
@@ -248,7 +250,7 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
                                                        dtype=np.float32)}
         ran.clear()
         execute(g, x)
-        needs_im2col = variant in ("dot", "im2col") and not (k == 1 and pad == 0)
+        needs_im2col = variant in ("dot", "im2col", "gemm") and not (k == 1 and pad == 0)
         assert ran == {MAIN_LOOP[variant]} | ({"_im2col"} if needs_im2col else set()), \
             (case, variant, ran)
         seen.add(variant)

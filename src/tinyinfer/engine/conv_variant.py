@@ -20,9 +20,11 @@ loops runs it (kernels/conv.py's dispatch table; the loops are described there):
     "grouped"    several input channels per group, kernel larger than 1x1: direct loop
     "dot"        groups == 1 and fewer than SMALL_IMAGE output pixels per image:
                  [im2col,] then a dot product over the (pixels, K) transpose
-    "gemm"       1x1 without padding, groups == 1, at least GEMM_MIN_CHANNELS channels in
-                 and out, SMALL_IMAGE to GEMM_MAX_PIXELS output pixels: kernels/gemm.py's
-                 register-blocked product
+    "gemm"       groups == 1, at least GEMM_MIN_CHANNELS output channels, SMALL_IMAGE to
+                 GEMM_MAX_PIXELS output pixels, and either a 1x1 without padding with at
+                 least GEMM_MIN_CHANNELS input channels, or (on AVX-512) any other conv
+                 whose im2col columns are at least GEMM_MIN_IM2COL_K long:
+                 kernels/gemm.py's register-blocked product
     "pointwise"  other 1x1 without padding (stride only subsamples): output rows += w * x
                  rows
     "im2col"     anything else: im2col, then the pointwise rows loop
@@ -70,6 +72,16 @@ NOT_DISPATCHED = ()
 GEMM_MIN_CHANNELS = 64
 GEMM_MAX_PIXELS = 128 * 128 if AVX512 else 32 * 32
 
+# Convs that need im2col columns (a kernel larger than 1x1, or padding) run on "gemm" too,
+# on AVX-512, when the columns are long enough (K = Cin * KH * KW) to pay for their copy.
+# Measured there (2 threads, ReLU, best of 5 interleaved), 3x3 convs, ms gemm / im2col
+# (rows) / dot: ResNet-50's 64->64 @56 1.72 / 2.33 / 7.85, 128->128 @28 1.67 / 2.73 /
+# 2.74, 256->256 @14 1.58 / 2.31 / 1.80, 128->128 @56 s2 1.77 / 2.81 / 2.83; 48->96 @56 s2
+# 0.57 / 0.65; short columns lose: 16->64 @112 (K = 144) 1.82 / 1.66, 3->32 @224 s2
+# 0.36 / 0.27. Not measured on AVX2, so there they stay on im2col.
+GEMM_ON_IM2COL = AVX512
+GEMM_MIN_IM2COL_K = 256
+
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
 # kernel. (kernels/conv.py's dispatcher calls conv_variant.)
@@ -95,7 +107,10 @@ def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int) -> str:
         return "grouped"
     if groups == 1 and out_pixels < SMALL_IMAGE:
         return "dot"
-    if one_by_one and groups == 1 and not any(padding) and out_pixels <= GEMM_MAX_PIXELS \
-            and min(cin_g, w_shape[0]) >= GEMM_MIN_CHANNELS:
-        return "gemm"
-    return "pointwise" if one_by_one and not any(padding) else "im2col"
+    plain_1x1 = one_by_one and not any(padding)
+    if groups == 1 and out_pixels <= GEMM_MAX_PIXELS and w_shape[0] >= GEMM_MIN_CHANNELS:
+        if plain_1x1 and cin_g >= GEMM_MIN_CHANNELS:
+            return "gemm"
+        if not plain_1x1 and GEMM_ON_IM2COL and cin_g * kh * kw >= GEMM_MIN_IM2COL_K:
+            return "gemm"
+    return "pointwise" if plain_1x1 else "im2col"

@@ -20,11 +20,12 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
   last K block, and only the valid columns are written back.
 
 Where it runs (engine/conv_variant.py has the numbers and the rule): 1x1 convs with at
-least 64 channels in and out on maps of 128 to 1024 pixels, where it beat the rows kernel
-(conv_pointwise.py) by 10-55% per layer. With few channels the rows kernel wins (its rows
-are long, these tiles short in k), and on 7x7 maps the dot kernel does. An open lead: the
-same micro-tile calls writing into a 96 x 12544 output ran 7x slower than into 96 x 4096
-or 96 x 8192 ones.
+least 64 channels in and out on maps of 128 to 1024 pixels (AVX2) or 128x128 (AVX-512),
+and on AVX-512 also convs on im2col columns at least 256 long (ResNet's 3x3 convs), where
+it beat the rows kernel (conv_pointwise.py) by 10-55% per layer. With few channels the
+rows kernel wins (its rows are long, these tiles short in k), and on 7x7 maps the dot
+kernel does. An open lead (AVX2): the same micro-tile calls writing into a 96 x 12544
+output ran 7x slower than into 96 x 4096 or 96 x 8192 ones.
 """
 from __future__ import annotations
 
