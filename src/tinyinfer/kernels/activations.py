@@ -1,8 +1,9 @@
 """Pointwise activations: ReLU, ReLU6, sigmoid, h-sigmoid, h-swish, swish (SiLU), GELU.
 
 Every activation has a named integer code (RELU, ...) so that conv / linear / add kernels
-can apply it in their epilogue (one pass over the output instead of two). ``act_scalar`` is
-the single place where the formulas live for Numba code, ``act_into`` / ``act_inplace`` the
+can apply it in their epilogue (one pass over the output instead of two). ``_relu`` ...
+``_gelu`` are the single place where the formulas live for Numba code (``act_scalar`` picks
+one by code), ``act_into`` / ``act_inplace`` the
 loops that apply one to a row (activation() and every conv / linear epilogue; tensor_ops.add
 keeps the same ladder fused into its sum, measured faster); ``activation_ref`` is the NumPy
 reference.
@@ -54,63 +55,105 @@ def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
+# One small function per activation, each inlined where it is used. The ladder and the
+# fused add call the one they need by name; act_scalar picks one by code (for scalar
+# loops, e.g. SE's gate). Inlining act_scalar itself into each of the ladder's seven loops,
+# as first written, made Numba deep-copy all seven formulas (with exp and erf) seven times:
+# act_inplace alone took 4.8 s to compile, 90% of it in that copying.
+# exp and erf are vmath's vectorizable versions and every division is ``np.divide``:
+# Numba's ``/`` tests for a zero divisor, and that branch alone kept these loops scalar
+# (SiLU cost 3x its 1x1 conv; vmath.py's docstring has the story).
+
+@numba.njit(inline="always", cache=True)
+def _relu(v):
+    return np.float32(0.0) if v < np.float32(0.0) else v
+
+
+@numba.njit(inline="always", cache=True)
+def _relu6(v):
+    return _clamp(v, np.float32(0.0), np.float32(6.0))
+
+
+@numba.njit(inline="always", cache=True)
+def _sigmoid(v):
+    return np.divide(np.float32(1.0), np.float32(1.0) + exp_f32(-v))
+
+
+@numba.njit(inline="always", cache=True)
+def _hsigmoid(v):
+    return np.divide(_clamp(v + np.float32(3.0), np.float32(0.0), np.float32(6.0)),
+                     np.float32(6.0))
+
+
+@numba.njit(inline="always", cache=True)
+def _hswish(v):
+    return np.divide(v * _clamp(v + np.float32(3.0), np.float32(0.0), np.float32(6.0)),
+                     np.float32(6.0))
+
+
+@numba.njit(inline="always", cache=True)
+def _swish(v):
+    return np.divide(v, np.float32(1.0) + exp_f32(-v))
+
+
+@numba.njit(inline="always", cache=True)
+def _gelu(v):
+    return np.float32(0.5) * v * (np.float32(1.0) + erf_f32(v * np.float32(0.7071067811865476)))
+
+
 @numba.njit(inline="always", cache=True)
 def act_scalar(v, code):
-    """The activation formulas, for use inside other kernels' loops (float32 in, float32 out).
-
-    exp and erf are vmath's vectorizable versions and every division is ``np.divide``:
-    Numba's ``/`` tests for a zero divisor, and that branch alone kept these loops scalar
-    (SiLU cost 3x its 1x1 conv; vmath.py's docstring has the story)."""
-    zero, one, three, six = np.float32(0.0), np.float32(1.0), np.float32(3.0), np.float32(6.0)
+    """The activation ``code`` of one float32 value, for loops inside other kernels where
+    the code is not a constant (with a constant one, call _relu, _swish, ... directly)."""
     if code == NONE:
         return v
     elif code == RELU:
-        return zero if v < zero else v
+        return _relu(v)
     elif code == RELU6:
-        return _clamp(v, zero, six)
+        return _relu6(v)
     elif code == SIGMOID:
-        return np.divide(one, one + exp_f32(-v))
+        return _sigmoid(v)
     elif code == HSIGMOID:
-        return np.divide(_clamp(v + three, zero, six), six)
+        return _hsigmoid(v)
     elif code == HSWISH:
-        return np.divide(v * _clamp(v + three, zero, six), six)
+        return _hswish(v)
     elif code == SWISH:
-        return np.divide(v, one + exp_f32(-v))
+        return _swish(v)
     else:
-        return np.float32(0.5) * v * (one + erf_f32(v * np.float32(0.7071067811865476)))
+        return _gelu(v)
 
 
 @numba.njit(inline="always", cache=True)
 def _ladder(src, dst, code):
     """dst[i] = act(src[i]) for 1-D arrays of one length: the one activation ladder.
 
-    One loop per activation, each calling act_scalar with a constant code, so after
-    inlining the branch folds away and the loop vectorizes. A single loop that tests
+    One loop per activation, each calling that activation's function, so the loop has
+    no branch and vectorizes. A single loop that tests
     ``code`` per element does not vectorize: ReLU measured 4.5 ms vs 0.08 ms on 800k
     elements (git log d421573).
     """
     n = dst.shape[0]
     if code == RELU:
         for i in range(n):
-            dst[i] = act_scalar(src[i], RELU)
+            dst[i] = _relu(src[i])
     elif code == RELU6:
         for i in range(n):
-            dst[i] = act_scalar(src[i], RELU6)
+            dst[i] = _relu6(src[i])
     elif code == SIGMOID:
         for i in range(n):
-            dst[i] = act_scalar(src[i], SIGMOID)
+            dst[i] = _sigmoid(src[i])
     elif code == HSIGMOID:
         for i in range(n):
-            dst[i] = act_scalar(src[i], HSIGMOID)
+            dst[i] = _hsigmoid(src[i])
     elif code == HSWISH:
         for i in range(n):
-            dst[i] = act_scalar(src[i], HSWISH)
+            dst[i] = _hswish(src[i])
     elif code == SWISH:
         for i in range(n):
-            dst[i] = act_scalar(src[i], SWISH)
+            dst[i] = _swish(src[i])
     elif code == GELU:
         for i in range(n):
-            dst[i] = act_scalar(src[i], GELU)
+            dst[i] = _gelu(src[i])
     else:
         for i in range(n):
             dst[i] = src[i]

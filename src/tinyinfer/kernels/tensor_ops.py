@@ -15,7 +15,8 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .activations import (ACT_FLOPS, GELU, HSIGMOID, HSWISH, RELU, RELU6, SIGMOID, SWISH,
-                          act_scalar, activation_ref)
+                          _gelu, _hsigmoid, _hswish, _relu, _relu6, _sigmoid, _swish,
+                          activation_ref)
 from .common import check_act, check_axis, check_int, float32_array
 
 
@@ -34,25 +35,25 @@ def _add_flat(a, b, out, code):
     n = a.size
     if code == RELU:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], RELU)
+            out[i] = _relu(a[i] + b[i])
     elif code == RELU6:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], RELU6)
+            out[i] = _relu6(a[i] + b[i])
     elif code == SIGMOID:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], SIGMOID)
+            out[i] = _sigmoid(a[i] + b[i])
     elif code == HSIGMOID:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], HSIGMOID)
+            out[i] = _hsigmoid(a[i] + b[i])
     elif code == HSWISH:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], HSWISH)
+            out[i] = _hswish(a[i] + b[i])
     elif code == SWISH:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], SWISH)
+            out[i] = _swish(a[i] + b[i])
     elif code == GELU:
         for i in numba.prange(n):
-            out[i] = act_scalar(a[i] + b[i], GELU)
+            out[i] = _gelu(a[i] + b[i])
     else:
         for i in numba.prange(n):
             out[i] = a[i] + b[i]
