@@ -34,6 +34,19 @@ def _depthwise(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out, nchun
     are computed and thrown away): a 7x7 or 14x14 map vectorizes as one long run instead
     of 7 or 14 short rows. The padding in buf is zeroed once and never written again.
     """
+    # The parallel loop only hands out chunks; the work is in _depthwise_planes, a plain
+    # function. Inside the prange body, Numba's parfor passes and the gufunc it builds
+    # went over the whole body: 4.5 s to compile; as a call, the body compiles once.
+    planes = x.shape[0] * x.shape[1]
+    nchunks = min(planes, nchunks)
+    for chunk in numba.prange(nchunks):           # one chunk per thread: buffers made once
+        _depthwise_planes(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out,
+                          chunk * planes // nchunks, (chunk + 1) * planes // nchunks)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _depthwise_planes(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out, p_lo, p_hi):
+    """_depthwise for planes (n, c) = divmod(plane, C), plane in [p_lo, p_hi)."""
     N, C, H, W = x.shape
     Cout, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     KH, KW = w.shape[1], w.shape[2]
@@ -50,78 +63,75 @@ def _depthwise(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out, nchun
     for b in range(sw):
         col_lo[b] = min(max(0, (pl - b + sw - 1) // sw), Wq)
         col_hi[b] = max(min(Wq, (W - 1 + pl - b) // sw + 1), col_lo[b])
-    planes = N * C
-    nchunks = min(planes, nchunks)
-    for chunk in numba.prange(nchunks):           # one chunk per thread: buffers made once
-        buf = np.zeros((sh, sw, Hb * Wq), np.float32)
-        acc = np.empty(L, np.float32)
-        for plane in range(chunk * planes // nchunks, (chunk + 1) * planes // nchunks):
-            n = plane // C
-            c = plane % C
-            # copy the plane into the interior of buf: input (iy, ix) goes to phase
-            # (a, b) = ((iy + pt) % sh, (ix + pl) % sw), row (iy + pt) // sh, col (ix + pl) // sw
-            for a in range(sh):
-                for ry in range(Hq):
-                    iy = ry * sh + a - pt
-                    if iy < 0 or iy >= H:
-                        continue                     # a padding row: stays zero
-                    if sw == 2:
-                        _split_row_s2(x[n, c, iy], buf[a, 0, ry * Wq:(ry + 1) * Wq],
-                                      buf[a, 1, ry * Wq:(ry + 1) * Wq], pl)
-                        continue
-                    for b in range(sw):
-                        lo = col_lo[b]
-                        k = col_hi[b] - lo
-                        dst = buf[a, b, ry * Wq + lo:ry * Wq + lo + k]
-                        src = x[n, c, iy, lo * sw + b - pl:]
-                        if sw == 1:                  # contiguous: a vectorized memcpy
-                            for i in range(k):
-                                dst[i] = src[i]
-                        else:
-                            for i in range(k):
-                                dst[i] = src[i * sw]
-            for co in range(c * m, c * m + m):
-                wk = w[co]
-                bb = bias[co]
-                if KH == 3 and KW == 3:
-                    # the common case in one pass: 9 taps per output, one store
-                    t0 = _tap(buf, 0, 0, sh, sw, dh, dw, Wq, L)
-                    t1 = _tap(buf, 0, 1, sh, sw, dh, dw, Wq, L)
-                    t2 = _tap(buf, 0, 2, sh, sw, dh, dw, Wq, L)
-                    t3 = _tap(buf, 1, 0, sh, sw, dh, dw, Wq, L)
-                    t4 = _tap(buf, 1, 1, sh, sw, dh, dw, Wq, L)
-                    t5 = _tap(buf, 1, 2, sh, sw, dh, dw, Wq, L)
-                    t6 = _tap(buf, 2, 0, sh, sw, dh, dw, Wq, L)
-                    t7 = _tap(buf, 2, 1, sh, sw, dh, dw, Wq, L)
-                    t8 = _tap(buf, 2, 2, sh, sw, dh, dw, Wq, L)
-                    w0, w1, w2 = wk[0, 0], wk[0, 1], wk[0, 2]
-                    w3, w4, w5 = wk[1, 0], wk[1, 1], wk[1, 2]
-                    w6, w7, w8 = wk[2, 0], wk[2, 1], wk[2, 2]
-                    for f in range(L):
-                        acc[f] = (bb + w0 * t0[f] + w1 * t1[f] + w2 * t2[f]
-                                  + w3 * t3[f] + w4 * t4[f] + w5 * t5[f]
-                                  + w6 * t6[f] + w7 * t7[f] + w8 * t8[f])
-                else:
-                    # any other kernel: one pass over the plane per tap
-                    for f in range(L):
-                        acc[f] = bb
-                    for ky in range(KH):
-                        for kx in range(KW):
-                            t = _tap(buf, ky, kx, sh, sw, dh, dw, Wq, L)
-                            wv = wk[ky, kx]
-                            for f in range(L):
-                                acc[f] += wv * t[f]
-                epilogue(acc, None, act)
-                for oy in range(Ho):                 # keep the Wo valid columns of each row
-                    o = out[n, co, oy]
-                    a_row = acc[oy * Wq:oy * Wq + Wo]
-                    if has_res:
-                        rr = res[n, co, oy]
-                        for j in range(Wo):
-                            o[j] = a_row[j] + rr[j]
+    buf = np.zeros((sh, sw, Hb * Wq), np.float32)
+    acc = np.empty(L, np.float32)
+    for plane in range(p_lo, p_hi):
+        n = plane // C
+        c = plane % C
+        # copy the plane into the interior of buf: input (iy, ix) goes to phase
+        # (a, b) = ((iy + pt) % sh, (ix + pl) % sw), row (iy + pt) // sh, col (ix + pl) // sw
+        for a in range(sh):
+            for ry in range(Hq):
+                iy = ry * sh + a - pt
+                if iy < 0 or iy >= H:
+                    continue                     # a padding row: stays zero
+                if sw == 2:
+                    _split_row_s2(x[n, c, iy], buf[a, 0, ry * Wq:(ry + 1) * Wq],
+                                  buf[a, 1, ry * Wq:(ry + 1) * Wq], pl)
+                    continue
+                for b in range(sw):
+                    lo = col_lo[b]
+                    k = col_hi[b] - lo
+                    dst = buf[a, b, ry * Wq + lo:ry * Wq + lo + k]
+                    src = x[n, c, iy, lo * sw + b - pl:]
+                    if sw == 1:                  # contiguous: a vectorized memcpy
+                        for i in range(k):
+                            dst[i] = src[i]
                     else:
-                        for j in range(Wo):
-                            o[j] = a_row[j]
+                        for i in range(k):
+                            dst[i] = src[i * sw]
+        for co in range(c * m, c * m + m):
+            wk = w[co]
+            bb = bias[co]
+            if KH == 3 and KW == 3:
+                # the common case in one pass: 9 taps per output, one store
+                t0 = _tap(buf, 0, 0, sh, sw, dh, dw, Wq, L)
+                t1 = _tap(buf, 0, 1, sh, sw, dh, dw, Wq, L)
+                t2 = _tap(buf, 0, 2, sh, sw, dh, dw, Wq, L)
+                t3 = _tap(buf, 1, 0, sh, sw, dh, dw, Wq, L)
+                t4 = _tap(buf, 1, 1, sh, sw, dh, dw, Wq, L)
+                t5 = _tap(buf, 1, 2, sh, sw, dh, dw, Wq, L)
+                t6 = _tap(buf, 2, 0, sh, sw, dh, dw, Wq, L)
+                t7 = _tap(buf, 2, 1, sh, sw, dh, dw, Wq, L)
+                t8 = _tap(buf, 2, 2, sh, sw, dh, dw, Wq, L)
+                w0, w1, w2 = wk[0, 0], wk[0, 1], wk[0, 2]
+                w3, w4, w5 = wk[1, 0], wk[1, 1], wk[1, 2]
+                w6, w7, w8 = wk[2, 0], wk[2, 1], wk[2, 2]
+                for f in range(L):
+                    acc[f] = (bb + w0 * t0[f] + w1 * t1[f] + w2 * t2[f]
+                              + w3 * t3[f] + w4 * t4[f] + w5 * t5[f]
+                              + w6 * t6[f] + w7 * t7[f] + w8 * t8[f])
+            else:
+                # any other kernel: one pass over the plane per tap
+                for f in range(L):
+                    acc[f] = bb
+                for ky in range(KH):
+                    for kx in range(KW):
+                        t = _tap(buf, ky, kx, sh, sw, dh, dw, Wq, L)
+                        wv = wk[ky, kx]
+                        for f in range(L):
+                            acc[f] += wv * t[f]
+            epilogue(acc, None, act)
+            for oy in range(Ho):                 # keep the Wo valid columns of each row
+                o = out[n, co, oy]
+                a_row = acc[oy * Wq:oy * Wq + Wo]
+                if has_res:
+                    rr = res[n, co, oy]
+                    for j in range(Wo):
+                        o[j] = a_row[j] + rr[j]
+                else:
+                    for j in range(Wo):
+                        o[j] = a_row[j]
 
 
 @numba.njit(inline="always", cache=True)
