@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from tinyinfer.engine.conv_variant import NOT_DISPATCHED
 from tinyinfer.errors import InputError
 from tinyinfer.kernels.activations import RELU6
+from tinyinfer.cpu import AVX512
 from tinyinfer.kernels.conv import (VARIANTS, choose_variant, conv2d, conv2d_ref,
                                     supported_variants)
 from conv_ref import conv_cases, make_arrays, tol
@@ -37,35 +38,40 @@ def test_every_variant_matches_the_reference(c):
 
 
 # The module docstring's table, one row per branch, on the layers that take each branch.
-# (N, Cin, H, W), (Cout, Cin/groups, KH, KW), stride, padding, groups -> variant
+# (N, Cin, H, W), (Cout, Cin/groups, KH, KW), stride, padding, groups -> variant on AVX2,
+# variant on AVX-512 (engine/conv_variant.gemm_wins: gemm runs far more there)
 DISPATCH = [
-    ((1, 32, 112, 112), (32, 1, 3, 3), 1, 1, 32, "depthwise"),     # MobileNetV2 3x3 dw
-    ((1, 16, 14, 14), (32, 1, 5, 5), 2, 2, 16, "depthwise"),       # multiplier 2, 5x5 s2
-    ((1, 32, 56, 56), (32, 1, 1, 1), 2, 0, 32, "depthwise"),       # 1x1 depthwise, stride 2
-    ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped"),         # RegNet group width 16
-    ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "dot"),            # 7x7 expand: 49 pixels
-    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "dot"),               # ResNet 3x3 on 7x7
-    ((1, 96, 14, 14), (576, 96, 1, 1), 1, 0, 1, "gemm"),           # 14x14 expand
-    ((1, 128, 32, 32), (64, 128, 1, 1), 1, 0, 1, "gemm"),          # MobileViTV2 projection
-    ((1, 24, 56, 56), (144, 24, 1, 1), 1, 0, 1, "pointwise"),      # 56x56 expand
-    ((1, 24, 56, 56), (144, 24, 1, 1), 2, 0, 1, "pointwise"),      # strided 1x1 (28x28 out)
-    ((1, 240, 28, 28), (240, 80, 1, 1), 1, 0, 3, "pointwise"),     # ShuffleNet V1 g=3 1x1
-    ((1, 32, 56, 56), (32, 1, 1, 1), 1, 0, 32, "pointwise"),       # 1x1 depthwise, stride 1
-    ((1, 3, 224, 224), (32, 3, 3, 3), 2, 1, 1, "im2col"),          # stem
-    ((1, 16, 28, 28), (16, 16, 1, 1), 1, 1, 1, "im2col"),          # padded 1x1
-    ((1, 8, 28, 28), (8, 2, 1, 1), 1, 1, 4, "im2col"),             # padded grouped 1x1
+    ((1, 32, 112, 112), (32, 1, 3, 3), 1, 1, 32, "depthwise", "depthwise"),  # MBv2 3x3 dw
+    ((1, 16, 14, 14), (32, 1, 5, 5), 2, 2, 16, "depthwise", "depthwise"),    # mult. 2, 5x5 s2
+    ((1, 32, 56, 56), (32, 1, 1, 1), 2, 0, 32, "depthwise", "depthwise"),    # 1x1 dw, stride 2
+    ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped", "grouped"),        # RegNet width 16
+    ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "dot", "gemm"),         # 7x7 expand: 49 px
+    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "dot", "gemm"),            # ResNet 3x3 on 7x7
+    ((1, 384, 4, 4), (64, 384, 1, 1), 1, 0, 1, "dot", "dot"),           # 16 pixels
+    ((1, 96, 14, 14), (576, 96, 1, 1), 1, 0, 1, "gemm", "gemm"),        # 14x14 expand
+    ((1, 128, 32, 32), (64, 128, 1, 1), 1, 0, 1, "gemm", "gemm"),       # MobileViTV2 proj.
+    ((1, 24, 56, 56), (144, 24, 1, 1), 1, 0, 1, "pointwise", "gemm"),   # 56x56 expand
+    ((1, 24, 56, 56), (144, 24, 1, 1), 2, 0, 1, "pointwise", "gemm"),   # strided 1x1
+    ((1, 16, 112, 112), (96, 16, 1, 1), 1, 0, 1, "pointwise", "pointwise"),  # 16 channels in
+    ((1, 240, 28, 28), (240, 80, 1, 1), 1, 0, 3, "pointwise", "pointwise"),  # ShuffleNet g=3
+    ((1, 32, 56, 56), (32, 1, 1, 1), 1, 0, 32, "pointwise", "pointwise"),    # 1x1 dw, stride 1
+    ((1, 3, 224, 224), (32, 3, 3, 3), 2, 1, 1, "im2col", "gemm"),       # stem (K = 27)
+    ((1, 2, 64, 64), (16, 2, 3, 3), 1, 1, 1, "im2col", "im2col"),       # K = 18
+    ((1, 16, 28, 28), (16, 16, 1, 1), 1, 1, 1, "im2col", "im2col"),     # padded 1x1, K 16
+    ((1, 8, 28, 28), (8, 2, 1, 1), 1, 1, 4, "im2col", "im2col"),        # padded grouped 1x1
 ]
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, want", DISPATCH)
-def test_dispatch_table(x_shape, w_shape, stride, pad, groups, want):
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, avx2, avx512", DISPATCH)
+def test_dispatch_table(x_shape, w_shape, stride, pad, groups, avx2, avx512):
+    want = avx512 if AVX512 else avx2
     assert choose_variant(x_shape, w_shape, stride, pad, 1, groups) == want
     assert want in supported_variants(x_shape, w_shape, pad, groups)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, want",
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, avx2, avx512",
                          [d for d in DISPATCH if d[0][2] <= 56])
-def test_variants_on_network_layers(x_shape, w_shape, stride, pad, groups, want):
+def test_variants_on_network_layers(x_shape, w_shape, stride, pad, groups, avx2, avx512):
     """Full-size layers (the drawn ones are small), every supported variant, ReLU6 and a
     residual as a MobileNetV2 projection would not have both: the epilogue's worst case."""
     rng = np.random.default_rng(sum(x_shape) + sum(w_shape))

@@ -18,13 +18,11 @@ loops runs it (kernels/conv.py's dispatch table; the loops are described there):
                  plane by plane. A dense conv over ONE input channel runs here too (it is
                  a depthwise conv with channel multiplier Cout).
     "grouped"    several input channels per group, kernel larger than 1x1: direct loop
-    "dot"        groups == 1 and fewer than SMALL_IMAGE output pixels per image:
-                 [im2col,] then a dot product over the (pixels, K) transpose
-    "gemm"       groups == 1, at least GEMM_MIN_CHANNELS output channels, SMALL_IMAGE to
-                 GEMM_MAX_PIXELS output pixels, and either a 1x1 without padding with at
-                 least GEMM_MIN_CHANNELS input channels, or (on AVX-512) any other conv
-                 whose im2col columns are at least GEMM_MIN_IM2COL_K long:
-                 kernels/gemm.py's register-blocked product
+    "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): on AVX-512
+                 nearly every such conv, on AVX2 1x1s with 64+ channels on mid-size maps:
+                 kernels/gemm.py's register-blocked product [on im2col columns]
+    "dot"        other convs with groups == 1 and fewer than SMALL_IMAGE output pixels per
+                 image: [im2col,] then a dot product over the (pixels, K) transpose
     "pointwise"  other 1x1 without padding (stride only subsamples): output rows += w * x
                  rows
     "im2col"     anything else: im2col, then the pointwise rows loop
@@ -48,39 +46,38 @@ CONV_VARIANTS = ("depthwise", "grouped", "dot", "gemm", "pointwise", "im2col")
 # compare variants: python -m tinyinfer.bench kernels --variants pointwise,gemm,dot).
 NOT_DISPATCHED = ()
 
-# Where "gemm" (kernels/gemm.py: 4 x NR register tiles, packed X panels) beats the rows
-# loop. It depends on the vector width (cpu.py), which sets the tile's NR.
+# Where "gemm" (kernels/gemm.py: 4 x NR register tiles, packed X panels) beats the other
+# loops. It depends on the vector width (cpu.py), which sets the tile's NR.
 #
-# AVX2 (NR = 16). Measured 2026-12-02 on the 2-core AMD EPYC Zen 3, 1 thread, SiLU
-# epilogue, best of 3 interleaved rounds, ms gemm / rows: 128->64 @32x32 0.64 / 1.45,
-# 64->129 @32x32 0.77 / 1.24, 256->128 @32x32 2.47 / 2.76, 384->64 @14x14 0.25 / 0.32,
-# 64->384 @14x14 0.31 / 0.36. It loses with few channels, whose rows are long and its
-# tiles short in k (16->96 @112x112 6.98 / 3.08, 96->24 @56x56 0.81 / 0.55), on 7x7 maps
-# to "dot" (320->1280: 1.43 / 1.29), and inside whole networks on 64x64 maps
-# (MobileViTV2-050's 128->64 @64x64: 7.98 / 2.33 ms; "the open lead" in gemm.py). Whole
-# networks, 1 thread, interleaved with the rows-only dispatch in one process: MobileNetV2
-# 0.92x the time, EfficientNet-B0 0.94x, ResNet-50 0.97x, MobileViTV2-050 1.01x.
-#
-# AVX-512 (NR = 32). Measured 2026-12-02 on the 2-core Intel Xeon (LLVM: rocketlake), 2
-# threads, SiLU epilogue, best of 7 interleaved rounds, ms gemm / rows: 128->256 @64x64
-# 1.84 / 2.30, 256->128 @64x64 1.54 / 1.97, 512->128 @32x32 0.78 / 1.14, 1024->256
-# @14x14 0.64 / 0.75, 64->128 @128x128 2.44 / 2.24 (and 1.98 in another run); few
-# channels still lose (16->96 @112x112 0.90 / 0.54, 24->144 @56x56 0.35 / 0.29). Whole
-# networks with the bound at 1024 / 4096 / 16384 pixels, interleaved in one process, ms:
-# MobileViTV2-100 32.7 / 30.2 / 29.4, MobileViTV2-200 103.7 / 95.9 / 93.1, ResNet-50
-# 74.1 / 74.4 / 74.5, EfficientNet-B0 12.6 / 12.5 / 12.4, MobileNetV2 8.7 / 8.7 / 8.6.
+# AVX2 (NR = 16): 1x1 convs only, with at least GEMM_MIN_CHANNELS channels in and out,
+# on SMALL_IMAGE to GEMM_MAX_PIXELS output pixels. Measured 2026-12-02 on the 2-core AMD
+# EPYC Zen 3, 1 thread, SiLU epilogue, best of 3 interleaved rounds, ms gemm / rows:
+# 128->64 @32x32 0.64 / 1.45, 64->129 @32x32 0.77 / 1.24, 256->128 @32x32 2.47 / 2.76,
+# 384->64 @14x14 0.25 / 0.32, 64->384 @14x14 0.31 / 0.36. It lost with few channels,
+# whose rows are long and its tiles short in k (16->96 @112x112 6.98 / 3.08, 96->24 @56x56
+# 0.81 / 0.55), on 7x7 maps to "dot" (320->1280: 1.43 / 1.29), and inside whole networks
+# on 64x64 maps (MobileViTV2-050's 128->64 @64x64: 7.98 / 2.33 ms). Whole networks, 1
+# thread, interleaved with the rows-only dispatch in one process: MobileNetV2 0.92x the
+# time, EfficientNet-B0 0.94x, ResNet-50 0.97x, MobileViTV2-050 1.01x.
 GEMM_MIN_CHANNELS = 64
-GEMM_MAX_PIXELS = 128 * 128 if AVX512 else 32 * 32
-
-# Convs that need im2col columns (a kernel larger than 1x1, or padding) run on "gemm" too,
-# on AVX-512, when the columns are long enough (K = Cin * KH * KW) to pay for their copy.
-# Measured there (2 threads, ReLU, best of 5 interleaved), 3x3 convs, ms gemm / im2col
-# (rows) / dot: ResNet-50's 64->64 @56 1.72 / 2.33 / 7.85, 128->128 @28 1.67 / 2.73 /
-# 2.74, 256->256 @14 1.58 / 2.31 / 1.80, 128->128 @56 s2 1.77 / 2.81 / 2.83; 48->96 @56 s2
-# 0.57 / 0.65; short columns lose: 16->64 @112 (K = 144) 1.82 / 1.66, 3->32 @224 s2
-# 0.36 / 0.27. Not measured on AVX2, so there they stay on im2col.
-GEMM_ON_IM2COL = AVX512
-GEMM_MIN_IM2COL_K = 256
+GEMM_MAX_PIXELS = 32 * 32
+#
+# AVX-512 (NR = 64, 512-bit vectors: cpu.prefer_full_width_vectors): every conv without
+# groups whose columns are at least GEMM512_MIN_K long (K = Cin * KH * KW; im2col first
+# unless it is a plain 1x1) on at least GEMM512_MIN_PIXELS output pixels, whatever the
+# channels or the map size. Measured 2026-12-02 on the 2-core Intel Xeon (LLVM:
+# rocketlake), 2 threads, ReLU, best of 7 interleaved rounds, ms gemm / other:
+#   1x1 vs rows: 64->128 @128x128 1.27 / 2.11, 32->64 @256x256 1.66 / 2.76, 512->128
+#   @32x32 0.58 / 1.44, 24->144 @56x56 0.16 / 0.22, 96->24 @56x56 0.09 / 0.11, 24->24
+#   @56x56 0.041 / 0.048; it loses with 16 channels in or fewer: 16->96 @112x112 0.53 /
+#   0.42, 8->16 @112x112 0.070 / 0.053, 16->48 @128x128 0.217 / 0.216.
+#   1x1 vs dot on small maps: 960->160 @7x7 0.102 / 0.128, 96->576 @10x10 0.076 / 0.135,
+#   1024->256 @8x8 0.15 / 0.27, 2048->512 @7x7 0.56 / 0.54; 384->64 @4x4 0.035 / 0.026.
+#   3x3 vs im2col + rows: 64->64 @56 1.21 / 1.85, 128->128 @28 1.43 / 3.22, 512->512 @7
+#   1.38 / 3.56 (dot 1.75), 16->64 @112 1.30 / 1.62, 32->48 @112 s2 0.64 / 0.83; the
+#   stem 3->32 @224 s2 (K = 27) 0.27 / 0.26.
+GEMM512_MIN_K = 24
+GEMM512_MIN_PIXELS = 32
 
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
@@ -96,6 +93,17 @@ def conv_class(w_shape, groups: int) -> str:
     return "pointwise" if kh == kw == 1 else "dense"
 
 
+def gemm_wins(w_shape, groups: int, padding, out_pixels: int) -> bool:
+    """Whether the "gemm" loop runs this conv (the numbers above): the rule for this CPU."""
+    cout, cin_g, kh, kw = w_shape
+    if groups != 1:
+        return False
+    if AVX512:
+        return cin_g * kh * kw >= GEMM512_MIN_K and out_pixels >= GEMM512_MIN_PIXELS
+    return kh == kw == 1 and not any(padding) and min(cin_g, cout) >= GEMM_MIN_CHANNELS \
+        and SMALL_IMAGE <= out_pixels <= GEMM_MAX_PIXELS
+
+
 def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int) -> str:
     """One of CONV_VARIANTS: the loop that runs a conv with weight (Cout, Cin/groups, KH,
     KW), stride (sh, sw), padding (top, bottom, left, right) and Ho*Wo output pixels."""
@@ -105,12 +113,8 @@ def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int) -> str:
         return "depthwise"
     if conv_class(w_shape, groups) == "grouped" and not one_by_one:
         return "grouped"
+    if gemm_wins(w_shape, groups, padding, out_pixels):
+        return "gemm"
     if groups == 1 and out_pixels < SMALL_IMAGE:
         return "dot"
-    plain_1x1 = one_by_one and not any(padding)
-    if groups == 1 and out_pixels <= GEMM_MAX_PIXELS and w_shape[0] >= GEMM_MIN_CHANNELS:
-        if plain_1x1 and cin_g >= GEMM_MIN_CHANNELS:
-            return "gemm"
-        if not plain_1x1 and GEMM_ON_IM2COL and cin_g * kh * kw >= GEMM_MIN_IM2COL_K:
-            return "gemm"
-    return "pointwise" if plain_1x1 else "im2col"
+    return "pointwise" if one_by_one and not any(padding) else "im2col"

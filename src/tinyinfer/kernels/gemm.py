@@ -8,24 +8,24 @@
 How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts.md):
 
 * The micro-kernel (tiles.py, shared with linear.py and attention.py) computes one
-  MR x NR tile of ``out`` (MR = 4 output channels by NR = 32 pixels on AVX-512, 16 on AVX2)
+  MR x NR tile of ``out`` (MR = 4 output channels by NR = 64 pixels on AVX-512, 16 on AVX2)
   over a block of KC
   reduction steps, its accumulators in registers; tiles.py says why and how.
 * X is copied ("packed") block by block into a buffer laid out [pixel panel, k, NR]: each
   step of the micro-kernel then reads two contiguous vectors, the panel (KC x NR floats =
-  16 KB on AVX2, 32 KB on AVX-512) stays in L1 while every row block of W passes over it, and pixels past P are
+  16 KB on AVX2; 64 KB on AVX-512, in L1 and L2) stays close while every row block of W passes over it, and pixels past P are
   zeros, so the micro-kernel has no edge case. The weights need no packing: a tile reads
   4 rows of W, each contiguous in k.
 * Bias, activation and residual are applied to the tile while it is in registers, on the
   last K block, and only the valid columns are written back.
 
-Where it runs (engine/conv_variant.py has the numbers and the rule): 1x1 convs with at
-least 64 channels in and out on maps of 128 to 1024 pixels (AVX2) or 128x128 (AVX-512),
-and on AVX-512 also convs on im2col columns at least 256 long (ResNet's 3x3 convs), where
-it beat the rows kernel (conv_pointwise.py) by 10-55% per layer. With few channels the
-rows kernel wins (its rows are long, these tiles short in k), and on 7x7 maps the dot
-kernel does. An open lead (AVX2): the same micro-tile calls writing into a 96 x 12544
-output ran 7x slower than into 96 x 4096 or 96 x 8192 ones.
+Where it runs (engine/conv_variant.gemm_wins has the numbers and the rule): on AVX-512,
+every conv without groups whose columns are at least 24 long, from 32 output pixels up,
+whatever the map size; on AVX2, 1x1 convs with at least 64 channels in and out on maps
+of 128 to 1024 pixels. Elsewhere the rows kernel (conv_pointwise.py) or the dot kernel
+wins: with few input channels its tiles are short in k. An open lead (AVX2): the same
+micro-tile calls writing into a 96 x 12544 output ran 7x slower than into 96 x 4096 or
+96 x 8192 ones.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from .tiles import MR, NR, _micro_tile
 # the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
 NO_RES3 = np.zeros((1, 1, 1), np.float32)
 
-KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 or 32 KB, in L1
+KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 or 64 KB (128 and 512 measured the same)
 
 
 @numba.njit(inline="always", cache=True)
@@ -87,9 +87,11 @@ def gemm_bias_act(x, w, bias, act, res, has_res, out, nc, mc, nchunks):
         xp = np.empty((nc // NR, min(KC, K), NR), np.float32)   # packed X panels
         edge = np.empty((MR, NR), np.float32)
         for task in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
-            mb = task % n_mblocks
-            pb = (task // n_mblocks) % n_pblocks
-            n = task // (n_mblocks * n_pblocks)
+            # output-channel block outermost: when gemm_blocks splits W's rows, it splits
+            # them into one slice per thread, and each thread's run of tasks is one slice
+            mb = task // (N * n_pblocks)
+            n = (task // n_pblocks) % N
+            pb = task % n_pblocks
             _task(x[n], w, bias, act, res[n if has_res else 0], has_res, out[n], xp, edge,
                   pb * nc, min(pb * nc + nc, P), mb * mc, min(mb * mc + mc, M))
 
@@ -135,16 +137,22 @@ def _pack(x, k0, kc, p_lo, p_hi, xp):
 # ---------------------------------------------------------------------------------------
 # Entry point, for arguments conv.check_conv_args has validated
 
+PANELS_PER_TASK = 4    # NR-pixel panels per task at most (256 pixels on AVX-512)
+
+
 def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
     """(nc, mc): pixels and output channels per task. Large maps split by pixels only
-    (each task packs its X once and sweeps all of W); small maps (7x7, 14x14) also split
-    W's rows, so that both threads have work."""
-    nc = min(256, -(-p // NR) * NR)
-    tasks = n * -(-p // nc)
+    (each task packs its X once and sweeps all of W), in tasks of whole panels, small
+    enough that each thread gets at least two (784 pixels as 4 + 4 + 4 + 1 panels left one
+    thread with 8 of 13). Small maps (fewer than 4 tasks per thread) split W's rows into
+    one slice per thread instead, so both threads do the same work."""
+    panels = -(-p // NR)
+    per = max(1, min(PANELS_PER_TASK, n * panels // (2 * threads)))
+    nc = per * NR
+    tasks = n * -(-panels // per)
     mc = -(-m // MR) * MR
-    if tasks < 2 * threads:
-        per = -(-m // (2 * threads))                 # about 2 tasks per thread
-        mc = max(MR, -(-per // MR) * MR)
+    if tasks < 4 * threads and threads > 1:
+        mc = max(MR, -(-(-(-m // threads)) // MR) * MR)
     return nc, mc
 
 

@@ -6,25 +6,27 @@
     xp  (>=kc, NR) float32, C-contiguous: a "packed panel", NR columns side by side
     o   the output block, which must exist whole (callers pad it to MR x NR)
 
-One step of k loads two vectors of the panel (NR floats: two vectors of the CPU's width,
-cpu.VECTOR_FLOATS), broadcasts MR = 4 values of w and does 8 vector multiply-adds into an
-MR x NR tile of accumulators. Each loaded value is used 4 (panel) or NR (w) times from
+One step of k loads the panel's NR floats (4 vectors on AVX-512, 2 on AVX2), broadcasts
+MR = 4 values of w and does 4 multiply-adds per panel vector into an MR x NR tile of
+accumulators. Each loaded value is used 4 (panel) or NR (w) times from
 a register, so the loop is bound by arithmetic, not by loads.
 
 The accumulators live in a stack array (common.stack_empty): LLVM can prove nothing
 else touches it and keeps the whole tile in registers. In a heap array, or in ``o``, the
 same loop stores and reloads them every step.
 
-The tile's width follows the vector registers, so the same code keeps 8 accumulators on
-either kind of CPU:
+The tile's width follows the vector registers (cpu.py), so that the same code keeps 8
+or more accumulators in registers on either kind of CPU:
 * AVX2 (16 ymm registers of 8 floats), NR = 16: 8 accumulators + 2 panel vectors + 4
   broadcasts. A 6 x 16 tile (12 accumulators) measured 2.4x slower, 3 x 32 and 4 x 24
   likewise: LLVM hoists every broadcast before the multiply-adds and spills accumulators.
-* AVX-512 (32 zmm registers of 16 floats), NR = 32. Measured 2026-12-02 on the 2-core
-  Intel Xeon (LLVM: rocketlake), one core, data in L1, GFLOP/s: 4x16 102, 4x32 122,
-  4x64 105, 8x16 123, 8x32 100 (peak ~120 per core). 4 x 16 there has only 4
-  accumulators, too few to hide the multiply-add latency. Whole layers on the gemm
-  variant went from 105-159 to 110-174 GFLOP/s (2 threads).
+* AVX-512 (32 zmm registers of 16 floats), NR = 64: 16 accumulators + 4 panel vectors +
+  4 broadcasts. Measured 2026-12-02 on the 2-core Intel Xeon (LLVM: rocketlake), one
+  core, data in L1, GFLOP/s, once LLVM was allowed 512-bit vectors (cpu.py): 4x16 111,
+  4x32 173, 4x64 230, 8x16 175, 8x32 185 (torch's matmul on one core: 208). 4 x 16
+  there has only 4 accumulators, too few to hide the multiply-add latency. Whole 1x1
+  layers on the gemm variant (2 threads): 105-159 GFLOP/s at 4 x 16 with 256-bit
+  vectors, 110-174 at 4 x 32, 155-243 at 4 x 64 with 512-bit ones.
 
 Who packs what: gemm.py packs pixels of an NCHW map (w = the conv weight); linear.py
 packs NR rows of x transposed (w = the weight, (OUT, IN) as PyTorch stores it);
@@ -39,7 +41,7 @@ from ..cpu import VECTOR_FLOATS
 from .common import FASTMATH, stack_empty
 
 MR = 4                    # output channels per micro-tile
-NR = 2 * VECTOR_FLOATS    # pixels per micro-tile: two vectors (32 on AVX-512, 16 on AVX2)
+NR = 4 * VECTOR_FLOATS if VECTOR_FLOATS == 16 else 2 * VECTOR_FLOATS   # 64 or 16 pixels
 TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for stack_empty)
 
 
