@@ -78,22 +78,3 @@ def test_an_edit_to_a_callee_in_another_file_recompiles_the_caller(tmp_path):
     assert outputs == ["1", "2"]
     assert any((tmp_path / "cache").rglob("*.nbi"))      # it did cache
 
-
-def test_a_note_on_stderr_when_kernels_compile_and_none_when_cached(tmp_path):
-    """The first kernel Numba compiles (a cache miss) prints _cache.COMPILE_NOTE once on
-    stderr; with the cache warm, the same call prints nothing. A subprocess with its own
-    empty NUMBA_CACHE_DIR, calling two small kernels (one note, not two)."""
-    script = textwrap.dedent("""
-        import numpy as np
-        from tinyinfer.kernels import pooling
-        x = np.ones((1, 2, 4, 4), np.float32)
-        pooling.global_avg_pool(x)
-        pooling.max_pool2d(x, 2)
-    """)
-    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                           text=True, timeout=300) for _ in range(2)]
-    for r in runs:
-        assert r.returncode == 0, r.stderr
-    assert runs[0].stderr.count(_cache.COMPILE_NOTE) == 1, runs[0].stderr
-    assert _cache.COMPILE_NOTE not in runs[1].stderr, runs[1].stderr

@@ -15,11 +15,6 @@ Numba's own, in the same order (NUMBA_CACHE_DIR, then __pycache__ beside the sou
 then the user-wide cache directory); only the stamp differs. Numba keeps the locator list
 in ``CacheImpl._locator_classes`` (checked on 0.68; older releases spell the class names with
 a leading underscore, and both spellings are tried).
-
-When a kernel is not in the cache (a new install, a new kind of CPU, an edited kernel),
-Numba compiles it on its first call: 1-5 s each, 15-20 s for a network's kernels, with
-nothing on the screen. ``install`` therefore also listens to Numba's "numba:compile"
-event, which fires only on a cache miss, and the first one prints a note on stderr.
 """
 from __future__ import annotations
 
@@ -27,10 +22,7 @@ import functools
 import hashlib
 from pathlib import Path
 
-import sys
-
 from numba.core import caching
-from numba.core import event as numba_event
 
 KERNELS_DIR = Path(__file__).resolve().parent
 
@@ -75,37 +67,9 @@ class UserWideLocator(_KernelSourcesStamp, _numba("UserWideCacheLocator")):
     pass
 
 
-COMPILE_NOTE = ("tinyinfer: compiling kernels for this CPU, once (1-5 s each, 15-20 s for "
-                "a network); later runs load them from Numba's cache")
-
-
-class _CompileNote(numba_event.Listener):
-    """Prints COMPILE_NOTE on stderr when Numba first compiles one of the kernels."""
-
-    def __init__(self):
-        self.printed = False
-
-    def on_start(self, event):
-        func = getattr(event.data.get("dispatcher"), "py_func", None)
-        if self.printed or func is None or \
-                Path(func.__code__.co_filename).resolve().parent != KERNELS_DIR:
-            return
-        self.printed = True
-        print(COMPILE_NOTE, file=sys.stderr, flush=True)
-
-    def on_end(self, event):
-        pass
-
-
-_NOTE = _CompileNote()
-
-
 def install() -> None:
-    """Put the three locators first in Numba's list, and the compile note's listener on
-    Numba's compile event (both idempotent). Must run before any kernel module is
-    imported: a function finds its locator when it is decorated."""
+    """Put the three locators first in Numba's list (idempotent). Must run before any
+    kernel module is imported: a function finds its locator when it is decorated."""
     impl = _numba("CacheImpl")
     ours = [UserProvidedLocator, InTreeLocator, UserWideLocator]
     impl._locator_classes = ours + [c for c in impl._locator_classes if c not in ours]
-    if _NOTE not in numba_event._registered.get("numba:compile", []):
-        numba_event.register("numba:compile", _NOTE)
