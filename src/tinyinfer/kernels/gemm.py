@@ -137,7 +137,7 @@ def _pack(x, k0, kc, p_lo, p_hi, xp):
 # ---------------------------------------------------------------------------------------
 # Entry point, for arguments conv.check_conv_args has validated
 
-PANELS_PER_TASK = 4    # NR-pixel panels per task at most (256 pixels on AVX-512)
+PANELS_PER_TASK = 256 // NR   # NR-pixel panels per task at most: 256 pixels (as before NR = 64)
 
 
 def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
