@@ -126,15 +126,54 @@ def test_linear_matches_torch(lead, fin, fout, bias, act, seed):
 @pytest.mark.parametrize("rows", [1, 15, 16, 17, 33, 100])
 @pytest.mark.parametrize("fout", [1, 5, 37, 130])
 def test_linear_both_kernels(rows, fout):
-    """Under PANEL_MIN_ROWS rows the dot kernel runs, from there the panel kernel (16 rows
-    per panel, ragged last panel; few panels split the outputs into chunks: 37 and 130
-    outputs with 1-3 panels)."""
+    """Under PANEL_MIN_ROWS rows the dot kernel runs, from there the panel kernel (4 rows
+    per tile, ragged last rows; outputs in panels of NR, ragged last panel; few panels
+    split the rows into chunks)."""
     rng = np.random.default_rng(rows * 1000 + fout)
     x = rng.standard_normal((rows, 67), dtype=np.float32)
     w = (rng.standard_normal((fout, 67)) / math.sqrt(67)).astype(np.float32)
     b = rng.standard_normal(fout, dtype=np.float32)
     want = F.linear(*(torch.from_numpy(a) for a in (x, w, b))).numpy()
     np.testing.assert_allclose(linear(x, w, b), want, **tol(67))
+
+
+def test_linear_packed_weight_is_the_weight_and_is_checked():
+    """A caller-kept pack_weight_panels(w) gives the same result as packing per call, and
+    a pack of another weight's shape is refused."""
+    from tinyinfer.kernels.linear import pack_weight_panels
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 67), dtype=np.float32)
+    w = (rng.standard_normal((70, 67)) / math.sqrt(67)).astype(np.float32)
+    b = rng.standard_normal(70, dtype=np.float32)
+    want = F.linear(*(torch.from_numpy(a) for a in (x, w, b))).numpy()
+    np.testing.assert_allclose(linear(x, w, b, packed=pack_weight_panels(w)), want, **tol(67))
+    with pytest.raises(InputError, match="pack_weight_panels"):
+        linear(x, w, b, packed=pack_weight_panels(w[:60].copy()))
+
+
+def test_engine_packs_a_linear_weight_once_and_never_serves_a_stale_one():
+    """ops.py keeps each linear node's packed weight in node.cache: reused while the weight
+    array is the same object, rebuilt when a new array is assigned, and the weight is made
+    read-only, so an in-place edit fails loudly instead of running the old weights."""
+    from tinyinfer.engine.graph import Graph
+    from tinyinfer.engine.runtime import execute
+    rng = np.random.default_rng(12)
+    g = Graph(in_channels=24)
+    g.add_node("fc", "linear", [g.input], {"act": 0}, {"weight": (40, 24), "bias": (40,)})
+    g.output = "fc"
+    node = g["fc"]
+    w1 = rng.standard_normal((40, 24), dtype=np.float32)
+    node.params = {"weight": w1, "bias": np.zeros(40, np.float32)}
+    x = rng.standard_normal((2, 30, 24), dtype=np.float32)
+    np.testing.assert_allclose(execute(g, x), x @ w1.T, rtol=1e-5, atol=1e-5)
+    packed = node.cache["weight"][1]
+    execute(g, x)
+    assert node.cache["weight"][1] is packed
+    with pytest.raises(ValueError, match="read-only"):
+        w1[0, 0] = 1.0
+    w2 = rng.standard_normal((40, 24), dtype=np.float32)
+    node.params["weight"] = w2
+    np.testing.assert_allclose(execute(g, x), x @ w2.T, rtol=1e-5, atol=1e-5)
 
 
 def test_linear_classifier_shape():

@@ -32,6 +32,8 @@ class Node:
     params: dict[str, np.ndarray] = field(default_factory=dict)    # filled by weight loading
     fused: list[str] = field(default_factory=list)   # names of nodes folded into this one
     label: str = ""                    # the paper's name for the layer, for reports
+    # what an op derives from params and keeps between runs (a linear's packed weight)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self):
         extra = f" +{'+'.join(self.fused)}" if self.fused else ""

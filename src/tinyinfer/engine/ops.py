@@ -171,7 +171,8 @@ def _linear_cost(node, in_shapes, out_shape):
 
 def _linear_run(node, inputs):
     return L.linear(inputs[0], node.params["weight"], node.params.get("bias"),
-                    act=node.attrs.get("act", 0))
+                    act=node.attrs.get("act", 0),
+                    packed=L.cached_weight_panels(node.cache, "weight", node.params["weight"]))
 
 
 def _linear_lower(node, in_shapes, out_shape, calls):

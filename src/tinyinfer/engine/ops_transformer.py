@@ -31,6 +31,7 @@ from ..errors import InputError
 from .op_record import WHOLE, Op, copy, same_shape
 from ..kernels import attention as AT
 from ..kernels import dimwise as DW
+from ..kernels import linear as L
 from ..kernels import norm as N
 from ..kernels import tokens as TK
 
@@ -197,9 +198,11 @@ def _gn_cost(node, in_shapes, out_shape):
 # ---- multi-head self-attention ----------------------------------------------------------
 def _mhsa_run(node, inputs):
     p = node.params
+    packed = tuple(None if p.get(k) is None else L.cached_weight_panels(node.cache, k, p[k])
+                   for k in ("qkv.weight", "proj.weight"))
     return AT.multi_head_self_attention(inputs[0], p["qkv.weight"], p.get("qkv.bias"),
                                         p.get("proj.weight"), p.get("proj.bias"),
-                                        node.attrs["num_heads"])
+                                        node.attrs["num_heads"], packed)
 
 
 def _mhsa_shape(node, in_shapes):

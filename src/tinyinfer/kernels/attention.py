@@ -212,20 +212,22 @@ def _mhsa_args(x, w_qkv, b_qkv, w_proj, b_proj, num_heads):
 
 
 def multi_head_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj,
-                              num_heads: int) -> np.ndarray:
+                              num_heads: int, packed=(None, None)) -> np.ndarray:
     """Self-attention of timm's ``Attention`` / torch's ``nn.MultiheadAttention``.
 
     x: (B, T, C); w_qkv: (3C, C), rows q then k then v (timm's qkv.weight, torch's
     in_proj_weight), each C rows split into num_heads heads of D = C/num_heads;
     b_qkv: (3C,) or None; w_proj: (C, C); b_proj: (C,) or None. Returns (B, T, C).
     scale = 1/sqrt(D), as both timm and torch use. w_proj = b_proj = None: the merged heads
-    without the output projection (EdgeViT projects after its local propagation)."""
+    without the output projection (EdgeViT projects after its local propagation).
+    packed: linear.pack_weight_panels of w_qkv and w_proj, if the caller keeps them (the
+    engine does), else None each."""
     x, w_qkv, b_qkv, w_proj, b_proj, H = _mhsa_args(x, w_qkv, b_qkv, w_proj, b_proj,
                                                     num_heads)
     B, T, C = x.shape
     D = C // H
     qkv = np.empty((B * T, 3 * C), np.float32)
-    linear_into(x.reshape(B * T, C), w_qkv, b_qkv, qkv)
+    linear_into(x.reshape(B * T, C), w_qkv, b_qkv, qkv, _packed_for(packed[0], w_qkv))
     # split heads as timm does, (B, T, 3, H, D) -> q and k (B, H, T, D), with v transposed
     # to (B, H, D, T) as _sdpa wants it: one copy of 3*B*T*C elements in all
     qkv = qkv.reshape(B, T, 3, H, D)
@@ -239,8 +241,16 @@ def multi_head_self_attention(x: np.ndarray, w_qkv, b_qkv, w_proj, b_proj,
     if w_proj is None:
         return o.reshape(B, T, C)
     out = np.empty((B, T, C), np.float32)
-    linear_into(o, w_proj, b_proj, out.reshape(B * T, C))
+    linear_into(o, w_proj, b_proj, out.reshape(B * T, C), _packed_for(packed[1], w_proj))
     return out
+
+
+def _packed_for(wp, w):
+    """A caller's packed weight if it is one of w (its shape says so), else None: pack per
+    call. (_mhsa_args may have copied w into float32; the pack was made from the node's.)"""
+    if wp is not None and wp.shape[1] == w.shape[1] and wp.shape[0] == -(-w.shape[0] // NR):
+        return wp
+    return None
 
 
 def multi_head_self_attention_ref(x, w_qkv, b_qkv, w_proj, b_proj, num_heads):

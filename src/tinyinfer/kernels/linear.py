@@ -4,8 +4,8 @@
     bias (OUT,) or None      y (..., OUT) float32
 
 Two kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projections of the
-attention networks, where rows = batch * tokens) packs NR rows of x (tiles.py: 16 or 32) transposed into a panel
-and runs tiles.py's register-blocked micro-tile over it, 4 weight rows at a time.
+attention networks, where rows = batch * tokens) runs tiles.py's register-blocked
+micro-tile with 4 rows of x against panels of W^T (``pack_weight_panels``).
 ``_dot_kernel`` (fewer rows: a classifier at batch 1, where a 16-row panel would be mostly
 padding) is also the engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a
 linear layer applied to 49 pixels, once the map is transposed to (pixels, channels).
@@ -123,57 +123,104 @@ def _put4(row, b, s0, s1, s2, s3):
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _panel_kernel(x, w, bias, y, n_ochunks):
+def _panel_kernel(x, wp, bias, y, n_rchunks):
     """y[r, o] = bias[o] + sum_k x[r, k] * w[o, k]
 
-    x (R, K)   w (O, K)   bias (O,)   y (R, O)      (all C-contiguous)
+    x (R, K)   wp (ceil(O / NR), K, NR): w (O, K) transposed into panels of NR outputs,
+    zero past O (pack_weight_panels)   bias (O,)   y (R, O)      (all C-contiguous)
 
-    One task: NR rows of x, packed transposed into a (K, NR) panel, against one chunk of
-    the weight rows, 4 at a time (tiles.py); the (O, NR) result block is transposed on
-    its way out. Both copies are 1/O and 1/K of the multiply-adds. With few row blocks
-    the weight rows are split into ``n_ochunks`` chunks as well (one per thread), and the
-    chunk is the outer index, so each thread's run of tasks is one chunk over all the
-    rows: 196 tokens are 4 row blocks of 64 on AVX-512, and split by rows alone one
-    thread got 128 rows and the other 68.
+    The micro-tile (tiles.py) with the roles of a conv's gemm swapped: 4 rows of x (4
+    tokens, each contiguous in k) against one packed panel of W^T, into 4 rows x NR
+    outputs of y, which are contiguous too, so nothing of the activations is copied or
+    transposed. (A first version packed NR rows of x transposed and transposed the result
+    back; those scattered copies held EdgeViT's token MLPs to ~130 GFLOP/s.) One task:
+    one weight panel x one chunk of rows; the panel index is innermost, so a thread's
+    consecutive tasks share their rows of x.
     """
     R, K = x.shape
-    O = w.shape[0]
-    nblk = (R + NR - 1) // NR
-    chunk = ((O + n_ochunks - 1) // n_ochunks + MR - 1) // MR * MR
-    for task in numba.prange(nblk * n_ochunks):
-        r0 = (task % nblk) * NR
-        o_lo = (task // nblk) * chunk
-        o_hi = min(O, o_lo + chunk)
-        n = min(NR, R - r0)
-        xp = np.zeros((K, NR), np.float32)
-        for r in range(n):
-            xr = x[r0 + r]
-            for k in range(K):
-                xp[k, r] = xr[k]
-        yt = np.empty((chunk, NR), np.float32)
-        for o0 in range(o_lo, o_hi, MR):
-            _micro_tile(w, o0, 0, K, xp, bias, True, yt, o0 - o_lo, 0)
-        for r in range(n):
-            yr = y[r0 + r]
-            for o in range(o_lo, o_hi):
-                yr[o] = yt[o - o_lo, r]
+    O = y.shape[1]
+    npan = wp.shape[0]
+    rchunk = ((R + n_rchunks - 1) // n_rchunks + MR - 1) // MR * MR
+    zeros = np.zeros(MR, np.float32)
+    for task in numba.prange(npan * n_rchunks):
+        pb = task % npan
+        r_lo = (task // npan) * rchunk
+        o0 = pb * NR
+        no = min(NR, O - o0)
+        edge = np.empty((MR, NR), np.float32)
+        for r0 in range(r_lo, min(R, r_lo + rchunk), MR):
+            # the tile starts from the bias (first=False reads it from the block), in a
+            # scratch block: y's rows past R or columns past O do not exist
+            for i in range(MR):
+                for j in range(no):
+                    edge[i, j] = bias[o0 + j]
+            _micro_tile(x, r0, 0, K, wp[pb], zeros, False, edge, 0, 0)
+            for i in range(min(MR, R - r0)):
+                yr = y[r0 + i]
+                for j in range(no):
+                    yr[o0 + j] = edge[i, j]
 
 
-def linear_into(x2, w, bias, y2) -> None:
+@numba.njit(parallel=True, cache=True)
+def _pack_weight_panels(w, wp):
+    """wp[pb, k, j] = w[pb * NR + j, k], zero past O: W^T in panels of NR outputs. A
+    transpose, so its writes are NR floats apart; done 64 k at a time, the block being
+    written stays in L1 (a whole column of a panel at a time: 1.3 ms for a 1536 x 384
+    weight, four times the product it was packed for)."""
+    O, K = w.shape
+    for pb in numba.prange(wp.shape[0]):
+        panel = wp[pb]
+        for k0 in range(0, K, 64):
+            kc = min(64, K - k0)
+            for j in range(NR):
+                o = pb * NR + j
+                if o < O:
+                    wo = w[o, k0:k0 + kc]
+                    for k in range(kc):
+                        panel[k0 + k, j] = wo[k]
+                else:
+                    for k in range(kc):
+                        panel[k0 + k, j] = 0.0
+
+
+def pack_weight_panels(w: np.ndarray) -> np.ndarray:
+    """A linear's weight (O, K), float32 C-contiguous, in the layout _panel_kernel reads:
+    (ceil(O / NR), K, NR). The engine packs each weight once (ops.py keeps it on the node);
+    a direct call to linear() packs it on every call."""
+    O, K = w.shape
+    wp = np.empty((-(-O // NR), K, NR), np.float32)
+    _pack_weight_panels(w, wp)
+    return wp
+
+
+def cached_weight_panels(cache: dict, key: str, w) -> np.ndarray | None:
+    """pack_weight_panels(w), kept in ``cache`` (an engine node's) under ``key`` for as
+    long as the same array is the weight: packing per call cost up to 4x the product at
+    49 tokens. The weight becomes read-only, so an in-place edit raises instead of leaving
+    a stale packed copy; a new array is packed anew. None if w is not a C-contiguous
+    float32 matrix (the kernel's own checks then say what is wrong)."""
+    hit = cache.get(key)
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    if not (isinstance(w, np.ndarray) and w.dtype == np.float32 and w.ndim == 2
+            and w.flags.c_contiguous):
+        return None
+    w.flags.writeable = False
+    cache[key] = (w, pack_weight_panels(w))
+    return cache[key][1]
+
+
+def linear_into(x2, w, bias, y2, packed=None) -> None:
     """y2 (R, O) = x2 (R, K) @ w.T + bias, for validated C-contiguous float32 arrays, by the
-    kernel that suits R (the module docstring). attention.py's projections call it too."""
+    kernel that suits R (the module docstring). attention.py's projections call it too.
+    packed: pack_weight_panels(w), if the caller keeps it between calls."""
     R, O = y2.shape
     if R >= PANEL_MIN_ROWS:
-        blocks = -(-R // NR)
+        wp = pack_weight_panels(w) if packed is None else packed
         threads = numba.get_num_threads()
-        # split the outputs among the threads when there are too few row blocks, or when
-        # the outputs outnumber the inputs: each chunk packs its rows again (K x NR
-        # scattered writes), which pays only when the chunk has many outputs. Measured on
-        # the 2-core Xeon (ms, 1 chunk / 2): 196 x 960 -> 240 0.62 / 0.74, 784 x 384 -> 96
-        # 0.50 / 0.74; 784 x 96 -> 384 0.35 / 0.26, 3136 x 64 -> 256 0.68 / 0.53,
-        # 49 x 384 -> 1536 0.60 / 0.31, 256 x 128 -> 384 0.119 / 0.102.
-        split = blocks < threads or O >= 2 * w.shape[1]
-        _panel_kernel(x2, w, bias, y2, max(1, min(O // (4 * MR), threads if split else 1)))
+        # rows split into chunks only when the weight panels alone are too few tasks
+        n_rchunks = max(1, min(-(-R // MR), -(-2 * threads // wp.shape[0])))
+        _panel_kernel(x2, wp, bias, y2, n_rchunks)
     else:
         yt = np.empty((1, O, R), np.float32)       # _dot_kernel writes y transposed
         _dot_kernel(x2.reshape(1, R, -1), w, bias, yt)
@@ -181,8 +228,9 @@ def linear_into(x2, w, bias, y2) -> None:
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
-           act=0) -> np.ndarray:
-    """y = act(x @ weight.T + bias).  x (..., IN), weight (OUT, IN), bias (OUT,) -> y (..., OUT)."""
+           act=0, packed: np.ndarray | None = None) -> np.ndarray:
+    """y = act(x @ weight.T + bias).  x (..., IN), weight (OUT, IN), bias (OUT,) -> y (..., OUT).
+    packed: pack_weight_panels(weight) kept by the caller (else packed per call)."""
     x = check_array(x, "x")
     weight = check_array(weight, "weight", 2)
     code = check_act(act)
@@ -197,8 +245,11 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     rows = numel(lead)
     if rows == 0 or out_f == 0:
         return np.zeros(lead + (out_f,), np.float32)
+    if packed is not None and packed.shape != (-(-out_f // NR), in_f, NR):
+        raise InputError(f"packed has shape {packed.shape}; for weight {weight.shape} it "
+                         f"must be pack_weight_panels(weight), {(-(-out_f // NR), in_f, NR)}")
     y = np.empty((rows, out_f), np.float32)
-    linear_into(x.reshape(rows, in_f), weight, bias, y)
+    linear_into(x.reshape(rows, in_f), weight, bias, y, packed)
     if code:
         epilogue_rows(y, NO_RES2, False, np.int64(code))
     return y.reshape(lead + (out_f,))
