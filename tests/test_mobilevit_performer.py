@@ -63,7 +63,11 @@ def test_mobilevit_xxs_performer_matches_timm_with_fast_attention(batch, resolut
                                                                   features):
     """The parity recipe (random weights, randomized BN statistics and LayerNorm affines)
     with attention_that_matters; features=0 draws performer's default M = int(D ln D) per
-    layer (D = 16, 20, 24: M = 44, 59, 76), 32 the same M for all."""
+    layer (D = 16, 20, 24: M = 44, 59, 76), 32 the same M for all. torch's global seed is
+    set first: timm draws the convs' weights from it, and with whatever state the tests
+    that ran before in the same worker left, FAVOR+ once moved the logits by only 1.7% (a
+    CI run, 2026-12-02), under the margin below."""
+    torch.manual_seed(0)
     ref = attention_that_matters(reference("mobilevit_xxs", resolution))
     x = image_batch(batch, resolution)
     softmax = forward(ref, x)
@@ -78,7 +82,8 @@ def test_mobilevit_xxs_performer_matches_timm_with_fast_attention(batch, resolut
     got = model(x)
     assert_matches(got, forward(ref, x), f"mobilevit_xxs performer @{batch}x{resolution}")
     # and the attention decides the logits: FAVOR+ is far from softmax, beyond the tolerance
-    assert np.abs(got - softmax).max() > 30 * RTOL * np.abs(softmax).max()
+    assert np.abs(got - softmax).max() > 30 * RTOL * np.abs(softmax).max(), \
+        np.abs(got - softmax).max() / np.abs(softmax).max()
 
 
 def test_performer_counts_equal_flop_counter():
