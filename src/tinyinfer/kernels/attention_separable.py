@@ -63,23 +63,36 @@ def _context_mix(qkv, ph, pw, out):
                 for h in range(i, H, ph):
                     for w in range(j, W, pw):
                         scores[b, h, w] *= inv
-    # one task per (b, channel): its context vector (ph x pw numbers), then its output plane
+    # one task per (b, channel): its context vector (ph x pw numbers), then its output
+    # plane. Both run down whole rows (contiguous, vectorized): the context through one
+    # running row of score x key products per patch row i, summed by column phase at the
+    # end; the output against that row's context spread over the row (crow). Written with
+    # strided column loops and a w % pw per pixel, this part ran at ~3.5 GFLOP/s.
     for task in numba.prange(B * C):
         b = task // C
         c = task % C
-        ctx = np.zeros((ph, pw), np.float32)
+        acc = np.zeros((ph, W), np.float32)
         for h in range(H):
-            i = h % ph
+            arow = acc[h % ph]
+            srow = scores[b, h]
+            krow = qkv[b, 1 + c, h]
+            for w in range(W):
+                arow[w] += srow[w] * krow[w]
+        crow = np.empty((ph, W), np.float32)
+        for i in range(ph):
             for j in range(pw):
                 a = np.float32(0.0)
                 for w in range(j, W, pw):
-                    a += scores[b, h, w] * qkv[b, 1 + c, h, w]
-                ctx[i, j] += a
+                    a += acc[i, w]
+                for w in range(j, W, pw):
+                    crow[i, w] = a
         for h in range(H):
-            i = h % ph
+            vrow = qkv[b, 1 + C + c, h]
+            orow = out[b, c, h]
+            cr = crow[h % ph]
             for w in range(W):
-                v = qkv[b, 1 + C + c, h, w]
-                out[b, c, h, w] = (v if v > 0 else np.float32(0.0)) * ctx[i, w % pw]
+                v = vrow[w]
+                orow[w] = (v if v > 0 else np.float32(0.0)) * cr[w]
 
 
 def _patch(patch) -> tuple[int, int]:
