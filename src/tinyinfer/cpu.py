@@ -1,4 +1,4 @@
-"""What the CPU the kernels are compiled for can do, as far as tinyinfer's choices depend on it.
+"""What the CPU the kernels are compiled for can do, where tinyinfer's choices depend on it.
 
 Numba compiles every kernel for the host CPU (LLVM's name for it: ``host_cpu_name()``).
 One fact changes how tinyinfer blocks its loops: the width of a vector register.

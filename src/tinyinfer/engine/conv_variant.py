@@ -31,8 +31,8 @@ The two differ on purpose at the edges: a 1x1 depthwise conv at stride 1 *is* de
 (a report says "Conv DW 1x1") but runs fastest as grouped pointwise rows; a 3x3 conv on a
 one-channel image is dense but runs on the depthwise loop.
 
-This module imports nothing from tinyinfer but cpu.py (which imports nothing), so the kernels' dispatcher can call it as
-well as ops.py, report.py and memory.py.
+This module imports nothing from tinyinfer but cpu.py (which imports nothing), so the
+kernels' dispatcher can call it as well as ops.py, report.py and memory.py.
 """
 from __future__ import annotations
 

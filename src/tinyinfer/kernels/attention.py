@@ -2,10 +2,10 @@
 
     attn(Q, K, V) = softmax(Q K^T * scale) V,   scale = 1/sqrt(D) by default
 
-written as plain loops (no BLAS), a block of NR (tiles.py: 16 or 32) query rows at a time: scores for the
-block, a stable softmax (subtract the row max), then the weighted sum of V rows. The T x T
-score matrix is never stored whole, only NR rows of it per thread: memory is O(T) per
-thread instead of O(T^2) per head.
+written as plain loops (no BLAS), a block of NR (tiles.py: 16 or 64) query rows at a
+time: scores for the block, a stable softmax (subtract the row max), then the weighted sum
+of V rows. The T x T score matrix is never stored whole, only NR rows of it per thread:
+memory is O(T) per thread instead of O(T^2) per head.
 
 Parallel over (batch*head, block of query rows): batch*head alone can be smaller than the
 core count (MobileViT-XXS has 4 heads), while the row blocks keep every core busy.
@@ -41,7 +41,7 @@ def _sdpa(q, k, vt, scale, out, bias=None):
     # (attention_cascaded.py).
     #
     # Both products run on tiles.py's register-blocked micro-tile (4 rows of a matrix
-    # against a packed panel of NR = 16 or 32 columns, accumulators in registers), with
+    # against a packed panel of NR = 16 or 64 columns, accumulators in registers), with
     # the NR query rows of a task as the panel's columns. Everything is computed TRANSPOSED:
     #   scores  sT (Tk, NR) = K (Tk, D) @ (scale * q_block)^T (D, NR)
     #   output  oT (Dv, NR) = V^T (Dv, Tk) @ P^T (Tk, NR)

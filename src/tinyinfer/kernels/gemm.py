@@ -12,8 +12,9 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
   over a block of KC
   reduction steps, its accumulators in registers; tiles.py says why and how.
 * X is copied ("packed") block by block into a buffer laid out [pixel panel, k, NR]: each
-  step of the micro-kernel then reads two contiguous vectors, the panel (KC x NR floats =
-  16 KB on AVX2; 64 KB on AVX-512, in L1 and L2) stays close while every row block of W passes over it, and pixels past P are
+  step of the micro-kernel then reads NR contiguous floats, the panel (KC x NR floats =
+  16 KB on AVX2, 64 KB on AVX-512) stays in L1/L2 while every row block of W passes over
+  it, and pixels past P are
   zeros, so the micro-kernel has no edge case. The weights need no packing: a tile reads
   4 rows of W, each contiguous in k.
 * Bias, activation and residual are applied to the tile while it is in registers, on the
@@ -41,7 +42,9 @@ from .tiles import MR, NR, _micro_tile
 # the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
 NO_RES3 = np.zeros((1, 1, 1), np.float32)
 
-KC = 256          # reduction steps per block: the packed X panel, KC x NR x 4 B = 16 or 64 KB (128 and 512 measured the same)
+# reduction steps per block: the packed X panel is KC x NR x 4 B = 16 or 64 KB
+# (with NR = 64, KC = 128 and 512 measured the same as 256)
+KC = 256
 
 
 @numba.njit(inline="always", cache=True)
@@ -137,7 +140,7 @@ def _pack(x, k0, kc, p_lo, p_hi, xp):
 # ---------------------------------------------------------------------------------------
 # Entry point, for arguments conv.check_conv_args has validated
 
-PANELS_PER_TASK = 256 // NR   # NR-pixel panels per task at most: 256 pixels (as before NR = 64)
+PANELS_PER_TASK = 256 // NR   # NR-pixel panels per task at most: 256 pixels, as on AVX2 before
 
 
 def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
@@ -152,7 +155,8 @@ def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
     tasks = n * -(-panels // per)
     mc = -(-m // MR) * MR
     if tasks < 4 * threads and threads > 1:
-        mc = max(MR, -(-(-(-m // threads)) // MR) * MR)
+        per_thread = -(-m // threads)
+        mc = max(MR, -(-per_thread // MR) * MR)
     return nc, mc
 
 
