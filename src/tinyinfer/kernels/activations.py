@@ -64,14 +64,22 @@ def _clamp(v, lo, hi):
 # Numba's ``/`` tests for a zero divisor, and that branch alone kept these loops scalar
 # (SiLU cost 3x its 1x1 conv; vmath.py's docstring has the story).
 
+# ReLU and ReLU6 add 0 to the value they let through. Written as a plain select, an in-place
+# loop (act_inplace: o[i] = relu(o[i])) stores back the value it loaded wherever v >= 0,
+# and LLVM drops that store: the loop vectorizes with masked stores (vmaskmovps), which AMD's
+# Zen cores run in microcode. Measured 2026-12-02 on the AMD EPYC Zen 2, 442k floats in L1/
+# L2, one core: 0.225 ms plain, 0.045 ms with the add (the store is then unconditional).
+# Not folded away: FASTMATH (vmath.py) has no "nsz", and x + 0 differs from x at -0.0. NaN
+# still passes through; -0.0 becomes +0.0 (torch keeps -0.0: equal as numbers).
+
 @numba.njit(inline="always", cache=True)
 def _relu(v):
-    return np.float32(0.0) if v < np.float32(0.0) else v
+    return np.float32(0.0) if v < np.float32(0.0) else v + np.float32(0.0)
 
 
 @numba.njit(inline="always", cache=True)
 def _relu6(v):
-    return _clamp(v, np.float32(0.0), np.float32(6.0))
+    return _clamp(v, np.float32(0.0), np.float32(6.0)) + np.float32(0.0)
 
 
 @numba.njit(inline="always", cache=True)
