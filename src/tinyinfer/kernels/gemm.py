@@ -17,16 +17,14 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
   it, and pixels past P are
   zeros, so the micro-kernel has no edge case. The weights need no packing: a tile reads
   4 rows of W, each contiguous in k.
-* Bias, activation and residual are applied to the tile while it is in registers, on the
-  last K block, and only the valid columns are written back.
+* Bias is the accumulators' starting value; the activation and the residual are applied
+  once a task's block is finished (still in L2), row by row over its pixels, and only the
+  valid columns are ever written.
 
-Where it runs (engine/conv_variant.gemm_wins has the numbers and the rule): on AVX-512,
-every conv without groups whose columns are at least 24 long, from 32 output pixels up,
-whatever the map size; on AVX2, 1x1 convs with at least 64 channels in and out on maps
-of 128 to 1024 pixels. Elsewhere the rows kernel (conv_pointwise.py) or the dot kernel
-wins: with few input channels its tiles are short in k. An open lead (AVX2): the same
-micro-tile calls writing into a 96 x 12544 output ran 7x slower than into 96 x 4096 or
-96 x 8192 ones.
+Where it runs (engine/conv_variant.gemm_wins has the numbers and the rule): every conv
+without groups whose columns are at least 24 (AVX-512) or 64 (AVX2) long, from 32 output
+pixels up, whatever the map size. Elsewhere the rows kernel (conv_pointwise.py) or the
+dot kernel wins: with few input channels its tiles are short in k.
 """
 from __future__ import annotations
 
@@ -61,15 +59,18 @@ def _edge_tile(w, m0, k0, kc, xp, bias, first, out, p0, np_, edge):
 
 
 @numba.njit(inline="always", cache=True)
-def _epilogue(out, m0, p0, np_, act, res, has_res):
-    """The activation, then the residual add, on a finished tile (still in L1)."""
-    for i in range(min(MR, out.shape[0] - m0)):
-        o = out[m0 + i, p0:p0 + np_]
+def _epilogue(out, m_lo, m_hi, p_lo, p_hi, act, res, has_res):
+    """The activation, then the residual add, on a task's finished block (still in L2).
+    Row by row over the task's pixels, not tile by tile: act_inplace is a call, and on 16-
+    pixel tile rows its ~10 ns per call cost as much as the product when K is small (24->144
+    @56x56 with ReLU: 0.30 ms without the activation, 0.61 with it per tile)."""
+    for m in range(m_lo, m_hi):
+        o = out[m, p_lo:p_hi]
         if act != NONE:
             act_inplace(o, act)
         if has_res:
-            r = res[m0 + i, p0:p0 + np_]
-            for j in range(np_):
+            r = res[m, p_lo:p_hi]
+            for j in range(p_hi - p_lo):
                 o[j] += r[j]
 
 
@@ -107,7 +108,6 @@ def _task(x, w, bias, act, res, has_res, out, xp, edge, p_lo, p_hi, m_lo, m_hi):
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         first = k0 == 0
-        last = k0 + KC >= K
         _pack(x, k0, kc, p_lo, p_hi, xp)
         for jb in range((p_hi - p_lo + NR - 1) // NR):
             p0 = p_lo + jb * NR
@@ -117,8 +117,8 @@ def _task(x, w, bias, act, res, has_res, out, xp, edge, p_lo, p_hi, m_lo, m_hi):
                     _micro_tile(w, m0, k0, kc, xp[jb], bias, first, out, m0, p0)
                 else:
                     _edge_tile(w, m0, k0, kc, xp[jb], bias, first, out, p0, np_, edge)
-                if last and (act != NONE or has_res):
-                    _epilogue(out, m0, p0, np_, act, res, has_res)
+    if act != NONE or has_res:
+        _epilogue(out, m_lo, min(m_hi, M), p_lo, p_hi, act, res, has_res)
 
 
 @numba.njit(inline="always", cache=True)
