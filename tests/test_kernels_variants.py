@@ -39,14 +39,18 @@ def test_every_variant_matches_the_reference(c):
 
 # The module docstring's table, one row per branch, on the layers that take each branch.
 # (N, Cin, H, W), (Cout, Cin/groups, KH, KW), stride, padding, groups -> variant on AVX2,
-# variant on AVX-512 (engine/conv_variant.gemm_wins: gemm runs far more there)
+# variant on AVX-512 (engine/conv_variant.gemm_wins: gemm from K = 64 on AVX2, 24 on AVX-512)
 DISPATCH = [
     ((1, 32, 112, 112), (32, 1, 3, 3), 1, 1, 32, "depthwise", "depthwise"),  # MBv2 3x3 dw
     ((1, 16, 14, 14), (32, 1, 5, 5), 2, 2, 16, "depthwise", "depthwise"),    # mult. 2, 5x5 s2
     ((1, 32, 56, 56), (32, 1, 1, 1), 2, 0, 32, "depthwise", "depthwise"),    # 1x1 dw, stride 2
     ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped", "grouped"),        # RegNet width 16
-    ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "dot", "gemm"),         # 7x7 expand: 49 px
-    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "dot", "gemm"),            # ResNet 3x3 on 7x7
+    ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "gemm", "gemm"),        # 7x7 expand: 49 px
+    ((1, 32, 7, 7), (192, 32, 1, 1), 1, 0, 1, "dot", "gemm"),           # 49 px, K = 32
+    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "gemm", "gemm"),           # ResNet 3x3 on 7x7
+    ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, "gemm", "gemm"),         # ResNet 3x3 on 56x56
+    ((1, 64, 64, 64), (256, 64, 1, 1), 1, 0, 1, "gemm", "gemm"),        # MobileViT, K = 64
+    ((1, 32, 128, 128), (128, 32, 1, 1), 1, 0, 1, "pointwise", "gemm"),  # K = 32
     ((1, 384, 4, 4), (64, 384, 1, 1), 1, 0, 1, "dot", "dot"),           # 16 pixels
     ((1, 96, 14, 14), (576, 96, 1, 1), 1, 0, 1, "gemm", "gemm"),        # 14x14 expand
     ((1, 128, 32, 32), (64, 128, 1, 1), 1, 0, 1, "gemm", "gemm"),       # MobileViTV2 proj.

@@ -18,8 +18,8 @@ loops runs it (kernels/conv.py's dispatch table; the loops are described there):
                  plane by plane. A dense conv over ONE input channel runs here too (it is
                  a depthwise conv with channel multiplier Cout).
     "grouped"    several input channels per group, kernel larger than 1x1: direct loop
-    "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): on AVX-512
-                 nearly every such conv, on AVX2 1x1s with 64+ channels on mid-size maps:
+    "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): columns of
+                 K = Cin*KH*KW >= 24 (AVX-512) or 64 (AVX2) on 32+ output pixels:
                  kernels/gemm.py's register-blocked product [on im2col columns]
     "dot"        other convs with groups == 1 and fewer than SMALL_IMAGE output pixels per
                  image: [im2col,] then a dot product over the (pixels, K) transpose
@@ -49,24 +49,31 @@ NOT_DISPATCHED = ()
 # Where "gemm" (kernels/gemm.py: 4 x NR register tiles, packed X panels) beats the other
 # loops. It depends on the vector width (cpu.py), which sets the tile's NR.
 #
-# AVX2 (NR = 16): 1x1 convs only, with at least GEMM_MIN_CHANNELS channels in and out,
-# on SMALL_IMAGE to GEMM_MAX_PIXELS output pixels. Measured 2026-12-02 on the 2-core AMD
-# EPYC Zen 3, 1 thread, SiLU epilogue, best of 3 interleaved rounds, ms gemm / rows:
-# 128->64 @32x32 0.64 / 1.45, 64->129 @32x32 0.77 / 1.24, 256->128 @32x32 2.47 / 2.76,
-# 384->64 @14x14 0.25 / 0.32, 64->384 @14x14 0.31 / 0.36. It lost with few channels,
-# whose rows are long and its tiles short in k (16->96 @112x112 6.98 / 3.08, 96->24 @56x56
-# 0.81 / 0.55), on 7x7 maps to "dot" (320->1280: 1.43 / 1.29), and inside whole networks
-# on 64x64 maps (MobileViTV2-050's 128->64 @64x64: 7.98 / 2.33 ms). Whole networks, 1
-# thread, interleaved with the rows-only dispatch in one process: MobileNetV2 0.92x the
-# time, EfficientNet-B0 0.94x, ResNet-50 0.97x, MobileViTV2-050 1.01x.
-GEMM_MIN_CHANNELS = 64
-GEMM_MAX_PIXELS = 32 * 32
+# AVX2 (NR = 16): every conv without groups whose columns are at least GEMM_MIN_K long
+# (K = Cin * KH * KW; im2col first unless it is a plain 1x1) on at least GEMM_MIN_PIXELS
+# output pixels. Measured 2026-12-02 on the 2-core AMD EPYC Zen 2 (LLVM: znver2), 2
+# threads, ReLU or SiLU epilogue, best of 3 interleaved rounds, ms gemm / other:
+#   1x1 vs rows: 256->64 @56x56 1.14 / 1.53, 256->128 @56x56 2.11 / 2.95, 144->24 @56x56
+#   0.31 / 0.36, 64->256 @56x56 1.00 / 1.33; at 64x64 maps the rows kernel collapses
+#   (rows 4 KB apart: 64->256 1.4-2.1 / 7.3-9.6 ms and 128->256 3.2 / 17.9 inside
+#   MobileViT-S and MobileViTV2-100); it loses with fewer than 64 channels in (24->144 @56x56 0.71 /
+#   0.55, 16->96 @112x112 1.69 / 1.00, 32->192 @28x28 0.22 / 0.19, 64->64 @56x56 0.45 /
+#   0.41 is the edge), and the stem 3->32 (K = 27) 0.80 / 0.60.
+#   3x3 vs im2col + rows: 128->128 @28 2.76 / 3.60, 256->256 @14 2.45 / 3.97, 96->96 @32
+#   2.27 / 2.54, 64->64 @56 3.22 / 3.46.
+#   1x1 vs dot on small maps: 512->2048 @7x7 1.40 / 1.70, 160->640 @8x8 0.17 / 0.23,
+#   960->160 @7x7 0.21 / 0.22; 512->512 3x3 @7x7 3.06 / 3.01 (even).
+# Whole networks, interleaved in one process, ms old rule (1x1 with 64+ channels on
+# 128-1024 pixels only) / this one: MobileViT-S 96.0 / 66.0, MobileViTV2-100 111.5 /
+# 64.9, ResNet-50 123.9 / 121.5, MobileNetV2 17.8 / 17.9, EfficientNet-B0 24.8 / 24.5,
+# SqueezeNet 1.1 13.2 / 12.1 (GEMM_MIN_K = 24, as on AVX-512: MobileNetV2 18.6).
+# The 2026-12-02 rule from the AMD Zen 3 (gemm lost on 64x64 maps there) predates two
+# gemm fixes: whole-panel tasks and the activation applied per task row, not per tile.
 #
-# AVX-512 (NR = 64, 512-bit vectors: cpu.prefer_full_width_vectors): every conv without
-# groups whose columns are at least GEMM512_MIN_K long (K = Cin * KH * KW; im2col first
-# unless it is a plain 1x1) on at least GEMM512_MIN_PIXELS output pixels, whatever the
-# channels or the map size. Measured 2026-12-02 on the 2-core Intel Xeon (LLVM:
-# rocketlake), 2 threads, ReLU, best of 7 interleaved rounds, ms gemm / other:
+# AVX-512 (NR = 64, 512-bit vectors: cpu.prefer_full_width_vectors): the same rule with
+# columns from 24 long, whatever the channels or the map size. Measured 2026-12-02 on the
+# 2-core Intel Xeon (LLVM: rocketlake), 2 threads, ReLU, best of 7 interleaved rounds,
+# ms gemm / other:
 #   1x1 vs rows: 64->128 @128x128 1.27 / 2.11, 32->64 @256x256 1.66 / 2.76, 512->128
 #   @32x32 0.58 / 1.44, 24->144 @56x56 0.16 / 0.22, 96->24 @56x56 0.09 / 0.11, 24->24
 #   @56x56 0.041 / 0.048; it loses with 16 channels in or fewer: 16->96 @112x112 0.53 /
@@ -76,8 +83,8 @@ GEMM_MAX_PIXELS = 32 * 32
 #   3x3 vs im2col + rows: 64->64 @56 1.21 / 1.85, 128->128 @28 1.43 / 3.22, 512->512 @7
 #   1.38 / 3.56 (dot 1.75), 16->64 @112 1.30 / 1.62, 32->48 @112 s2 0.64 / 0.83; the
 #   stem 3->32 @224 s2 (K = 27) 0.27 / 0.26.
-GEMM512_MIN_K = 24
-GEMM512_MIN_PIXELS = 32
+GEMM_MIN_K = 24 if AVX512 else 64
+GEMM_MIN_PIXELS = 32
 
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
@@ -98,10 +105,7 @@ def gemm_wins(w_shape, groups: int, padding, out_pixels: int) -> bool:
     cout, cin_g, kh, kw = w_shape
     if groups != 1:
         return False
-    if AVX512:
-        return cin_g * kh * kw >= GEMM512_MIN_K and out_pixels >= GEMM512_MIN_PIXELS
-    return kh == kw == 1 and not any(padding) and min(cin_g, cout) >= GEMM_MIN_CHANNELS \
-        and SMALL_IMAGE <= out_pixels <= GEMM_MAX_PIXELS
+    return cin_g * kh * kw >= GEMM_MIN_K and out_pixels >= GEMM_MIN_PIXELS
 
 
 def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int) -> str:
