@@ -56,9 +56,9 @@ NOT_DISPATCHED = ()
 #   1x1 vs rows: 256->64 @56x56 1.14 / 1.53, 256->128 @56x56 2.11 / 2.95, 144->24 @56x56
 #   0.31 / 0.36, 64->256 @56x56 1.00 / 1.33; at 64x64 maps the rows kernel collapses
 #   (rows 4 KB apart: 64->256 1.4-2.1 / 7.3-9.6 ms and 128->256 3.2 / 17.9 inside
-#   MobileViT-S and MobileViTV2-100); it loses with fewer than 64 channels in (24->144 @56x56 0.71 /
-#   0.55, 16->96 @112x112 1.69 / 1.00, 32->192 @28x28 0.22 / 0.19, 64->64 @56x56 0.45 /
-#   0.41 is the edge), and the stem 3->32 (K = 27) 0.80 / 0.60.
+#   MobileViT-S and MobileViTV2-100); it loses with fewer than 64 channels in (24->144
+#   @56x56 0.71 / 0.55, 16->96 @112x112 1.69 / 1.00, 32->192 @28x28 0.22 / 0.19; 64->64
+#   @56x56 0.45 / 0.41 is the edge), and the stem 3->32 (K = 27) 0.80 / 0.60.
 #   3x3 vs im2col + rows: 128->128 @28 2.76 / 3.60, 256->256 @14 2.45 / 3.97, 96->96 @32
 #   2.27 / 2.54, 64->64 @56 3.22 / 3.46.
 #   1x1 vs dot on small maps: 512->2048 @7x7 1.40 / 1.70, 160->640 @8x8 0.17 / 0.23,

@@ -40,8 +40,8 @@ def _sdpa(q, k, vt, scale, out, bias=None):
     # shared over the batch), e.g. EfficientViT's relative-position biases
     # (attention_cascaded.py).
     #
-    # Both products run on tiles.py's register-blocked micro-tile (4 rows of a matrix
-    # against a packed panel of NR = 16 or 64 columns, accumulators in registers), with
+    # Both products run on tiles.py's register-blocked micro-tile (MR = 4 or 5 rows of a
+    # matrix against a packed panel of NR = 16 or 64 columns, accumulators in registers), with
     # the NR query rows of a task as the panel's columns. Everything is computed TRANSPOSED:
     #   scores  sT (Tk, NR) = K (Tk, D) @ (scale * q_block)^T (D, NR)
     #   output  oT (Dv, NR) = V^T (Dv, Tk) @ P^T (Tk, NR)

@@ -8,7 +8,7 @@
 How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts.md):
 
 * The micro-kernel (tiles.py, shared with linear.py and attention.py) computes one
-  MR x NR tile of ``out`` (MR = 4 output channels by NR = 64 pixels on AVX-512, 16 on AVX2)
+  MR x NR tile of ``out`` (4 x 64 on AVX-512, 5 x 16 on AVX2: output channels x pixels)
   over a block of KC
   reduction steps, its accumulators in registers; tiles.py says why and how.
 * X is copied ("packed") block by block into a buffer laid out [pixel panel, k, NR]: each
@@ -16,7 +16,7 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
   16 KB on AVX2, 64 KB on AVX-512) stays in L1/L2 while every row block of W passes over
   it, and pixels past P are
   zeros, so the micro-kernel has no edge case. The weights need no packing: a tile reads
-  4 rows of W, each contiguous in k.
+  MR rows of W, each contiguous in k.
 * Bias is the accumulators' starting value; the activation and the residual are applied
   once a task's block is finished (still in L2), row by row over its pixels, and only the
   valid columns are ever written.

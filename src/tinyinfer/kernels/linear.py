@@ -5,7 +5,7 @@
 
 Two kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projections of the
 attention networks, where rows = batch * tokens) runs tiles.py's register-blocked
-micro-tile with 4 rows of x against panels of W^T (``pack_weight_panels``).
+micro-tile with MR (4 or 5) rows of x against panels of W^T (``pack_weight_panels``).
 ``_dot_kernel`` (fewer rows: a classifier at batch 1, where a 16-row panel would be mostly
 padding) is also the engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a
 linear layer applied to 49 pixels, once the map is transposed to (pixels, channels).
@@ -129,8 +129,8 @@ def _panel_kernel(x, wp, bias, y, n_rchunks):
     x (R, K)   wp (ceil(O / NR), K, NR): w (O, K) transposed into panels of NR outputs,
     zero past O (pack_weight_panels)   bias (O,)   y (R, O)      (all C-contiguous)
 
-    The micro-tile (tiles.py) with the roles of a conv's gemm swapped: 4 rows of x (4
-    tokens, each contiguous in k) against one packed panel of W^T, into 4 rows x NR
+    The micro-tile (tiles.py) with the roles of a conv's gemm swapped: MR rows of x (MR
+    tokens, each contiguous in k) against one packed panel of W^T, into MR rows x NR
     outputs of y, which are contiguous too, so nothing of the activations is copied or
     transposed. (A first version packed NR rows of x transposed and transposed the result
     back; those scattered copies held EdgeViT's token MLPs to ~130 GFLOP/s.) One task:
