@@ -66,7 +66,7 @@ def _sdpa(q, k, vt, scale, out, bias=None):
         st = np.empty(((Tk + MR - 1) // MR * MR, _ROWS), np.float32)
         kg = k[g]
         for j0 in range(0, Tk, MR):
-            _micro_tile(kg, j0, 0, D, qp, zeros, True, st, j0, 0)
+            _micro_tile(kg, j0, 0, D, qp, zeros, True, st, j0, 0, MR)
         if bias is not None:
             gb = g % bias.shape[0]
             for r in range(R):
@@ -90,7 +90,7 @@ def _sdpa(q, k, vt, scale, out, bias=None):
         ot = np.empty(((Dv + MR - 1) // MR * MR, _ROWS), np.float32)
         vg = vt[g]
         for d0 in range(0, Dv, MR):
-            _micro_tile(vg, d0, 0, Tk, st, zeros, True, ot, d0, 0)
+            _micro_tile(vg, d0, 0, Tk, st, zeros, True, ot, d0, 0, MR)
         for r in range(R):
             inv = np.float32(1.0) / tot[r]
             for d in range(Dv):

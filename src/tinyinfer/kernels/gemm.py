@@ -47,13 +47,13 @@ KC = 256
 
 @numba.njit(inline="always", cache=True)
 def _edge_tile(w, m0, k0, kc, xp, bias, first, out, p0, np_, edge):
-    """_micro_tile for a tile that sticks out of out (fewer than MR rows or NR pixels
-    left): computed in the (MR, NR) scratch block ``edge``, its valid part copied back."""
+    """_micro_tile for a tile that sticks out of out in pixels (fewer than NR left): computed
+    in the (MR, NR) scratch block ``edge``, its valid part copied back."""
     mr = min(MR, out.shape[0] - m0)
     if not first:
         for i in range(mr):
             edge[i, :np_] = out[m0 + i, p0:p0 + np_]
-    _micro_tile(w, m0, k0, kc, xp, bias, first, edge, 0, 0)
+    _micro_tile(w, m0, k0, kc, xp, bias, first, edge, 0, 0, mr)
     for i in range(mr):
         out[m0 + i, p0:p0 + np_] = edge[i, :np_]
 
@@ -113,8 +113,9 @@ def _task(x, w, bias, act, res, has_res, out, xp, edge, p_lo, p_hi, m_lo, m_hi):
             p0 = p_lo + jb * NR
             np_ = min(NR, p_hi - p0)
             for m0 in range(m_lo, m_hi, MR):
-                if np_ == NR and m0 + MR <= M:
-                    _micro_tile(w, m0, k0, kc, xp[jb], bias, first, out, m0, p0)
+                if np_ == NR:
+                    _micro_tile(w, m0, k0, kc, xp[jb], bias, first, out, m0, p0,
+                                min(MR, M - m0))
                 else:
                     _edge_tile(w, m0, k0, kc, xp[jb], bias, first, out, p0, np_, edge)
     if act != NONE or has_res:

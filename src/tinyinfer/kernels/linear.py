@@ -154,7 +154,7 @@ def _panel_kernel(x, wp, bias, y, n_rchunks):
             for i in range(MR):
                 for j in range(no):
                     edge[i, j] = bias[o0 + j]
-            _micro_tile(x, r0, 0, K, wp[pb], zeros, False, edge, 0, 0)
+            _micro_tile(x, r0, 0, K, wp[pb], zeros, False, edge, 0, 0, MR)
             for i in range(min(MR, R - r0)):
                 yr = y[r0 + i]
                 for j in range(no):

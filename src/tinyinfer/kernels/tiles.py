@@ -52,30 +52,38 @@ TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for sta
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _micro_tile(w, m0, k0, kc, xp, bias, first, o, mo, po):
-    """o[mo:mo+MR, po:po+NR] = (bias if first else itself) + w[m0:m0+MR, k0:k0+kc] @ xp[:kc]
+def _micro_tile(w, m0, k0, kc, xp, bias, first, o, mo, po, mr):
+    """o[mo:mo+mr, po:po+NR] = (bias if first else itself) + w[m0:m0+mr, k0:k0+kc] @ xp[:kc]
 
-    The register-blocked inner loop. xp (KC, NR) is one packed X panel; rows of w past M
-    repeat the last row; the MR x NR block of o must exist (edge tiles go through a
-    scratch block, see _edge_tile). Every index into ``acc`` is a constant once the
-    constant-trip loops are unrolled: a single variable index and LLVM can no longer
-    keep it in registers (measured: scalar FMAs, 6x slower).
+    The register-blocked inner loop, over MR rows of w of which the first mr (1..MR) are
+    read and written: xp (KC, NR) is one packed X panel; rows of w past M repeat the last
+    row, and their results are dropped, so the last rows of a product need no scratch
+    block (a 64-channel conv is 12 tiles of 5 rows and one of 4; through a scratch copy
+    that one had cost ~10% of the layer). The mr x NR block of o must exist (edge tiles
+    in pixels go through a scratch block, see gemm._edge_tile). Every index into ``acc``
+    is a constant once the constant-trip loops are unrolled: a single variable index and
+    LLVM can no longer keep it in registers (measured: scalar FMAs, 6x slower).
     """
     M = w.shape[0]
     acc = stack_empty(TILE)
     for i in range(MR):
-        oi = o[mo + i, po:po + NR]
         bi = bias[min(m0 + i, M - 1)]
-        for j in range(NR):
-            acc[i * NR + j] = bi if first else oi[j]
+        if first or i >= mr:
+            for j in range(NR):
+                acc[i * NR + j] = bi
+        else:
+            oi = o[mo + i, po:po + NR]
+            for j in range(NR):
+                acc[i * NR + j] = oi[j]
     if MR == 5:          # a compile-time constant: only one of the two loops is compiled
         _k_loop5(w, m0, k0, kc, xp, acc)
     else:
         _k_loop4(w, m0, k0, kc, xp, acc)
     for i in range(MR):
-        oi = o[mo + i, po:po + NR]
-        for j in range(NR):
-            oi[j] = acc[i * NR + j]
+        if i < mr:
+            oi = o[mo + i, po:po + NR]
+            for j in range(NR):
+                oi[j] = acc[i * NR + j]
 
 
 # The k loops, one per MR: each row of w is its own slice, indexed from 0 (no negative-
