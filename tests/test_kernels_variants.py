@@ -25,7 +25,7 @@ from conv_ref import conv_cases, make_arrays, tol
 def test_every_variant_matches_the_reference(c):
     x, w, b, res, k = make_arrays(c)
     want = conv2d_ref(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
-    names = supported_variants(x.shape, w.shape, c["pad"], c["groups"])
+    names = supported_variants(x.shape, w.shape, c["pad"], c["groups"], c["stride"], c["dil"])
     # "grouped" and "im2col" run any conv, so every case checks at least two variants
     assert {"grouped", "im2col"} <= set(names)
     assert choose_variant(x.shape, w.shape, c["stride"], c["pad_arg"], c["dil"],
@@ -39,7 +39,8 @@ def test_every_variant_matches_the_reference(c):
 
 # The module docstring's table, one row per branch, on the layers that take each branch.
 # (N, Cin, H, W), (Cout, Cin/groups, KH, KW), stride, padding, groups -> variant on AVX2,
-# variant on AVX-512 (engine/conv_variant.gemm_wins: gemm from K = 64 on AVX2, 24 on AVX-512)
+# variant on AVX-512 (engine/conv_variant.gemm_wins: gemm from K = 64 on AVX2, 24 on AVX-512;
+# winograd_wins: 3x3 stride 1 from 64 input channels, or 16 on maps of up to 1024 pixels)
 DISPATCH = [
     ((1, 32, 112, 112), (32, 1, 3, 3), 1, 1, 32, "depthwise", "depthwise"),  # MBv2 3x3 dw
     ((1, 16, 14, 14), (32, 1, 5, 5), 2, 2, 16, "depthwise", "depthwise"),    # mult. 2, 5x5 s2
@@ -47,8 +48,12 @@ DISPATCH = [
     ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped", "grouped"),        # RegNet width 16
     ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "gemm", "gemm"),        # 7x7 expand: 49 px
     ((1, 32, 7, 7), (192, 32, 1, 1), 1, 0, 1, "dot", "gemm"),           # 49 px, K = 32
-    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "gemm", "gemm"),           # ResNet 3x3 on 7x7
-    ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, "gemm", "gemm"),         # ResNet 3x3 on 56x56
+    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "winograd", "winograd"),   # ResNet 3x3 on 7x7
+    ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, "winograd", "winograd"),  # ResNet 3x3 @56x56
+    ((1, 32, 56, 56), (32, 32, 3, 3), 1, 1, 1, "gemm", "gemm"),         # 32 in, 3136 px
+    ((1, 16, 28, 28), (24, 16, 3, 3), 1, 1, 1, "winograd", "winograd"),  # 16 in, 784 px
+    ((1, 8, 28, 28), (24, 8, 3, 3), 1, 1, 1, "gemm", "gemm"),           # 8 in: K = 72
+    ((1, 64, 56, 56), (64, 64, 3, 3), 2, 1, 1, "gemm", "gemm"),         # 3x3 stride 2
     ((1, 64, 64, 64), (256, 64, 1, 1), 1, 0, 1, "gemm", "gemm"),        # MobileViT, K = 64
     ((1, 32, 112, 112), (128, 32, 1, 1), 1, 0, 1, "pointwise", "gemm"),  # K = 32
     ((1, 32, 128, 128), (128, 32, 1, 1), 1, 0, 1, "gemm", "gemm"),      # rows 64 KB apart
@@ -72,7 +77,7 @@ DISPATCH = [
 def test_dispatch_table(x_shape, w_shape, stride, pad, groups, avx2, avx512):
     want = avx512 if AVX512 else avx2
     assert choose_variant(x_shape, w_shape, stride, pad, 1, groups) == want
-    assert want in supported_variants(x_shape, w_shape, pad, groups)
+    assert want in supported_variants(x_shape, w_shape, pad, groups, stride)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, groups, avx2, avx512",
@@ -87,7 +92,7 @@ def test_variants_on_network_layers(x_shape, w_shape, stride, pad, groups, avx2,
     b = rng.standard_normal(w_shape[0], dtype=np.float32)
     res = rng.standard_normal(conv2d(x, w, b, stride, pad, 1, groups).shape, dtype=np.float32)
     ref = conv2d_ref(x, w, b, stride, pad, 1, groups, RELU6, res)
-    for name in supported_variants(x_shape, w_shape, pad, groups):
+    for name in supported_variants(x_shape, w_shape, pad, groups, stride):
         got = conv2d(x, w, b, stride, pad, 1, groups, RELU6, res, variant=name)
         np.testing.assert_allclose(got, ref, **tol(k), err_msg=f"variant {name}")
 
@@ -95,8 +100,8 @@ def test_variants_on_network_layers(x_shape, w_shape, stride, pad, groups, avx2,
 def test_unknown_or_unsupported_variant():
     x = np.zeros((1, 4, 8, 8), np.float32)
     w = np.zeros((4, 1, 3, 3), np.float32)
-    with pytest.raises(InputError, match=r"unknown conv variant 'winograd'; known: depthwise,"):
-        conv2d(x, w, groups=4, variant="winograd")
+    with pytest.raises(InputError, match=r"unknown conv variant 'fft'; known: depthwise,"):
+        conv2d(x, w, groups=4, variant="fft")
     with pytest.raises(InputError, match=r"unknown conv variant \['dot'\]"):
         conv2d(x, w, groups=4, variant=["dot"])
     with pytest.raises(InputError, match=r"'dot' needs groups == 1.*can run: depthwise, "
@@ -106,6 +111,10 @@ def test_unknown_or_unsupported_variant():
         conv2d(x, w, padding=1, groups=4, variant="pointwise")
     with pytest.raises(InputError, match=r"'depthwise' needs groups == input channels"):
         conv2d(x, np.zeros((4, 4, 3, 3), np.float32), variant="depthwise")
+    with pytest.raises(InputError, match=r"'winograd' needs a 3x3 kernel, stride 1, dilation 1 "
+                                         r"and groups == 1; .*stride \(2, 2\).*can run: "
+                                         r"grouped, im2col, dot, gemm$"):
+        conv2d(x, np.zeros((4, 4, 3, 3), np.float32), stride=2, variant="winograd")
 
 
 def test_every_variant_is_reachable_from_the_dispatch():
@@ -127,5 +136,5 @@ def test_kernel_benchmark_runs_named_variants(capsys):
     assert rows and all(r[-2:] == ["ms", "-"] for r in rows)
     assert all(r[6] == "depthwise" for r in rows)           # what the dispatch chose
     assert any(ln.startswith("variant dot:") for ln in lines)
-    assert main(variants="winograd") == 2
-    assert "unknown conv variant(s) winograd" in capsys.readouterr().err
+    assert main(variants="fft") == 2
+    assert "unknown conv variant(s) fft" in capsys.readouterr().err

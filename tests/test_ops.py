@@ -206,7 +206,9 @@ DISPATCH_CASES = [
     (8, 16, 3, 2, 1, 1, 16), (8, 16, 3, 2, 2, 1, 9),                           # grouped
     (8, 16, 1, 2, 1, 0, 16), (8, 16, 1, 2, 1, 0, 5),  # grouped 1x1: rows, however small
     (64, 64, 1, 1, 1, 0, 16), (64, 96, 1, 1, 2, 0, 24),                        # gemm
-    (64, 64, 1, 1, 1, 0, 33), (64, 16, 3, 1, 1, 1, 8),    # AVX2: K 64 gemm; 3x3 K 576
+    (64, 64, 1, 1, 1, 0, 33), (64, 16, 3, 1, 2, 1, 16),   # AVX2: K 64 gemm; 3x3 s2 K 576
+    (64, 16, 3, 1, 1, 1, 8), (16, 16, 3, 1, 1, 1, 32),    # winograd: 64 in; 16 in, 1024 px
+    (16, 16, 3, 1, 1, 1, 33),                             # 1089 px: gemm (AVX2), K 144
     (63, 64, 1, 1, 1, 0, 16), (7, 16, 3, 1, 1, 1, 16),    # AVX2: K 63 rows; 3x3 K 63 im2col
     (64, 64, 1, 1, 1, 0, 6), (64, 64, 1, 1, 1, 0, 5),     # 36 pixels: gemm; 25: dot
     (24, 16, 1, 1, 1, 0, 16), (23, 16, 1, 1, 1, 0, 16),   # AVX-512: K 24 gemm, K 23 rows
@@ -219,6 +221,7 @@ DISPATCH_CASES = [
 # the loop of kernels/conv_*.py each variant ends in; any of them but the
 # depthwise and grouped ones may first run _im2col (all but a 1x1 conv without padding)
 MAIN_LOOP = {"depthwise": "_depthwise", "grouped": "_grouped", "dot": "_dot_kernel",
+             "winograd": "_input_transform",
              "gemm": "gemm_bias_act", "pointwise": "_pointwise_rows", "im2col": "_pointwise_rows"}
 
 
@@ -226,7 +229,8 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     """conv_variant.py says which loop kernels/conv.py runs for a shape; here each loop is
     wrapped to record that it ran, and what ran must be the predicted variant's loop."""
     from tinyinfer.kernels import conv as C
-    from tinyinfer.kernels import conv_depthwise, conv_group, conv_im2col, conv_pointwise, gemm
+    from tinyinfer.kernels import (conv_depthwise, conv_group, conv_im2col, conv_pointwise,
+                                   conv_winograd, gemm)
     assert SMALL_IMAGE == C.SMALL_IMAGE
     ran = set()
 
@@ -239,6 +243,7 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     spy(conv_pointwise, "_pointwise_rows")
     spy(conv_group, "_grouped")
     spy(gemm, "gemm_bias_act")
+    spy(conv_winograd, "_input_transform")
     rng = np.random.default_rng(0)
     seen = set()
     for case in DISPATCH_CASES:

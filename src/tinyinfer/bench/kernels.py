@@ -107,7 +107,8 @@ def _make(layer, batch, rng, torch, F, variants=()):
     w = rng.standard_normal((cout, cin // groups, k, k), dtype=np.float32) * 0.1
     b = rng.standard_normal(cout, dtype=np.float32)
     flops = conv2d_cost(x.shape, w.shape, stride, pad, 1, groups, 0, True).flops
-    ti = lambda: conv2d(x, w, b, stride, pad, 1, groups)           # noqa: E731
+    cache = {}   # a derived weight (Winograd's transform) made once, as the engine does
+    ti = lambda: conv2d(x, w, b, stride, pad, 1, groups, cache=cache)  # noqa: E731
     tt = None
     if torch is not None:
         xt_, wt_, bt_ = (torch.from_numpy(a) for a in (x, w, b))
@@ -116,9 +117,9 @@ def _make(layer, batch, rng, torch, F, variants=()):
     if kind == "pointwise":
         x3, w2, b2 = x.reshape(batch, cin, hw * hw), w.reshape(cout, cin), b[:, None]
         npf = lambda: np.matmul(w2, x3) + b2                        # noqa: E731
-    can = supported_variants(x.shape, w.shape, pad, groups)
-    vfns = {v: (lambda v=v: conv2d(x, w, b, stride, pad, 1, groups, variant=v)) if v in can
-            else None for v in variants}
+    can = supported_variants(x.shape, w.shape, pad, groups, stride)
+    vfns = {v: (lambda v=v: conv2d(x, w, b, stride, pad, 1, groups, variant=v, cache=cache))
+            if v in can else None for v in variants}
     return flops, ti, tt, npf, choose_variant(x.shape, w.shape, stride, pad, 1, groups), vfns
 
 

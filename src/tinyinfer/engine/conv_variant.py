@@ -11,13 +11,16 @@ asks it whether a slice of input channels gives a slice of output channels:
     "pointwise"  groups == 1, 1x1 kernel
     "dense"      groups == 1, any larger kernel
 
-``conv_variant(w_shape, groups, stride, padding, out_pixels)`` -- which of the kernel's
-loops runs it (kernels/conv.py's dispatch table; the loops are described there):
+``conv_variant(w_shape, groups, stride, padding, out_pixels, dilation)`` -- which of the
+kernel's loops runs it (kernels/conv.py's dispatch table; the loops are described there):
 
     "depthwise"  one input channel per group, and a kernel or stride larger than 1:
                  plane by plane. A dense conv over ONE input channel runs here too (it is
                  a depthwise conv with channel multiplier Cout).
     "grouped"    several input channels per group, kernel larger than 1x1: direct loop
+    "winograd"   3x3, stride 1, no dilation, groups == 1, and ``winograd_wins`` (64+ input
+                 channels, or 16+ on maps of up to WINOGRAD_SMALL_MAP output pixels):
+                 kernels/conv_winograd.py's F(2x2, 3x3), 2.25x fewer multiplies
     "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): columns of
                  K = Cin*KH*KW >= 24 (AVX-512) or 64 (AVX2) on 32+ output pixels:
                  kernels/gemm.py's register-blocked product [on im2col columns]
@@ -39,7 +42,7 @@ from __future__ import annotations
 from ..cpu import AVX512
 
 CONV_CLASSES = ("depthwise", "grouped", "pointwise", "dense")
-CONV_VARIANTS = ("depthwise", "grouped", "dot", "gemm", "pointwise", "im2col")
+CONV_VARIANTS = ("depthwise", "grouped", "winograd", "dot", "gemm", "pointwise", "im2col")
 
 # Variants kernels/conv.py can run by name that conv_variant never picks, because they
 # measured slower than the one it picks on every layer tried (none at the moment; to
@@ -95,6 +98,23 @@ GEMM_MIN_PIXELS = 32
 ROWS_4KB = 1024
 GEMM_MIN_K_4KB = 24
 
+# Where "winograd" (kernels/conv_winograd.py: F(2x2, 3x3), whose 16 products run on gemm.py's
+# kernel) beats the loop that would run a 3x3 stride-1 conv otherwise (gemm or dot).
+# Measured 2026-12-02 on the 2-core AMD EPYC Zen 2, 2 threads, ReLU, batch 1, Cin = Cout,
+# the other loop's time / Winograd's (two rounds in one process):
+#   channels   16         32         64         128        256        512
+#   @7x7       1.63-1.85  1.52-1.55  1.44-1.52  1.59-1.61  1.71-1.77  1.51-1.53
+#   @14x14     1.29-1.46  1.22-1.41  1.32-1.48  1.49-1.55  1.48-1.57  1.72-1.82
+#   @28x28     1.09       1.26-1.28  1.30-1.35  1.51-1.55  1.65-1.82  1.93-2.07
+#   @56x56     0.72-0.77  0.90-0.97  1.12-1.17  1.27-1.34  1.82-2.45
+#   @112x112   0.83-0.84  1.00-1.06  1.17-1.22  1.70-2.05
+# With few channels on large maps the transforms (memory-bound passes over 4 floats per
+# pixel and channel) cost more than the multiplies they save. Not measured on AVX-512
+# (same rule: the products are gemm.py's there too).
+WINOGRAD_MIN_CIN = 64
+WINOGRAD_SMALL_MAP = 1024          # pixels; from 16 input channels up
+WINOGRAD_SMALL_MAP_MIN_CIN = 16
+
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
 # kernel. (kernels/conv.py's dispatcher calls conv_variant.)
@@ -118,15 +138,29 @@ def gemm_wins(w_shape, groups: int, padding, out_pixels: int) -> bool:
     return cin_g * kh * kw >= min_k and out_pixels >= GEMM_MIN_PIXELS
 
 
-def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int) -> str:
+def winograd_wins(w_shape, groups: int, stride, out_pixels: int, dilation=(1, 1)) -> bool:
+    """Whether the "winograd" loop runs this conv (the numbers above)."""
+    _, cin_g, kh, kw = w_shape
+    if not (kh == kw == 3 and groups == 1 and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1)):
+        return False
+    return cin_g >= WINOGRAD_MIN_CIN or (out_pixels <= WINOGRAD_SMALL_MAP
+                                         and cin_g >= WINOGRAD_SMALL_MAP_MIN_CIN)
+
+
+def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int,
+                 dilation=(1, 1)) -> str:
     """One of CONV_VARIANTS: the loop that runs a conv with weight (Cout, Cin/groups, KH,
-    KW), stride (sh, sw), padding (top, bottom, left, right) and Ho*Wo output pixels."""
+    KW), stride (sh, sw), padding (top, bottom, left, right), Ho*Wo output pixels and
+    dilation (dh, dw)."""
     _, cin_g, kh, kw = w_shape
     one_by_one = kh == kw == 1
     if cin_g == 1 and not (one_by_one and tuple(stride) == (1, 1)):
         return "depthwise"
     if conv_class(w_shape, groups) == "grouped" and not one_by_one:
         return "grouped"
+    if winograd_wins(w_shape, groups, stride, out_pixels, dilation):
+        return "winograd"
     if gemm_wins(w_shape, groups, padding, out_pixels):
         return "gemm"
     if groups == 1 and out_pixels < SMALL_IMAGE:

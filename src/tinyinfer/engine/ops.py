@@ -92,7 +92,7 @@ def _conv_run(node, inputs):
     stride, padding, dilation = _conv_geometry(node, inputs[0].shape)
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
-                    residual=inputs[1] if len(inputs) > 1 else None)
+                    residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache)
 
 
 def _conv_lower(node, in_shapes, out_shape, calls):

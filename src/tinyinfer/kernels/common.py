@@ -98,6 +98,26 @@ def stack_empty(typingctx, size):
 
 
 # ---------------------------------------------------------------------------------------
+# A weight's derived form (packed panels, a Winograd transform), made once per weight array
+
+def cached_derived(cache: dict, key: str, w, make, ndim: int):
+    """make(w), kept in ``cache`` (an engine node's) under ``key`` for as long as the same
+    array is the weight. The weight becomes read-only, so an in-place edit raises instead
+    of leaving a stale derived copy; a new array is derived anew. None if w is not a
+    C-contiguous float32 array of ``ndim`` dims (the kernel's own checks then say what is
+    wrong)."""
+    hit = cache.get(key)
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    if not (isinstance(w, np.ndarray) and w.dtype == np.float32 and w.ndim == ndim
+            and w.flags.c_contiguous):
+        return None
+    w.flags.writeable = False
+    cache[key] = (w, make(w))
+    return cache[key][1]
+
+
+# ---------------------------------------------------------------------------------------
 # Input checks: every bad input becomes one InputError that says what to do
 
 def check_array(a, name: str, ndim=None) -> np.ndarray:

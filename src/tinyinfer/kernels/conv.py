@@ -40,11 +40,12 @@ from ..engine.costs import Cost, numel
 from ..engine.conv_variant import SMALL_IMAGE, conv_variant  # noqa: F401 (re-exported)
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
-from .common import check_act, check_array, check_bias
+from .common import cached_derived, check_act, check_array, check_bias
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_group import grouped_conv2d_into
 from .conv_im2col import dot_conv2d_into, im2col_conv2d_into
 from .conv_pointwise import pointwise_conv2d_into
+from .conv_winograd import weight_transform, winograd_conv2d_into, winograd_supports
 from .gemm import gemm_conv2d_into
 
 
@@ -188,24 +189,35 @@ def check_conv_args(x, weight, bias, stride, padding, dilation, groups, act, res
 
 class Variant(NamedTuple):
     """One conv algorithm: ``run`` fills ``out`` for arguments check_conv_args has
-    validated; ``supports(cin, kh, kw, padding, groups)`` says which convs it can run."""
+    validated; ``supports(cin, kh, kw, padding, groups, stride, dilation)`` says which
+    convs it can run. ``prepare``, if any, derives from the weight what ``run`` takes as
+    its last argument (a transformed weight): conv2d's ``cache`` keeps it per weight."""
     run: Callable
     supports: Callable
     needs: str            # what supports() checks, for the error message
+    prepare: Callable | None = None
+
+
+def _any(*conv):
+    return True
 
 
 VARIANTS = {
-    "depthwise": Variant(depthwise_conv2d_into, lambda cin, kh, kw, pad, groups: groups == cin,
+    "depthwise": Variant(depthwise_conv2d_into,
+                         lambda cin, kh, kw, pad, groups, *_: groups == cin,
                          "groups == input channels"),
-    "grouped": Variant(grouped_conv2d_into, lambda cin, kh, kw, pad, groups: True, "nothing"),
+    "grouped": Variant(grouped_conv2d_into, _any, "nothing"),
     "pointwise": Variant(pointwise_conv2d_into,
-                         lambda cin, kh, kw, pad, groups: kh == kw == 1 and not any(pad),
+                         lambda cin, kh, kw, pad, groups, *_: kh == kw == 1 and not any(pad),
                          "a 1x1 kernel and no padding"),
-    "im2col": Variant(im2col_conv2d_into, lambda cin, kh, kw, pad, groups: True, "nothing"),
-    "dot": Variant(dot_conv2d_into, lambda cin, kh, kw, pad, groups: groups == 1,
+    "im2col": Variant(im2col_conv2d_into, _any, "nothing"),
+    "dot": Variant(dot_conv2d_into, lambda cin, kh, kw, pad, groups, *_: groups == 1,
                    "groups == 1"),
-    "gemm": Variant(gemm_conv2d_into, lambda cin, kh, kw, pad, groups: groups == 1,
+    "gemm": Variant(gemm_conv2d_into, lambda cin, kh, kw, pad, groups, *_: groups == 1,
                     "groups == 1"),
+    "winograd": Variant(winograd_conv2d_into, winograd_supports,
+                        "a 3x3 kernel, stride 1, dilation 1 and groups == 1",
+                        prepare=weight_transform),
 }
 
 
@@ -213,24 +225,28 @@ def choose_variant(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1) 
     """The name of the variant conv2d runs for these shapes (a key of VARIANTS)."""
     _, _, ho, wo = conv2d_out_shape(x_shape, w_shape, stride, padding, dilation)
     return conv_variant(tuple(w_shape), int(groups), _pair(stride, "stride", 1),
-                        normalize_padding(padding), ho * wo)
+                        normalize_padding(padding), ho * wo, _pair(dilation, "dilation", 1))
 
 
-def supported_variants(x_shape, w_shape, padding=0, groups=1) -> list:
+def supported_variants(x_shape, w_shape, padding=0, groups=1, stride=1, dilation=1) -> list:
     """The names of every variant that can run this conv."""
     _, cin, _, _ = x_shape
     _, _, kh, kw = w_shape
     pad = normalize_padding(padding)
-    return [name for name, v in VARIANTS.items() if v.supports(cin, kh, kw, pad, groups)]
+    st, dil = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+    return [name for name, v in VARIANTS.items()
+            if v.supports(cin, kh, kw, pad, groups, st, dil)]
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
-           residual=None, variant=None) -> np.ndarray:
+           residual=None, variant=None, cache=None) -> np.ndarray:
     """out = act(conv2d(x, weight) + bias) + residual; shapes in the module docstring.
 
     stride, dilation: int or (h, w). padding: int, (ph, pw) or (top, bottom, left, right).
     act: an activation code or name (see activations.py). variant: None (conv2d picks) or a
-    key of VARIANTS, to run that algorithm (for tests and benchmarks).
+    key of VARIANTS, to run that algorithm (for tests and benchmarks). cache: a dict kept
+    with this weight (an engine node's): a variant's derived weight is made once into it
+    (else on every call).
     """
     (x, weight, bias, stride, padding, dilation, groups, code, residual,
      out_shape) = check_conv_args(x, weight, bias, stride, padding, dilation, groups, act,
@@ -239,16 +255,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
     kh, kw = weight.shape[2], weight.shape[3]
     if variant is None:
         variant = conv_variant(weight.shape, groups, stride, padding,
-                               out_shape[2] * out_shape[3])
+                               out_shape[2] * out_shape[3], dilation)
     elif not isinstance(variant, str) or variant not in VARIANTS:
         raise InputError(f"unknown conv variant {variant!r}; known: {', '.join(VARIANTS)}")
-    elif not VARIANTS[variant].supports(cin, kh, kw, padding, groups):
+    elif not VARIANTS[variant].supports(cin, kh, kw, padding, groups, stride, dilation):
+        can = supported_variants(x.shape, weight.shape, padding, groups, stride, dilation)
         raise InputError(f"conv variant {variant!r} needs {VARIANTS[variant].needs}; this conv "
-                         f"(input {x.shape}, weight {weight.shape}, padding {padding}, "
-                         f"groups {groups}) can run: "
-                         f"{', '.join(supported_variants(x.shape, weight.shape, padding, groups))}")
+                         f"(input {x.shape}, weight {weight.shape}, stride {stride}, padding "
+                         f"{padding}, dilation {dilation}, groups {groups}) can run: "
+                         f"{', '.join(can)}")
     out = np.empty(out_shape, np.float32)
     if out.size == 0:
         return out
-    return VARIANTS[variant].run(x, weight, bias, stride, padding, dilation, groups, code,
-                                 residual, out)
+    v = VARIANTS[variant]
+    if v.prepare is None:
+        return v.run(x, weight, bias, stride, padding, dilation, groups, code, residual, out)
+    prepared = (cached_derived(cache, variant, weight, v.prepare, 4) if cache is not None
+                else None)
+    if prepared is None:
+        prepared = v.prepare(weight)
+    return v.run(x, weight, bias, stride, padding, dilation, groups, code, residual, out,
+                 prepared)

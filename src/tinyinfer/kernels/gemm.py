@@ -1,7 +1,8 @@
 """A register-blocked matrix product for 1x1 convs and im2col columns: out = act(W @ X + b) + r.
 
     x        (N, K, P)      float32: an NCHW input viewed as (Cin, H*W), or im2col columns
-    w        (M, K)         float32: the conv weight as (Cout, Cin/groups*KH*KW), as stored
+    w        (S, M, K)      float32: the conv weight as (1, Cout, Cin*KH*KW), as stored; or
+                            one weight per image n (S = N: conv_winograd.py's 16 products)
     bias     (M,)
     res, out (N, M, P)      the residual (added after the activation) and the result
 
@@ -76,13 +77,13 @@ def _epilogue(out, m_lo, m_hi, p_lo, p_hi, act, res, has_res):
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def gemm_bias_act(x, w, bias, act, res, has_res, out, nc, mc, nchunks):
-    """out[n] = act(w @ x[n] + bias[:, None]) (+ res[n]) for every n; shapes in the module
-    docstring. The work is split into tasks of nc pixels (a multiple of NR) x mc output
+    """out[n] = act(w[n % S] @ x[n] + bias[:, None]) (+ res[n]) for every n; shapes in the
+    module docstring. The work is split into tasks of nc pixels (a multiple of NR) x mc output
     channels (a multiple of MR), and the tasks into ``nchunks`` runs of consecutive tasks,
     one per thread, so that each thread allocates its packing buffer once (a fresh 256 KB
     buffer per task cost more than the product on small layers: page faults)."""
     N, K, P = x.shape
-    M = w.shape[0]
+    S, M = w.shape[0], w.shape[1]
     n_pblocks = (P + nc - 1) // nc
     n_mblocks = (M + mc - 1) // mc
     ntasks = N * n_pblocks * n_mblocks
@@ -96,8 +97,8 @@ def gemm_bias_act(x, w, bias, act, res, has_res, out, nc, mc, nchunks):
             mb = task // (N * n_pblocks)
             n = (task // n_pblocks) % N
             pb = task % n_pblocks
-            _task(x[n], w, bias, act, res[n if has_res else 0], has_res, out[n], xp, edge,
-                  pb * nc, min(pb * nc + nc, P), mb * mc, min(mb * mc + mc, M))
+            _task(x[n], w[n % S], bias, act, res[n if has_res else 0], has_res, out[n], xp,
+                  edge, pb * nc, min(pb * nc + nc, P), mb * mc, min(mb * mc + mc, M))
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -186,6 +187,6 @@ def gemm_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act, re
     nc, mc = gemm_blocks(n, cout, ho * wo, threads)
     has_res = residual is not None
     res = residual.reshape(n, cout, ho * wo) if has_res else NO_RES3
-    gemm_bias_act(cols, weight.reshape(cout, -1), bias, np.int64(act), res, has_res,
+    gemm_bias_act(cols, weight.reshape(1, cout, -1), bias, np.int64(act), res, has_res,
                   out.reshape(n, cout, ho * wo), nc, mc, threads)
     return out

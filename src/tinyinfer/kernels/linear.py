@@ -30,7 +30,8 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
-from .common import FASTMATH, NO_RES2, check_act, check_array, check_bias, epilogue_rows
+from .common import (FASTMATH, NO_RES2, cached_derived, check_act, check_array, check_bias,
+                     epilogue_rows)
 from .tiles import MR, NR, _micro_tile
 
 PANEL_MIN_ROWS = 16    # from here on _panel_kernel (measured: see linear_into)
@@ -195,19 +196,9 @@ def pack_weight_panels(w: np.ndarray) -> np.ndarray:
 
 def cached_weight_panels(cache: dict, key: str, w) -> np.ndarray | None:
     """pack_weight_panels(w), kept in ``cache`` (an engine node's) under ``key`` for as
-    long as the same array is the weight: packing per call cost up to 4x the product at
-    49 tokens. The weight becomes read-only, so an in-place edit raises instead of leaving
-    a stale packed copy; a new array is packed anew. None if w is not a C-contiguous
-    float32 matrix (the kernel's own checks then say what is wrong)."""
-    hit = cache.get(key)
-    if hit is not None and hit[0] is w:
-        return hit[1]
-    if not (isinstance(w, np.ndarray) and w.dtype == np.float32 and w.ndim == 2
-            and w.flags.c_contiguous):
-        return None
-    w.flags.writeable = False
-    cache[key] = (w, pack_weight_panels(w))
-    return cache[key][1]
+    long as the same array is the weight (common.cached_derived): packing per call cost up
+    to 4x the product at 49 tokens. None if w is not a C-contiguous float32 matrix."""
+    return cached_derived(cache, key, w, pack_weight_panels, 2)
 
 
 def linear_into(x2, w, bias, y2, packed=None) -> None:
