@@ -1,5 +1,5 @@
 """2-D convolution: shapes, cost, the NumPy reference, argument checks and the dispatch to
-one of five variants (four algorithms, each in its own file; all Numba, no BLAS), with bias,
+one of seven variants (six algorithms, each in its own file; all Numba, no BLAS), with bias,
 activation and a residual add fused into the epilogue.
 
     x        (N, Cin, H, W)              float32, NCHW
@@ -11,24 +11,26 @@ activation and a residual add fused into the epilogue.
     out = act(conv(x, weight) + bias) + residual
 
 ``conv2d`` validates in Python, then runs the variant that ``conv_variant`` (in
-tinyinfer/engine/conv_variant.py, which ops, report and memory ask too) names; the first row that
-matches wins:
+tinyinfer/engine/conv_variant.py, which ops, report and memory ask too, and which holds the
+rules and the measurements behind them) names:
 
-    groups == Cin, k > 1 or stride > 1   "depthwise"  conv_depthwise.py  plane by plane
-    1 < groups < Cin, k > 1              "grouped"    conv_group.py      direct, per group
-    groups == 1, < 128 output pixels     "dot"        conv_im2col.py     [im2col,] linear's
-                                                      dot kernel on the (pixels, K) transpose
-    1x1, no padding, groups == 1,        "gemm"       gemm.py            register-blocked
-      >= 64 channels in and out, <= 1024 pixels                          packed product
-    1x1, no padding                      "pointwise"  conv_pointwise.py  out row += w * x row
-    anything else                        "im2col"     conv_im2col.py     im2col, then rows
+    "depthwise"  conv_depthwise.py  one input channel per group: plane by plane
+    "grouped"    conv_group.py      a few channels per group: direct, per group
+    "winograd"   conv_winograd.py   3x3 stride 1: Winograd's F(2x2, 3x3), 16 products
+    "gemm"       gemm.py            register-blocked packed product [on im2col columns]
+    "dot"        conv_im2col.py     small maps: [im2col,] linear's dot kernel on the
+                                    (pixels, K) transpose
+    "pointwise"  conv_pointwise.py  1x1, no padding: out row += w * x row
+    "im2col"     conv_im2col.py     anything else: im2col, then the rows kernel
 
 (a 1x1 conv with stride s just runs on x[:, :, ::s, ::s]).
 
 ``conv2d(..., variant=name)``
 runs a named variant instead, on any shape ``VARIANTS[name].supports``: so the tests and
 ``python -m tinyinfer.bench kernels --variants`` can run them side by side against
-``conv2d_ref``, the plain-NumPy definition.
+``conv2d_ref``, the plain-NumPy definition. A variant with a ``prepare`` step (Winograd's
+weight transform) keeps its result in the ``cache`` dict conv2d is given (the engine gives
+each conv node its own), so it runs once per weight.
 """
 from __future__ import annotations
 

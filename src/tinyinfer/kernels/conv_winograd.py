@@ -69,7 +69,7 @@ def winograd_macs(n: int, cin: int, cout: int, ho: int, wo: int) -> int:
 def weight_transform(weight: np.ndarray) -> np.ndarray:
     """U (16, Cout, Cin) float32: U[4a + b, o, c] = (G g G^T)[a, b] for g = weight[o, c],
     computed in float64 (it runs once per weight; the engine keeps the result)."""
-    u = np.einsum("ai,ocij,bj->abo" "c", G, weight.astype(np.float64), G)
+    u = np.einsum("ai,ocij,bj->aboc", G, weight.astype(np.float64), G, optimize=True)
     return np.ascontiguousarray(u.reshape(16, weight.shape[0], weight.shape[1]),
                                 dtype=np.float32)
 
