@@ -19,7 +19,9 @@ from tinyinfer.engine.graph import Graph
 from tinyinfer.engine.runtime import execute
 from tinyinfer.kernels.activations import RELU
 from tinyinfer.kernels.conv import choose_variant, conv2d, conv2d_ref
-from tinyinfer.kernels.conv_winograd import AT, BT, G, weight_transform, winograd_macs
+from tinyinfer.kernels import conv_winograd
+from tinyinfer.kernels.conv_winograd import (AT, BT, G, fused_rows, weight_transform,
+                                             winograd_macs)
 from conv_ref import TORCH_ACT, tol
 
 
@@ -97,9 +99,38 @@ def test_winograd_matches_the_reference_and_torch(c):
     np.testing.assert_allclose(got, t.numpy(), **tol(k))
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(winograd_cases(), st.integers(1, 3))
+def test_the_fused_path_in_blocks_of_any_rows(c, rows):
+    """The fused path (per block of tile rows, fused_rows) on the drawn convs, with blocks
+    forced down to ``rows`` tile rows (the engine picks it only on large maps)."""
+    mp = pytest.MonkeyPatch()
+    try:
+        tw = -(-(c["w"] + c["pad"][2] + c["pad"][3] - 2) // 2)
+        mp.setattr(conv_winograd, "BLOCK_BYTES", 16 * (c["cin"] + c["cout"]) * tw * 4 * rows)
+        mp.setattr(conv_winograd, "MIN_BLOCK_TILES", 1)
+        mp.setattr(conv_winograd, "MIN_TASKS_PER_THREAD", 0)
+        th = -(-(c["h"] + c["pad"][0] + c["pad"][1] - 2) // 2)
+        assert 1 <= fused_rows(c["n"], c["cin"], c["cout"], th, tw, 2) <= rows
+        rng = np.random.default_rng(c["seed"])
+        k = c["cin"] * 9
+        x = rng.standard_normal((c["n"], c["cin"], c["h"], c["w"]), dtype=np.float32)
+        w = (rng.standard_normal((c["cout"], c["cin"], 3, 3)) / math.sqrt(k)).astype(np.float32)
+        b = rng.standard_normal(c["cout"], dtype=np.float32)
+        want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"])
+        res = rng.standard_normal(want.shape, dtype=np.float32) if c["residual"] else None
+        want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"], res)
+        got = conv2d(x, w, b, 1, c["pad"], 1, 1, c["act"], res, variant="winograd")
+        np.testing.assert_allclose(got, want, **tol(k))
+    finally:
+        mp.undo()
+
+
 def test_vgg_and_resnet_layers_at_full_size():
     """Full-size layers where the dispatch picks winograd, with real-sized reductions,
-    ReLU and a residual, against PyTorch."""
+    ReLU and a residual, against PyTorch: fused in blocks (64 channels at 56x56, 2 images)
+    and unfused (the others)."""
+    assert fused_rows(2, 64, 64, 28, 28, 2) and not fused_rows(2, 256, 256, 7, 7, 2)
     rng = np.random.default_rng(1)
     for cin, cout, size in [(64, 64, 56), (256, 256, 14), (512, 512, 7), (16, 24, 31)]:
         k = cin * 9
