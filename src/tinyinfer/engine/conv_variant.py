@@ -22,8 +22,9 @@ kernel's loops runs it (kernels/conv.py's dispatch table; the loops are describe
                  channels, or 16+ on maps of up to WINOGRAD_SMALL_MAP output pixels):
                  kernels/conv_winograd.py's F(2x2, 3x3), 2.25x fewer multiplies
     "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): columns of
-                 K = Cin*KH*KW >= 24 (AVX-512) or 64 (AVX2) on 32+ output pixels:
-                 kernels/gemm.py's register-blocked product [on im2col columns]
+                 K = Cin*KH*KW >= 24 (AVX-512) or 64 (AVX2), on 32+ (AVX-512) or 16+
+                 (AVX2) output pixels: kernels/gemm.py's register-blocked product [on
+                 im2col columns]
     "dot"        other convs with groups == 1 and fewer than SMALL_IMAGE output pixels per
                  image: [im2col,] then a dot product over the (pixels, K) transpose
     "pointwise"  other 1x1 without padding (stride only subsamples): output rows += w * x
@@ -87,7 +88,13 @@ NOT_DISPATCHED = ()
 #   1.38 / 3.56 (dot 1.75), 16->64 @112 1.30 / 1.62, 32->48 @112 s2 0.64 / 0.83; the
 #   stem 3->32 @224 s2 (K = 27) 0.27 / 0.26.
 GEMM_MIN_K = 24 if AVX512 else 64
-GEMM_MIN_PIXELS = 32
+# From 16 output pixels on AVX2 (a 4x4 map), 32 on AVX-512 (384->64 @4x4 lost there, above).
+# On AVX2, after the micro-tile's per-tile branches (tiles.py), measured 2026-12-02 on the
+# Zen 2, 2 threads, dot / gemm time: 4x4 maps 1.07-1.24 at batch 1 (384->64, 64->384,
+# 256->256, 1024->256) and 1.58-1.63 at batch 8 (EfficientViT-M5's 384 <-> 768); 5x5 even
+# (0.95-1.07); 3x3 and smaller maps 0.35-0.93 (dot wins). EfficientViT-M5 at batch 8,
+# whole network, one process: 146 -> 137 ms (M0 39.4 -> 37.2; batch 1 M5 31.0 -> 30.3).
+GEMM_MIN_PIXELS = 32 if AVX512 else 16
 #
 # Maps of a multiple of 1024 pixels (32x32, 64x64, 128x128: rows exactly 4 KB apart)
 # take gemm from K = 24 on AVX2 too. The rows kernel then reads 8 input rows and updates 4
