@@ -18,7 +18,10 @@ Columns (costs.py defines the counts):
     ms, GFLOP/s, % peak   profile() only: each layer's fastest wall time over the runs (the
                           one least disturbed by other processes: on a shared 2-core
                           machine a median still catches scheduler stalls), the FLOP/s
-                          it achieved, and that as a share of machine.peak_flops()
+                          it achieved, and that as a share of machine.peak_flops().
+                          The FLOPs are the layer's counted ones: a 3x3 conv that runs
+                          on Winograd's algorithm (conv_winograd.py) multiplies 2.25x
+                          less, so its rate is an effective one and can pass 100%
 """
 from __future__ import annotations
 
