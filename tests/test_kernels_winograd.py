@@ -51,6 +51,13 @@ def test_weight_transform_by_hand():
     assert not u[:, 0].any() and not u[:, 1, :2].any()
 
 
+def test_weight_transform_is_g_g_gt():
+    """The kernel's spelled-out G against the matrix G of the paper, on random weights."""
+    w = np.random.default_rng(3).standard_normal((7, 5, 3, 3)).astype(np.float32)
+    want = np.einsum("ai,ocij,bj->aboc", G, w.astype(np.float64), G).reshape(16, 7, 5)
+    np.testing.assert_allclose(weight_transform(w), want, rtol=1e-6, atol=1e-7)
+
+
 def test_winograd_macs_by_hand():
     """VGG-16's 64->64 3x3 at 224x224: 16 x 112 x 112 tiles x 64 x 64 = 822,083,584
     multiplies, against 9 x 224^2 x 64 x 64 = 1,849,688,064 directly (2.25x); a 7x7 map
