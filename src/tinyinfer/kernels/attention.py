@@ -25,7 +25,7 @@ from ..engine.costs import Cost, numel
 from ..errors import InputError
 from .common import FASTMATH, check_int, float32_array, stack_empty
 from .linear import linear_into
-from .tiles import MR, NR, _micro_tile
+from .tiles import FALSE, MR, NMR, NR, TRUE, ZERO, _micro_tile
 from .vmath import exp_f32
 
 _ROWS = NR     # query rows per parallel task: one packed panel of the micro-tile
@@ -66,7 +66,7 @@ def _sdpa(q, k, vt, scale, out, bias=None):
         st = np.empty(((Tk + MR - 1) // MR * MR, _ROWS), np.float32)
         kg = k[g]
         for j0 in range(0, Tk, MR):
-            _micro_tile(kg, j0, 0, D, qp, zeros, True, st, j0, 0, MR)
+            _micro_tile(kg, j0, ZERO, D, qp, zeros, TRUE, st, j0, ZERO, NMR)
         if bias is not None:
             gb = g % bias.shape[0]
             for r in range(R):
@@ -90,7 +90,7 @@ def _sdpa(q, k, vt, scale, out, bias=None):
         ot = np.empty(((Dv + MR - 1) // MR * MR, _ROWS), np.float32)
         vg = vt[g]
         for d0 in range(0, Dv, MR):
-            _micro_tile(vg, d0, 0, Tk, st, zeros, True, ot, d0, 0, MR)
+            _micro_tile(vg, d0, ZERO, Tk, st, zeros, TRUE, ot, d0, ZERO, NMR)
         for r in range(R):
             inv = np.float32(1.0) / tot[r]
             for d in range(Dv):

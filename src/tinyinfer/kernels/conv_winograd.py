@@ -198,7 +198,8 @@ def _output_rows(m, o, t0, i0, i1, tw, b, act, res, has_res, out, r, ye, yo, row
                 row[2 * j] = ye[j]
                 row[2 * j + 1] = yo[j]
             dst = out[y]
-            dst[:] = row[:Wo]
+            for j in range(Wo):      # a loop: see gemm._edge_tile on compile time
+                dst[j] = row[j]
             epilogue(dst, res[y] if has_res else None, act)
 
 

@@ -37,7 +37,7 @@ from .activations import NONE, act_inplace
 from .common import FASTMATH
 from .conv_im2col import im2col
 from .conv_pointwise import subsample_1x1
-from .tiles import MR, NR, _micro_tile
+from .tiles import MR, NR, ZERO, _micro_tile
 
 # the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
 NO_RES3 = np.zeros((1, 1, 1), np.float32)
@@ -50,14 +50,20 @@ KC = 256
 @numba.njit(inline="always", cache=True)
 def _edge_tile(w, m0, k0, kc, xp, bias, first, out, p0, np_, edge):
     """_micro_tile for a tile that sticks out of out in pixels (fewer than NR left): computed
-    in the (MR, NR) scratch block ``edge``, its valid part copied back."""
+    in the (MR, NR) scratch block ``edge``, its valid part copied back.
+
+    The copies are element loops, not ``edge[i, :n] = out[...]``: a slice-to-slice
+    assignment compiles Numba's shape-mismatch error path (a formatted message with the
+    shapes, ~2 s on a cold cache, once per process), the loops compile to the same copy."""
     mr = min(MR, out.shape[0] - m0)
     if not first:
         for i in range(mr):
-            edge[i, :np_] = out[m0 + i, p0:p0 + np_]
-    _micro_tile(w, m0, k0, kc, xp, bias, first, edge, 0, 0, mr)
+            for j in range(np_):
+                edge[i, j] = out[m0 + i, p0 + j]
+    _micro_tile(w, m0, k0, kc, xp, bias, first, edge, ZERO, ZERO, mr)
     for i in range(mr):
-        out[m0 + i, p0:p0 + np_] = edge[i, :np_]
+        for j in range(np_):
+            out[m0 + i, p0 + j] = edge[i, j]
 
 
 @numba.njit(inline="always", cache=True)

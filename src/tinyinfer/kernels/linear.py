@@ -32,7 +32,7 @@ from ..errors import InputError
 from .activations import ACT_FLOPS, act_code, activation_ref
 from .common import (FASTMATH, NO_RES2, cached_derived, check_act, check_array, check_bias,
                      epilogue_rows)
-from .tiles import MR, NR, _micro_tile
+from .tiles import FALSE, MR, NMR, NR, TRUE, ZERO, _micro_tile
 
 PANEL_MIN_ROWS = 16    # from here on _panel_kernel (measured: see linear_into)
 
@@ -155,7 +155,7 @@ def _panel_kernel(x, wp, bias, y, n_rchunks):
             for i in range(MR):
                 for j in range(no):
                     edge[i, j] = bias[o0 + j]
-            _micro_tile(x, r0, 0, K, wp[pb], zeros, False, edge, 0, 0, MR)
+            _micro_tile(x, r0, ZERO, K, wp[pb], zeros, FALSE, edge, ZERO, ZERO, NMR)
             for i in range(min(MR, R - r0)):
                 yr = y[r0 + i]
                 for j in range(no):

@@ -42,6 +42,7 @@ computed as the panel of the second product (w = the values, transposed).
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 from ..cpu import VECTOR_FLOATS
 from .common import FASTMATH, stack_empty
@@ -49,6 +50,15 @@ from .common import FASTMATH, stack_empty
 MR = 4 if VECTOR_FLOATS == 16 else 5      # rows of w (output channels) per micro-tile
 NR = 4 * VECTOR_FLOATS if VECTOR_FLOATS == 16 else 2 * VECTOR_FLOATS   # 64 or 16 pixels
 TILE = MR * NR    # accumulators per micro-tile (a compile-time constant for stack_empty)
+
+# Arguments for _micro_tile calls that would otherwise be literals. Numba compiles a
+# function once per distinct argument types, and a literal 0 or True is its own type
+# (Literal[int](0)): gemm, linear and attention passing 0 / True / MR as constants made
+# _micro_tile compile four times, ~1.1 s each on a cold cache. NumPy scalars are typed
+# int64 / bool, so every caller shares one compiled version.
+ZERO = np.int64(0)
+TRUE, FALSE = np.bool_(True), np.bool_(False)
+NMR = np.int64(MR)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
