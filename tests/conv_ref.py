@@ -36,12 +36,15 @@ TORCH_ACT = {
 }
 
 
-def torch_conv(x, w, b, stride, pad4, dilation, groups, act, residual):
-    """PyTorch's answer: F.pad for (top, bottom, left, right) padding, then F.conv2d."""
+def torch_conv(x, w, b, stride, pad4, dilation, groups, act, residual, after=False):
+    """PyTorch's answer: F.pad for (top, bottom, left, right) padding, then F.conv2d;
+    after=True: the activation after the residual add (conv2d's act_after_residual)."""
     t, bo, le, ri = pad4
     xt = F.pad(torch.from_numpy(x), (le, ri, t, bo))      # F.pad: (left, right, top, bottom)
     y = F.conv2d(xt, torch.from_numpy(w), None if b is None else torch.from_numpy(b),
                  stride, 0, dilation, groups)
+    if after and residual is not None:
+        return TORCH_ACT[act](y + torch.from_numpy(residual)).numpy()
     y = TORCH_ACT[act](y)
     if residual is not None:
         y = y + torch.from_numpy(residual)
@@ -101,4 +104,4 @@ def conv_cases(draw):
     return dict(n=n, cin=cin, cout=cout, h=h, w=w, kh=kh, kw=kw, stride=stride, pad=pad,
                 pad_arg=pad_arg, dil=dil, groups=groups, act=act,
                 bias=draw(st.booleans()), residual=draw(st.booleans()),
-                seed=draw(st.integers(0, 2 ** 32 - 1)))
+                after=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 32 - 1)))

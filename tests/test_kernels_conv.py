@@ -27,8 +27,9 @@ HYP = settings(max_examples=60, deadline=None,
 def test_conv2d_matches_torch(c):
     x, w, b, res, k = make_arrays(c)
     got = conv2d(x, w, b, c["stride"], c["pad_arg"], c["dil"], c["groups"], act=c["act"],
-                 residual=res)
-    want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
+                 residual=res, act_after_residual=c["after"])
+    want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res,
+                      c["after"])
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, **tol(k))
 
@@ -38,8 +39,9 @@ def test_conv2d_matches_torch(c):
 def test_conv2d_ref_matches_torch(c):
     x, w, b, res, k = make_arrays(c)
     got = conv2d_ref(x, w, b, c["stride"], c["pad_arg"], c["dil"], c["groups"], act=c["act"],
-                     residual=res)
-    want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
+                     residual=res, act_after_residual=c["after"])
+    want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res,
+                      c["after"])
     np.testing.assert_allclose(got, want, **tol(k))
 
 
@@ -271,6 +273,7 @@ W = np.zeros((6, 4, 3, 3), np.float32)
     (dict(padding=(1, 2, 3)), "padding must be"),
     (dict(groups=0), "groups must be"),
     (dict(act="leaky"), "unknown activation"),
+    (dict(act_after_residual="yes"), "act_after_residual must be True or False"),
 ])
 def test_conv2d_bad_input(kwargs, match):
     args = dict(x=X, weight=W)

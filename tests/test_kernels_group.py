@@ -41,15 +41,18 @@ def grouped_cases(draw):
     return dict(n=draw(st.integers(1, 3)), groups=groups, cin=groups * cin_g,
                 cout=groups * cout_g, kh=kh, kw=kw, stride=stride, dil=dil, pad=pad, h=h, w=w,
                 act=draw(st.sampled_from(sorted(TORCH_ACT))), bias=draw(st.booleans()),
-                residual=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 32 - 1)))
+                residual=draw(st.booleans()), after=draw(st.booleans()),
+                seed=draw(st.integers(0, 2 ** 32 - 1)))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grouped_cases())
 def test_grouped_conv_matches_torch(c):
     x, w, b, res, k = make_arrays(c)
-    got = grouped_conv2d(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
-    want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
+    got = grouped_conv2d(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res,
+                         act_after_residual=c["after"])
+    want = torch_conv(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res,
+                      c["after"])
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, **tol(k))
 

@@ -24,7 +24,8 @@ from conv_ref import conv_cases, make_arrays, tol
 @given(conv_cases())
 def test_every_variant_matches_the_reference(c):
     x, w, b, res, k = make_arrays(c)
-    want = conv2d_ref(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res)
+    want = conv2d_ref(x, w, b, c["stride"], c["pad"], c["dil"], c["groups"], c["act"], res,
+                      act_after_residual=c["after"])
     names = supported_variants(x.shape, w.shape, c["pad"], c["groups"], c["stride"], c["dil"])
     # "grouped" and "im2col" run any conv, so every case checks at least two variants
     assert {"grouped", "im2col"} <= set(names)
@@ -32,7 +33,7 @@ def test_every_variant_matches_the_reference(c):
                           c["groups"]) in names
     for name in names:
         got = conv2d(x, w, b, c["stride"], c["pad_arg"], c["dil"], c["groups"], c["act"], res,
-                     variant=name)
+                     variant=name, act_after_residual=c["after"])
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, **tol(k), err_msg=f"variant {name}")
 

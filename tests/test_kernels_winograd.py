@@ -79,7 +79,8 @@ def winograd_cases(draw):
     return dict(n=draw(st.integers(1, 3)), cin=draw(st.integers(1, 40)),
                 cout=draw(st.integers(1, 13)), h=h, w=w, pad=pad,
                 act=draw(st.sampled_from(sorted(TORCH_ACT))), bias=draw(st.booleans()),
-                residual=draw(st.booleans()), seed=draw(st.integers(0, 2**31)))
+                residual=draw(st.booleans()), after=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**31)))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,16 +94,21 @@ def test_winograd_matches_the_reference_and_torch(c):
     ho, wo = c["h"] + c["pad"][0] + c["pad"][1] - 2, c["w"] + c["pad"][2] + c["pad"][3] - 2
     res = (rng.standard_normal((c["n"], c["cout"], ho, wo), dtype=np.float32)
            if c["residual"] else None)
-    got = conv2d(x, w, b, 1, c["pad"], 1, 1, c["act"], res, variant="winograd")
-    want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"], res)
+    got = conv2d(x, w, b, 1, c["pad"], 1, 1, c["act"], res, variant="winograd",
+                 act_after_residual=c["after"])
+    want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"], res,
+                      act_after_residual=c["after"])
     assert got.shape == want.shape == (c["n"], c["cout"], ho, wo)
     np.testing.assert_allclose(got, want, **tol(k))
     pt, pb, pl, pr = c["pad"]
     t = F.conv2d(F.pad(torch.from_numpy(x), (pl, pr, pt, pb)), torch.from_numpy(w),
                  None if b is None else torch.from_numpy(b))
-    t = TORCH_ACT[c["act"]](t)
-    if res is not None:
-        t = t + torch.from_numpy(res)
+    if c["after"] and res is not None:
+        t = TORCH_ACT[c["act"]](t + torch.from_numpy(res))
+    else:
+        t = TORCH_ACT[c["act"]](t)
+        if res is not None:
+            t = t + torch.from_numpy(res)
     np.testing.assert_allclose(got, t.numpy(), **tol(k))
 
 
@@ -126,8 +132,10 @@ def test_the_fused_path_in_blocks_of_any_rows(c, rows):
         b = rng.standard_normal(c["cout"], dtype=np.float32)
         want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"])
         res = rng.standard_normal(want.shape, dtype=np.float32) if c["residual"] else None
-        want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"], res)
-        got = conv2d(x, w, b, 1, c["pad"], 1, 1, c["act"], res, variant="winograd")
+        want = conv2d_ref(x, w, b, 1, c["pad"], 1, 1, c["act"], res,
+                          act_after_residual=c["after"])
+        got = conv2d(x, w, b, 1, c["pad"], 1, 1, c["act"], res, variant="winograd",
+                     act_after_residual=c["after"])
         np.testing.assert_allclose(got, want, **tol(k))
     finally:
         mp.undo()

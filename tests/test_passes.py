@@ -44,3 +44,19 @@ def test_mixconv_bn_and_activation_fold_through_the_concat():
     x = np.random.default_rng(8).standard_normal((1, 3, 64, 64), dtype=np.float32)
     slow = execute(model.graph, x)
     assert np.abs(model(x) - slow).max() <= 1e-4 * (1 + np.abs(slow).max())
+
+
+def test_resnet_relu_after_the_add_goes_into_the_conv():
+    """ResNet's block ends in ReLU(conv + identity): the add goes into the last conv's
+    epilogue, then the ReLU too, applied after the add (act_after_residual); a
+    MobileNetV2 projection (no activation after its add) keeps the default order."""
+    ref = reference("resnet18", seed=6)
+    model = tinyinfer.load("resnet18", weights=state_dict_numpy(ref))
+    assert [n.kind for n in model.plan].count("act") == 0
+    after = [n for n in model.plan if n.attrs.get("act_after_residual")]
+    assert len(after) == 8 and all(len(n.inputs) == 2 and n.attrs["act"] for n in after)
+    x = np.random.default_rng(6).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    slow = execute(model.graph, x)
+    assert np.abs(model(x) - slow).max() <= 1e-4 * (1 + np.abs(slow).max())
+    mbv2 = tinyinfer.load("mobilenet_v2", weights=None, width_mult=0.5)
+    assert not any(n.attrs.get("act_after_residual") for n in mbv2.plan)

@@ -92,7 +92,8 @@ def _conv_run(node, inputs):
     stride, padding, dilation = _conv_geometry(node, inputs[0].shape)
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
-                    residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache)
+                    residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache,
+                    act_after_residual=node.attrs.get("act_after_residual", False))
 
 
 def _conv_lower(node, in_shapes, out_shape, calls):
@@ -103,9 +104,9 @@ def _conv_lower(node, in_shapes, out_shape, calls):
     ops = [RefOp("conv", macs=n_out * cin_g * kh * kw, n_in=n_in, n_out=n_out,
                  bias=n_out if "bias" in node.param_shapes else 0,
                  call=calls.get("conv_same", "module") if same else "module")]
-    ops += act_ops(node.attrs.get("act", 0), n_out, calls)
-    return ops + ([RefOp("add", n_in=n_out, n_out=n_out, call="operator")]
-                  if len(node.inputs) > 1 else [])
+    act = act_ops(node.attrs.get("act", 0), n_out, calls)
+    add = [RefOp("add", n_in=n_out, n_out=n_out, call="operator")] if len(node.inputs) > 1 else []
+    return ops + (add + act if node.attrs.get("act_after_residual") else act + add)
 
 
 def _conv_class(node) -> str:

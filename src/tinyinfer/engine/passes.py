@@ -5,10 +5,12 @@
    rounding): the papers' Mult-Add counts assume it, and it removes a full pass over memory.
    Likewise linear -> BN1d on (N, features) (MicroNet's head), where BN's channel axis is the
    linear's output axis.
-2. ``fuse_activation``: conv/linear/add -> activation becomes one kernel call whose epilogue
-   applies the activation while the output is still in registers.
-3. ``fuse_residual``: conv -> add(conv, skip) (MobileNetV2's linear bottleneck + shortcut)
+2. ``fuse_residual``: conv -> add(conv, skip) (MobileNetV2's linear bottleneck + shortcut)
    becomes a conv that adds ``skip`` in its epilogue.
+3. ``fuse_activation``: conv/linear/add -> activation becomes one kernel call whose epilogue
+   applies the activation while the output is still in registers; after a conv that took
+   a residual in (2), the activation applies after the add (``act_after_residual``:
+   ResNet's ReLU(conv + identity)).
 4. MixConv (one conv per kernel size, concatenated): the BN and activation after the concat
    go into each conv, BN's vectors sliced per conv (``fold_batchnorm_through_concat``).
 
@@ -122,9 +124,10 @@ def fuse_activation(graph: Graph) -> Graph:
             graph.remove(act.name, replace_with=src)
             continue
         if producer.kind not in ("conv2d", "linear", "add") or producer.attrs.get("act", 0) != 0 \
-                or (producer.kind == "conv2d" and len(producer.inputs) > 1) \
                 or _sole_consumer(graph, src) is not act:
             continue
+        if producer.kind == "conv2d" and len(producer.inputs) > 1:
+            producer.attrs["act_after_residual"] = True    # act(conv + skip), not act(conv) + skip
         producer.attrs["act"] = act.attrs["act"]
         producer.fused.append(act.name)
         graph.remove(act.name, replace_with=producer.name)

@@ -22,6 +22,12 @@ from .vmath import FASTMATH, erf_f32, exp_f32
 
 NONE, RELU, RELU6, SIGMOID, HSIGMOID, HSWISH, SWISH, GELU = range(8)
 
+# Added to a code in a conv epilogue that also adds a residual: the activation comes after
+# the add, act(conv + bias + residual), as ResNet's blocks end (ReLU(out + identity)),
+# instead of act(conv + bias) + residual (MobileNetV2's linear bottleneck, the default).
+# Only conv kernels take it (conv.conv2d's act_after_residual); act_code rejects it.
+AFTER_RESIDUAL = 16
+
 ACT_CODES = {
     "none": NONE, "identity": NONE, "relu": RELU, "relu6": RELU6, "sigmoid": SIGMOID,
     "hsigmoid": HSIGMOID, "hard_sigmoid": HSIGMOID, "hswish": HSWISH, "hard_swish": HSWISH,

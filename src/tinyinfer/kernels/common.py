@@ -19,7 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..errors import InputError
-from .activations import NONE, act_code, act_inplace
+from .activations import AFTER_RESIDUAL, NONE, act_code, act_inplace
 from .vmath import FASTMATH   # noqa: F401  (kernels import it from here)
 
 
@@ -34,12 +34,19 @@ NO_RES4 = np.zeros((1, 1, 1, 1), np.float32)
 
 @numba.njit(inline="always", cache=True)
 def epilogue(o, r, act):
-    """o[:] = act(o) (+ r): the activation, then the residual add, on one row (in place)."""
-    if act != NONE:
-        act_inplace(o, act)
-    if r is not None:
-        for i in range(o.shape[0]):
-            o[i] += r[i]
+    """o[:] = act(o) (+ r): the activation, then the residual add, on one row (in place);
+    o[:] = act(o + r) if act carries activations.AFTER_RESIDUAL."""
+    if act >= AFTER_RESIDUAL:
+        if r is not None:
+            for i in range(o.shape[0]):
+                o[i] += r[i]
+        act_inplace(o, act - AFTER_RESIDUAL)
+    else:
+        if act != NONE:
+            act_inplace(o, act)
+        if r is not None:
+            for i in range(o.shape[0]):
+                o[i] += r[i]
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)

@@ -5,10 +5,11 @@ activation and a residual add fused into the epilogue.
     x        (N, Cin, H, W)              float32, NCHW
     weight   (Cout, Cin // groups, KH, KW)  float32, PyTorch's layout
     bias     (Cout,) or None
-    residual (N, Cout, Ho, Wo) or None   added AFTER the activation (MobileNetV2's skip)
+    residual (N, Cout, Ho, Wo) or None   added AFTER the activation (MobileNetV2's skip), or
+                                         before it with act_after_residual=True (ResNet's)
     out      (N, Cout, Ho, Wo)           Ho = (H + pt + pb - dh*(KH-1) - 1) // sh + 1
 
-    out = act(conv(x, weight) + bias) + residual
+    out = act(conv(x, weight) + bias) + residual     (act_after_residual: act(... + residual))
 
 ``conv2d`` validates in Python, then runs the variant that ``conv_variant`` (in
 tinyinfer/engine/conv_variant.py, which ops, report and memory ask too, and which holds the
@@ -41,7 +42,7 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..engine.conv_variant import SMALL_IMAGE, conv_variant  # noqa: F401 (re-exported)
 from ..errors import InputError
-from .activations import ACT_FLOPS, act_code, activation_ref
+from .activations import ACT_FLOPS, AFTER_RESIDUAL, act_code, activation_ref
 from .common import cached_derived, check_act, check_array, check_bias
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_group import grouped_conv2d_into
@@ -111,7 +112,7 @@ def conv2d_cost(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, act
 # Reference: the definition, in NumPy (float64, BLAS allowed, speed irrelevant)
 
 def conv2d_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
-               residual=None) -> np.ndarray:
+               residual=None, act_after_residual=False) -> np.ndarray:
     """out[n, o, i, j] = sum over c, ky, kx of
            w[o, c, ky, kx] * xpad[n, g*Cg + c, i*sh + ky*dh, j*sw + kx*dw]
     with g = o // (Cout/groups) the group of output channel o and Cg = Cin/groups."""
@@ -135,6 +136,8 @@ def conv2d_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                                                          w64[g * og:(g + 1) * og, :, ky, kx])
     if bias is not None:
         out += bias.astype(np.float64)[None, :, None, None]
+    if act_after_residual and residual is not None:
+        return activation_ref((out + residual).astype(np.float32), act)
     y = activation_ref(out.astype(np.float32), act)
     if residual is not None:
         y = y + residual
@@ -241,11 +244,13 @@ def supported_variants(x_shape, w_shape, padding=0, groups=1, stride=1, dilation
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=0,
-           residual=None, variant=None, cache=None) -> np.ndarray:
+           residual=None, variant=None, cache=None, act_after_residual=False) -> np.ndarray:
     """out = act(conv2d(x, weight) + bias) + residual; shapes in the module docstring.
 
     stride, dilation: int or (h, w). padding: int, (ph, pw) or (top, bottom, left, right).
-    act: an activation code or name (see activations.py). variant: None (conv2d picks) or a
+    act: an activation code or name (see activations.py). act_after_residual: True for
+    out = act(conv2d(x, weight) + bias + residual) instead (ResNet's blocks end so; every
+    variant applies it in its epilogue). variant: None (conv2d picks) or a
     key of VARIANTS, to run that algorithm (for tests and benchmarks). cache: a dict kept
     with this weight (an engine node's): a variant's derived weight is made once into it
     (else on every call).
@@ -253,6 +258,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
     (x, weight, bias, stride, padding, dilation, groups, code, residual,
      out_shape) = check_conv_args(x, weight, bias, stride, padding, dilation, groups, act,
                                   residual)
+    if not isinstance(act_after_residual, (bool, np.bool_)):
+        raise InputError(f"act_after_residual must be True or False, got {act_after_residual!r}")
+    if act_after_residual and residual is not None and code != 0:
+        code += AFTER_RESIDUAL      # the epilogues' flag (activations.py)
     cin = x.shape[1]
     kh, kw = weight.shape[2], weight.shape[3]
     if variant is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .activations import AFTER_RESIDUAL, act_inplace
 from .common import FASTMATH, NO_RES4, epilogue
 
 
@@ -121,7 +122,8 @@ def _depthwise_planes(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out
                         wv = wk[ky, kx]
                         for f in range(L):
                             acc[f] += wv * t[f]
-            epilogue(acc, None, act)
+            if act < AFTER_RESIDUAL:             # act(conv) + res: on the whole plane
+                epilogue(acc, None, act)
             for oy in range(Ho):                 # keep the Wo valid columns of each row
                 o = out[n, co, oy]
                 a_row = acc[oy * Wq:oy * Wq + Wo]
@@ -132,6 +134,8 @@ def _depthwise_planes(x, w, bias, pt, pl, sh, sw, dh, dw, act, res, has_res, out
                 else:
                     for j in range(Wo):
                         o[j] = a_row[j]
+                if act >= AFTER_RESIDUAL:        # act(conv + res): per output row
+                    act_inplace(o, act - AFTER_RESIDUAL)
 
 
 @numba.njit(inline="always", cache=True)

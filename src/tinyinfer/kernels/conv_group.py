@@ -36,6 +36,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .activations import AFTER_RESIDUAL, act_inplace
 from .common import FASTMATH, NO_RES4, epilogue, w8
 
 # Flat output positions per tile: 4 output rows x 512 floats = 8 KB of accumulators in L1.
@@ -100,7 +101,8 @@ def _grouped(x, w, bias, groups, kh, kw, pt, pl, sh, sw, dh, dw, act, res, has_r
                         _taps1(buf, plane, offset, w, bias, co + j, f0, f1, acc[j])
             for j in range(nco):
                 a = acc[j]
-                epilogue(a, None, act)
+                if act < AFTER_RESIDUAL:             # act(conv) + res: on the whole plane
+                    epilogue(a, None, act)
                 for oy in range(Ho):                 # keep the Wo valid columns of each row
                     o = out[n, co + j, oy]
                     row = a[oy * Wq:oy * Wq + Wo]
@@ -111,6 +113,8 @@ def _grouped(x, w, bias, groups, kh, kw, pt, pl, sh, sw, dh, dw, act, res, has_r
                     else:
                         for i in range(Wo):
                             o[i] = row[i]
+                    if act >= AFTER_RESIDUAL:        # act(conv + res): per output row
+                        act_inplace(o, act - AFTER_RESIDUAL)
 
 
 @numba.njit(cache=True)

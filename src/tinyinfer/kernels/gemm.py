@@ -33,8 +33,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .activations import NONE, act_inplace
-from .common import FASTMATH
+from .activations import NONE
+from .common import FASTMATH, epilogue
 from .conv_im2col import im2col
 from .conv_pointwise import subsample_1x1
 from .tiles import MR, NR, ZERO, _micro_tile
@@ -68,18 +68,12 @@ def _edge_tile(w, m0, k0, kc, xp, bias, first, out, p0, np_, edge):
 
 @numba.njit(inline="always", cache=True)
 def _epilogue(out, m_lo, m_hi, p_lo, p_hi, act, res, has_res):
-    """The activation, then the residual add, on a task's finished block (still in L2).
-    Row by row over the task's pixels, not tile by tile: act_inplace is a call, and on 16-
-    pixel tile rows its ~10 ns per call cost as much as the product when K is small (24->144
-    @56x56 with ReLU: 0.30 ms without the activation, 0.61 with it per tile)."""
+    """common.epilogue (activation and residual add) on a task's finished block (still in
+    L2). Row by row over the task's pixels, not tile by tile: act_inplace is a call, and on
+    16-pixel tile rows its ~10 ns per call cost as much as the product when K is small
+    (24->144 @56x56 with ReLU: 0.30 ms without the activation, 0.61 with it per tile)."""
     for m in range(m_lo, m_hi):
-        o = out[m, p_lo:p_hi]
-        if act != NONE:
-            act_inplace(o, act)
-        if has_res:
-            r = res[m, p_lo:p_hi]
-            for j in range(p_hi - p_lo):
-                o[j] += r[j]
+        epilogue(out[m, p_lo:p_hi], res[m, p_lo:p_hi] if has_res else None, act)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
