@@ -335,6 +335,6 @@ def winograd_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act
     m = np.empty((16, cout, n * th * tw), np.float32)
     nc, mc = gemm_blocks(16, cout, n * th * tw, threads)
     gemm_bias_act(v, u, np.zeros(cout, np.float32), np.int64(NONE), NO_RES3, False, m, nc,
-                  mc, threads)
+                  mc, threads, False)
     _output_transform(m, bias, th, tw, np.int64(act), res, has_res, out, threads)
     return out

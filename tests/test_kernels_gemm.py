@@ -1,0 +1,87 @@
+"""gemm.py's folded path: the images' pixels as one row, panels across image boundaries
+(gemm_bias_act's ``fold``), against the NumPy reference and PyTorch. The per-image path
+is covered with every other variant in test_kernels_variants.py."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinyinfer.kernels import gemm
+from tinyinfer.kernels.conv import conv2d, conv2d_ref
+from tinyinfer.kernels.tiles import NR
+from conv_ref import TORCH_ACT, tol
+
+
+@st.composite
+def folded_cases(draw):
+    """Dense convs on small maps (a panel spans up to several images) of 2-5 images,
+    K = Cin*KH*KW from 1 past gemm.KC = 256 (so a crossing panel is also read back
+    between blocks of k), with bias, activation and residual in either order."""
+    k = draw(st.sampled_from([1, 3]))
+    s = draw(st.integers(1, 2))
+    pad = k // 2 if draw(st.booleans()) else 0
+    h, w = draw(st.integers(k, 9)), draw(st.integers(k, 9))
+    return dict(n=draw(st.integers(2, 5)), cin=draw(st.integers(1, 40)),
+                cout=draw(st.integers(1, 13)), k=k, s=s, pad=pad, h=h, w=w,
+                act=draw(st.sampled_from(sorted(TORCH_ACT))), residual=draw(st.booleans()),
+                after=draw(st.booleans()), seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(folded_cases())
+def test_folded_panels_match_the_reference(c):
+    rng = np.random.default_rng(c["seed"])
+    kk = c["cin"] * c["k"] ** 2
+    x = rng.standard_normal((c["n"], c["cin"], c["h"], c["w"]), dtype=np.float32)
+    w = (rng.standard_normal((c["cout"], c["cin"], c["k"], c["k"])) / math.sqrt(kk)
+         ).astype(np.float32)
+    b = rng.standard_normal(c["cout"], dtype=np.float32)
+    want = conv2d_ref(x, w, b, c["s"], c["pad"], 1, 1, c["act"])
+    res = rng.standard_normal(want.shape, dtype=np.float32) if c["residual"] else None
+    want = conv2d_ref(x, w, b, c["s"], c["pad"], 1, 1, c["act"], res,
+                      act_after_residual=c["after"])
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(gemm, "folds", lambda n, p, k: True)
+        got = conv2d(x, w, b, c["s"], c["pad"], 1, 1, c["act"], res, variant="gemm",
+                     act_after_residual=c["after"])
+    finally:
+        mp.undo()
+    np.testing.assert_allclose(got, want, **tol(kk))
+
+
+def test_the_fold_rule():
+    """Folded on 7x7 maps (49 pixels: whole 16-pixel panels compute 64) at batch 8 with
+    K >= 256; not on small batches, small K, maps that fill their panels, or one image."""
+    assert gemm.folds(8, 49, 288) == (NR == 16)       # 49 pixels in one 64-wide panel
+    assert gemm.folds(8, 196, 512) == (NR == 64)      # 14x14: 13 x 16 = 208, or 4 x 64
+    assert not gemm.folds(8, 49, 96)
+    assert not gemm.folds(2, 49, 288)
+    assert not gemm.folds(1, 49, 2048)
+    assert not gemm.folds(8, 64, 512)
+
+
+def test_efficientvit_and_resnet_layers_folded_against_torch():
+    """Full-size 7x7 layers at batch 8 where the rule folds (on AVX2): EfficientViT-M5's
+    FFN (288 -> 576 with ReLU, 576 -> 288 with its residual) and ResNet-50's last
+    bottleneck's 512 -> 2048 with ReLU after the residual add."""
+    rng = np.random.default_rng(3)
+    for cin, cout, act, res_on, after in [(288, 576, "relu", False, False),
+                                          (576, 288, "none", True, False),
+                                          (512, 2048, "relu", True, True)]:
+        x = rng.standard_normal((8, cin, 7, 7), dtype=np.float32)
+        w = (rng.standard_normal((cout, cin, 1, 1)) / math.sqrt(cin)).astype(np.float32)
+        b = rng.standard_normal(cout, dtype=np.float32)
+        res = rng.standard_normal((8, cout, 7, 7), dtype=np.float32) if res_on else None
+        got = conv2d(x, w, b, 1, 0, 1, 1, act, res, variant="gemm", act_after_residual=after)
+        t = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b))
+        if res is not None and after:
+            t = F.relu(t + torch.from_numpy(res))
+        else:
+            t = F.relu(t) if act == "relu" else t
+            t = t + torch.from_numpy(res) if res is not None else t
+        np.testing.assert_allclose(got, t.numpy(), **tol(cin))
