@@ -48,6 +48,8 @@ class Graph:
         self.in_channels = in_channels
         self.output: str | None = None
         self._by_name: dict[str, Node] = {}
+        # input shape -> this graph with its channel-blocked convs marked (layout.py)
+        self.layouts: dict[tuple, "Graph"] = {}
 
     @property
     def input(self) -> str:

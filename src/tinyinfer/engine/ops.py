@@ -44,6 +44,7 @@ from .op_record import (MEMORY_ROLES, MIXES, PER_CHANNEL, POOL, VIEW, WHOLE, ByN
                         act_ops, copy, lowers_to, same_shape)
 from ..kernels import activations as A
 from ..kernels import conv as C
+from ..kernels import conv_blocked as CBK
 from ..kernels import conv_transpose as CT
 from ..kernels import linear as L
 from ..kernels import norm as N
@@ -90,6 +91,14 @@ def _conv_cost(node, in_shapes, out_shape):
 
 def _conv_run(node, inputs):
     stride, padding, dilation = _conv_geometry(node, inputs[0].shape)
+    if node.attrs.get("blocked"):          # marked by layout.py for this input shape
+        act = node.attrs.get("act", 0)
+        if act and len(inputs) > 1 and node.attrs.get("act_after_residual"):
+            act += A.AFTER_RESIDUAL
+        return CBK.conv2d_blocked(inputs[0], node.params["weight"], node.params.get("bias"),
+                                  stride, padding, node.attrs["groups"], act,
+                                  inputs[1] if len(inputs) > 1 else None, node.cache,
+                                  node.attrs["blocked_out"])
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
                     residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache,

@@ -23,6 +23,7 @@ import numba.core.event
 import numpy as np
 
 from .graph import Graph
+from .layout import for_shape
 from .ops import get_op
 
 
@@ -81,6 +82,7 @@ def _serialize_launches() -> bool:
 def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndarray:
     """Run ``graph`` on ``x``. If ``timings`` is a dict, each node's wall time (s) is stored in
     it. Safe to call from several threads (see the module docstring)."""
+    graph = for_shape(graph, x.shape)    # which convs run channel-blocked at this shape
     with _launch_lock if _serialize_launches() else contextlib.nullcontext():
         return _run_nodes(graph, x, timings)
 

@@ -1,0 +1,118 @@
+"""Which activations run channel-blocked (kernels/conv_blocked.py), decided per input shape.
+
+The plan (passes.optimize) is NCHW everywhere. For a given input shape, ``for_shape``
+returns the plan with some conv nodes marked to run on the blocked layout, where it
+measured faster: pointwise and depthwise convs on small maps (MobileNetV2's 14x14 and 7x7
+stages), where an NCHW row of 7 or 14 pixels is too short to vectorize. A run of such convs
+passes its activations blocked from one to the next; the first converts its NCHW input, and
+a conv whose output some other kind of node reads converts it back. So every value any
+other node sees is NCHW, and a conv node's attrs say what it does:
+
+    attrs["blocked"]       True: runs conv_blocked.conv2d_blocked (input and residual
+                           arrive blocked, or NCHW and are converted)
+    attrs["blocked_out"]   True: its output stays blocked (every reader is a blocked conv)
+
+Decided per shape because the graph stores none (graph.py): the same network at 224 and
+at 512 pixels blocks different stages. ``for_shape`` keeps one marked copy per input shape
+(the copies share the plan's weights and derived-weight caches).
+
+Rule, measured 2026-12-03 on the 2-core AMD EPYC Zen 4 (AVX-512), 2 threads, batch 1,
+ms NCHW kernel / blocked kernel (layers of MobileNetV2 / EfficientNet at 224):
+  pointwise @14x14: 192->64 1.86, 64->384 1.23, 384->64 1.85, 384->96 1.63;
+            @7x7: 576->160 1.75, 160->960 1.46, 960->160 1.66, 960->320 1.64, 320->1280 1.56;
+            @28x28: 144->32 1.47 but 32->192 0.80; @56x56 0.48-0.87; @112x112 0.52-0.58
+  depthwise @14x14: 384 3x3 1.42, 480 5x5 1.74, 576 3x3 s2 (-> 7x7) 2.77, 672 5x5 s2 2.74;
+            @7x7: 960 3x3 2.72, 1152 5x5 2.96; @28x28 192 3x3 0.83; @56x56 0.56-0.92
+hence: blocked when the conv's output map has at most MAX_PIXELS pixels.
+"""
+from __future__ import annotations
+
+import copy
+
+from ..kernels import conv_blocked as CBK
+from .graph import Graph
+from .ops import infer_shapes
+
+MAX_PIXELS = 196            # output pixels per image: 14x14
+# A run of blocked convs pays one layout conversion per NCHW value it reads and per output
+# it hands to another kind of node; it is kept only with this many values passed blocked
+# per conversion. Measured 2026-12-03 (Zen 4, batch 8, ms NCHW / blocked with no such
+# rule): MobileNetV2 93.0 / 72.6 (32 values blocked, 2 conversions), but ShuffleNetV2
+# 35.0 / 43.5 (each branch's 3 convs: 2 values, 2 conversions), EfficientNet-B0 98.5 /
+# 106.9 (SE reads the depthwise output: 2 conversions per block), GhostNet 79.1 / 90.2.
+MIN_STORED_PER_CONVERSION = 2
+
+
+def _eligible(node, shapes) -> bool:
+    if node.kind != "conv2d":
+        return False
+    a = node.attrs
+    out = shapes[node.name]
+    padding = a["padding"]
+    if padding == "same":
+        return False                       # TF padding: resolved per shape in ops.py
+    return (out[2] * out[3] <= MAX_PIXELS
+            and CBK.supports(node.param_shapes["weight"], a["groups"], a["stride"], padding,
+                             a["dilation"]))
+
+
+def assign(graph: Graph, input_shape) -> tuple[set, set]:
+    """(names of the convs that run blocked, names of the values stored blocked)."""
+    shapes = infer_shapes(graph, input_shape)
+    run = {n.name for n in graph if _eligible(n, shapes)}
+    readers: dict[str, list] = {}
+    for n in graph:
+        for v in n.inputs:
+            readers.setdefault(v, []).append(n.name)
+    while True:
+        stored = {v for v in run if v != graph.output
+                  and all(r in run for r in readers.get(v, ()))}
+        keep = set()
+        for comp in _components(graph, run, stored):
+            conversions = sum(v not in stored for c in comp for v in graph[c].inputs) + \
+                sum(c not in stored for c in comp)
+            if sum(c in stored for c in comp) >= MIN_STORED_PER_CONVERSION * conversions:
+                keep |= comp
+        if keep == run:
+            return run, stored
+        run = keep
+
+
+def _components(graph: Graph, run: set, stored: set) -> list[set]:
+    """The blocked convs grouped by the blocked values that connect them."""
+    parent = {c: c for c in run}
+
+    def root(c):
+        while parent[c] != c:
+            c = parent[c]
+        return c
+    for c in run:
+        for v in graph[c].inputs:
+            if v in stored:
+                parent[root(c)] = root(v)
+    groups: dict[str, set] = {}
+    for c in run:
+        groups.setdefault(root(c), set()).add(c)
+    return list(groups.values())
+
+
+def for_shape(graph: Graph, input_shape) -> Graph:
+    """``graph`` with its blocked convs marked for this input shape (cached per shape)."""
+    key = tuple(int(d) for d in input_shape)
+    cached = graph.layouts.get(key)
+    if cached is not None:
+        return cached
+    run, stored = assign(graph, key)
+    if not run:
+        marked = graph
+    else:
+        marked = Graph(graph.in_channels)
+        for n in graph:
+            m = copy.copy(n)                # shares params, cache, inputs
+            if n.name in run:
+                m.attrs = dict(n.attrs, blocked=True, blocked_out=n.name in stored)
+            marked.nodes.append(m)
+            marked._by_name[m.name] = m
+        marked.output = graph.output
+    graph.layouts[key] = marked
+    return marked

@@ -1,0 +1,112 @@
+"""kernels/conv_blocked.py (the channel-blocked layout) against PyTorch on drawn convs, and
+engine/layout.py's choice of which convs run blocked. Whole networks run blocked in
+test_models.py's parity tests (their 14x14 and 7x7 stages at 224, every stage from 9x9 down
+at 129)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tinyinfer
+from tinyinfer.engine import layout
+from tinyinfer.kernels import conv_blocked as CBK
+from tinyinfer.kernels.activations import AFTER_RESIDUAL, act_code
+from conv_ref import TORCH_ACT, tol, torch_conv
+
+
+@st.composite
+def blocked_cases(draw):
+    """Pointwise or depthwise convs with channel counts around the block size (so partial
+    blocks and the pointwise tile's partial pair of output blocks occur), maps from 1x1 to
+    19 wide (partial pixel tiles of both kernels), kernels 1-5, strides 1-2, any padding up
+    to the kernel, bias, activation, residual in either order."""
+    depthwise = draw(st.booleans())
+    cin = draw(st.integers(2 if depthwise else 1, 3 * CBK.CB + 3))   # groups = cin > 1
+    if depthwise:
+        cout, k = cin, draw(st.sampled_from([1, 3, 5]))
+        s = draw(st.integers(1, 2))
+        pads = tuple(draw(st.integers(0, k - 1)) for _ in range(4))
+    else:
+        cout, k, s, pads = draw(st.integers(1, 3 * CBK.CB + 3)), 1, 1, (0, 0, 0, 0)
+    h = draw(st.integers(max(1, k - pads[0] - pads[1]), 19))
+    w = draw(st.integers(max(1, k - pads[2] - pads[3]), 19))
+    return dict(n=draw(st.integers(1, 3)), cin=cin, cout=cout, k=k, s=s, pads=pads, h=h, w=w,
+                groups=cin if depthwise else 1, bias=draw(st.booleans()),
+                act=draw(st.sampled_from(sorted(TORCH_ACT))), residual=draw(st.booleans()),
+                after=draw(st.booleans()), blocked_in=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocked_cases())
+def test_blocked_convs_match_torch(c):
+    rng = np.random.default_rng(c["seed"])
+    kk = c["cin"] // c["groups"] * c["k"] ** 2
+    x = rng.standard_normal((c["n"], c["cin"], c["h"], c["w"]), dtype=np.float32)
+    w = (rng.standard_normal((c["cout"], c["cin"] // c["groups"], c["k"], c["k"]))
+         / math.sqrt(kk)).astype(np.float32)
+    b = rng.standard_normal(c["cout"], dtype=np.float32) if c["bias"] else None
+    t, bo, le, ri = c["pads"]
+    ho, wo = (c["h"] + t + bo - c["k"]) // c["s"] + 1, (c["w"] + le + ri - c["k"]) // c["s"] + 1
+    res = (rng.standard_normal((c["n"], c["cout"], ho, wo), dtype=np.float32)
+           if c["residual"] else None)
+    want = torch_conv(x, w, b, c["s"], c["pads"], 1, c["groups"], c["act"], res, c["after"])
+    code = act_code(c["act"])
+    if code and res is not None and c["after"]:
+        code += AFTER_RESIDUAL
+    xin = CBK.to_blocked(x) if c["blocked_in"] else x
+    rin = CBK.to_blocked(res) if (res is not None and c["blocked_in"]) else res
+    assert CBK.supports(w.shape, c["groups"], (c["s"],) * 2, c["pads"], (1, 1))
+    got = CBK.conv2d_blocked(xin, w, b, (c["s"], c["s"]), c["pads"], c["groups"], code, rin,
+                             cache={}, blocked_out=True)
+    assert got.shape == (c["n"], CBK.blocks(c["cout"]), ho, wo, CBK.CB)
+    np.testing.assert_allclose(CBK.from_blocked(got, c["cout"]), want, **tol(kk))
+
+
+def test_layout_round_trip_and_padding_channels():
+    x = np.random.default_rng(0).standard_normal((2, CBK.CB + 3, 5, 7), dtype=np.float32)
+    xb = CBK.to_blocked(x)
+    assert xb.shape == (2, 2, 5, 7, CBK.CB)
+    assert xb[0, 1, 2, 3, 2] == x[0, CBK.CB + 2, 2, 3]
+    assert not xb[:, 1, ..., 3:].any()            # channels past C are zeros
+    np.testing.assert_array_equal(CBK.from_blocked(xb, CBK.CB + 3), x)
+
+
+def test_which_convs_run_blocked():
+    """MobileNetV2 at 224: the convs of the 14x14 and 7x7 stages (blocks 7-17 and the last
+    1x1: 3 per block, but block 7's expand reads a 28x28 map: its output is 28x28 too)
+    and nothing else; every value passed between them stays blocked, and what other
+    kinds read (the pooled head) is converted back by its producer."""
+    m = tinyinfer.load("mobilenet_v2", weights=None)
+    run, stored = layout.assign(m.plan, (1, 3, 224, 224))
+    marked = layout.for_shape(m.plan, (1, 3, 224, 224))
+    assert layout.for_shape(m.plan, (1, 3, 224, 224)) is marked        # cached per shape
+    blocked = [n for n in marked if n.attrs.get("blocked")]
+    assert len(blocked) == len(run) == 2 + 3 * 10 + 1
+    assert all(n.kind == "conv2d" for n in blocked)
+    head = marked[marked.output]
+    reader_of = {v: [n for n in marked if v in n.inputs] for v in run}
+    for n in blocked:
+        readers = reader_of[n.name]
+        assert n.attrs["blocked_out"] == (n.name in stored)
+        assert n.attrs["blocked_out"] == all(r.attrs.get("blocked") for r in readers)
+    assert not head.attrs.get("blocked")
+    assert layout.assign(m.plan, (1, 3, 32, 32))[0] >= run      # small input: more blocked
+    assert not any(n.attrs.get("blocked") for n in m.plan)        # the plan itself unchanged
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 224, 224), (2, 3, 96, 128)])
+def test_network_blocked_equals_nchw(shape, monkeypatch):
+    """The same weights run with and without the blocked layout give the same logits (here
+    with random BN-free weights; test_models.py checks the blocked run against torch)."""
+    m = tinyinfer.load("efficientnet_b0", weights=None)
+    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    got = m(x)
+    assert any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
+    monkeypatch.setattr(layout, "MAX_PIXELS", 0)
+    m.plan.layouts.clear()
+    assert not any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
+    want = m(x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
