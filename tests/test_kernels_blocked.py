@@ -110,3 +110,32 @@ def test_network_blocked_equals_nchw(shape, monkeypatch):
     assert not any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
     want = m(x)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 3), c=st.integers(1, 3 * CBK.CB + 3), red=st.integers(1, 24),
+       h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 2**31),
+       acts=st.sampled_from([("relu", "sigmoid"), ("swish", "sigmoid"),
+                             ("relu", "hard_sigmoid")]))
+def test_blocked_squeeze_excite_matches_torch(n, c, red, h, w, seed, acts):
+    """se.squeeze_excite_blocked: pool, reduce FC + act, expand FC + gate, scale, as
+    torch's modules compute it (timm's SqueezeExcite), on the blocked layout."""
+    import torch
+    import torch.nn.functional as F
+    from tinyinfer.kernels.se import squeeze_excite_blocked
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    w_r = (rng.standard_normal((red, c)) / math.sqrt(c)).astype(np.float32)
+    w_e = (rng.standard_normal((c, red)) / math.sqrt(red)).astype(np.float32)
+    b_r, b_e = rng.standard_normal(red, dtype=np.float32), rng.standard_normal(c, dtype=np.float32)
+    act, gate = acts
+    torch_act = {"relu": F.relu, "swish": F.silu}[act]
+    torch_gate = {"sigmoid": torch.sigmoid, "hard_sigmoid": F.hardsigmoid}[gate]
+    xt = torch.from_numpy(x)
+    s = xt.mean(dim=(2, 3))
+    g = torch_gate(torch_act(s @ torch.from_numpy(w_r).T + torch.from_numpy(b_r))
+                   @ torch.from_numpy(w_e).T + torch.from_numpy(b_e))
+    want = (xt * g[:, :, None, None]).numpy()
+    got = CBK.from_blocked(squeeze_excite_blocked(CBK.to_blocked(x), w_r, b_r, w_e, b_e,
+                                                  act, gate), c)
+    np.testing.assert_allclose(got, want, **tol(c))

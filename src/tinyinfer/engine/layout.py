@@ -3,14 +3,15 @@
 The plan (passes.optimize) is NCHW everywhere. For a given input shape, ``for_shape``
 returns the plan with some conv nodes marked to run on the blocked layout, where it
 measured faster: pointwise and depthwise convs on small maps (MobileNetV2's 14x14 and 7x7
-stages), where an NCHW row of 7 or 14 pixels is too short to vectorize. A run of such convs
-passes its activations blocked from one to the next; the first converts its NCHW input, and
-a conv whose output some other kind of node reads converts it back. So every value any
-other node sees is NCHW, and a conv node's attrs say what it does:
+stages), where an NCHW row of 7 or 14 pixels is too short to vectorize, and the
+squeeze-excite between them (EfficientNet, MobileNetV3). A run of such nodes passes its
+activations blocked from one to the next; the first converts its NCHW input, and a node
+whose output some other kind of node reads converts it back. So every value any other node
+sees is NCHW, and a conv or se node's attrs say what it does:
 
-    attrs["blocked"]       True: runs conv_blocked.conv2d_blocked (input and residual
-                           arrive blocked, or NCHW and are converted)
-    attrs["blocked_out"]   True: its output stays blocked (every reader is a blocked conv)
+    attrs["blocked"]       True: runs conv_blocked.conv2d_blocked / se.squeeze_excite_blocked
+                           (inputs arrive blocked, or NCHW and are converted)
+    attrs["blocked_out"]   True: its output stays blocked (every reader runs blocked)
 
 Decided per shape because the graph stores none (graph.py): the same network at 224 and
 at 512 pixels blocks different stages. ``for_shape`` keeps one marked copy per input shape
@@ -44,10 +45,12 @@ MIN_STORED_PER_CONVERSION = 2
 
 
 def _eligible(node, shapes) -> bool:
+    out = shapes[node.name]
+    if node.kind == "se":                  # a squeeze-excite between blocked convs
+        return out[2] * out[3] <= MAX_PIXELS
     if node.kind != "conv2d":
         return False
     a = node.attrs
-    out = shapes[node.name]
     padding = a["padding"]
     if padding == "same":
         return False                       # TF padding: resolved per shape in ops.py

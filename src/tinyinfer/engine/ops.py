@@ -279,6 +279,12 @@ def _se_cost(node, in_shapes, out_shape):
 
 
 def _se_run(node, inputs):
+    if node.attrs.get("blocked"):          # marked by layout.py, between blocked convs
+        y = S.squeeze_excite_blocked(CBK.to_blocked(inputs[0]) if inputs[0].ndim == 4
+                                     else inputs[0], *_se_params(node),
+                                     act=node.attrs["act"], gate=node.attrs["gate"])
+        c = node.param_shapes[node.attrs["expand"] + ".weight"][0]
+        return y if node.attrs["blocked_out"] else CBK.from_blocked(y, c)
     return S.squeeze_excite(inputs[0], *_se_params(node), act=node.attrs["act"],
                             gate=node.attrs["gate"])
 

@@ -63,6 +63,68 @@ def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
             out[n, c, i] = x[n, c, i] * gc
 
 
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _squeeze_excite_blocked(xb, w_r, b_r, w_e, b_e, act, gate, out):
+    """_squeeze_excite on the channel-blocked layout (conv_blocked.py).
+    xb, out (N, Cb, L, CB); w_r (Crd, C); w_e (C, Crd) with C <= Cb * CB."""
+    N, Cb, L, cb_ = xb.shape
+    C, Crd = w_e.shape
+    s = np.zeros((N, Cb * cb_), np.float32)
+    z = np.empty((N, Crd), np.float32)
+    g = np.zeros((N, Cb * cb_), np.float32)     # padded channels: gate 0
+    for p in numba.prange(N * Cb):               # squeeze: float64 sums, as above
+        n = p // Cb
+        b = p % Cb
+        acc = np.zeros(cb_, np.float64)
+        for i in range(L):
+            xi = xb[n, b, i]
+            for j in range(cb_):
+                acc[j] += xi[j]
+        for j in range(cb_):
+            s[n, b * cb_ + j] = acc[j] / L
+    for q in numba.prange(N * Crd):
+        n = q // Crd
+        r = q % Crd
+        a = np.float32(0.0)
+        for c in range(C):
+            a += w_r[r, c] * s[n, c]
+        z[n, r] = act_scalar(a + b_r[r], act)
+    for p in numba.prange(N * C):
+        n = p // C
+        c = p % C
+        a = np.float32(0.0)
+        for r in range(Crd):
+            a += w_e[c, r] * z[n, r]
+        g[n, c] = act_scalar(a + b_e[c], gate)
+    for p in numba.prange(N * Cb):               # excite: a vector of CB gates per pixel
+        n = p // Cb
+        b = p % Cb
+        gb = g[n, b * cb_:(b + 1) * cb_]
+        for i in range(L):
+            xi = xb[n, b, i]
+            oi = out[n, b, i]
+            for j in range(cb_):
+                oi[j] = xi[j] * gb[j]
+
+
+def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
+                           act=RELU, gate=SIGMOID) -> np.ndarray:
+    """squeeze_excite on xb (N, Cb, H, W, CB) in conv_blocked.py's layout (the engine's
+    layout.py passes it the blocked output of a depthwise conv); returns the same layout.
+    The weights are checked as squeeze_excite's, for C = the rows of w_expand."""
+    N, Cb, H, W, CB = xb.shape
+    C = _fc_weight(w_expand, "w_expand", None, None, "(C, Crd)").shape[0]
+    if not C <= Cb * CB:
+        raise InputError(f"squeeze_excite_blocked: {Cb} blocks of {CB} channels cannot hold "
+                         f"w_expand's {C}")
+    _, w_r, b_r, w_e, b_e, act, gate = _se_args(np.empty((1, C, 1, 1), np.float32), w_reduce,
+                                                b_reduce, w_expand, b_expand, act, gate)
+    out = np.empty_like(xb)
+    _squeeze_excite_blocked(xb.reshape(N, Cb, H * W, CB), w_r, b_r, w_e, b_e, np.int64(act),
+                            np.int64(gate), out.reshape(N, Cb, H * W, CB))
+    return out
+
+
 def _fc_weight(w, name: str, rows: int | None, cols: int | None, what: str):
     w = float32_array(w, name)
     if w.ndim == 4 and w.shape[2:] == (1, 1):
