@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine.costs import Cost
 from ..errors import InputError
-from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
+from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar, activation
 from .common import FASTMATH, check_act, float32_array
 
 
@@ -64,15 +64,10 @@ def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _squeeze_excite_blocked(xb, w_r, b_r, w_e, b_e, act, gate, out):
-    """_squeeze_excite on the channel-blocked layout (conv_blocked.py).
-    xb, out (N, Cb, L, CB); w_r (Crd, C); w_e (C, Crd) with C <= Cb * CB."""
+def _pool_blocked(xb, s):
+    """s[n, b*CB + j] = mean_i xb[n, b, i, j] (float64 sums, as above).   xb (N, Cb, L, CB)"""
     N, Cb, L, cb_ = xb.shape
-    C, Crd = w_e.shape
-    s = np.zeros((N, Cb * cb_), np.float32)
-    z = np.empty((N, Crd), np.float32)
-    g = np.zeros((N, Cb * cb_), np.float32)     # padded channels: gate 0
-    for p in numba.prange(N * Cb):               # squeeze: float64 sums, as above
+    for p in numba.prange(N * Cb):
         n = p // Cb
         b = p % Cb
         acc = np.zeros(cb_, np.float64)
@@ -82,21 +77,13 @@ def _squeeze_excite_blocked(xb, w_r, b_r, w_e, b_e, act, gate, out):
                 acc[j] += xi[j]
         for j in range(cb_):
             s[n, b * cb_ + j] = acc[j] / L
-    for q in numba.prange(N * Crd):
-        n = q // Crd
-        r = q % Crd
-        a = np.float32(0.0)
-        for c in range(C):
-            a += w_r[r, c] * s[n, c]
-        z[n, r] = act_scalar(a + b_r[r], act)
-    for p in numba.prange(N * C):
-        n = p // C
-        c = p % C
-        a = np.float32(0.0)
-        for r in range(Crd):
-            a += w_e[c, r] * z[n, r]
-        g[n, c] = act_scalar(a + b_e[c], gate)
-    for p in numba.prange(N * Cb):               # excite: a vector of CB gates per pixel
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _scale_blocked(xb, g, out):
+    """out[n, b, i, :] = xb[n, b, i, :] * g[n, b*CB : b*CB + CB]: a vector of gates per pixel."""
+    N, Cb, L, cb_ = xb.shape
+    for p in numba.prange(N * Cb):
         n = p // Cb
         b = p % Cb
         gb = g[n, b * cb_:(b + 1) * cb_]
@@ -111,7 +98,11 @@ def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expan
                            act=RELU, gate=SIGMOID) -> np.ndarray:
     """squeeze_excite on xb (N, Cb, H, W, CB) in conv_blocked.py's layout (the engine's
     layout.py passes it the blocked output of a depthwise conv); returns the same layout.
-    The weights are checked as squeeze_excite's, for C = the rows of w_expand."""
+    The weights are checked as squeeze_excite's, for C = the rows of w_expand.
+
+    Three steps, not one kernel: the two FCs are (N, C) x (C, Crd) products, done by NumPy,
+    and the activations by activations.py's kernel; a single Numba kernel with both FC
+    loops and two activation ladders took 9 s to compile on a cold cache (these: ~2 s)."""
     N, Cb, H, W, CB = xb.shape
     C = _fc_weight(w_expand, "w_expand", None, None, "(C, Crd)").shape[0]
     if not C <= Cb * CB:
@@ -119,9 +110,14 @@ def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expan
                          f"w_expand's {C}")
     _, w_r, b_r, w_e, b_e, act, gate = _se_args(np.empty((1, C, 1, 1), np.float32), w_reduce,
                                                 b_reduce, w_expand, b_expand, act, gate)
+    x3 = xb.reshape(N, Cb, H * W, CB)
+    s = np.empty((N, Cb * CB), np.float32)
+    _pool_blocked(x3, s)
+    z = activation(s[:, :C] @ w_r.T + b_r, act)
+    g = np.zeros((N, Cb * CB), np.float32)               # padded channels: gate 0
+    g[:, :C] = activation(z @ w_e.T + b_e, gate)
     out = np.empty_like(xb)
-    _squeeze_excite_blocked(xb.reshape(N, Cb, H * W, CB), w_r, b_r, w_e, b_e, np.int64(act),
-                            np.int64(gate), out.reshape(N, Cb, H * W, CB))
+    _scale_blocked(x3, g, out.reshape(N, Cb, H * W, CB))
     return out
 
 
