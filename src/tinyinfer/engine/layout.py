@@ -19,12 +19,18 @@ at 512 pixels blocks different stages. ``for_shape`` keeps one marked copy per i
 
 Rule, measured 2026-12-03 on the 2-core AMD EPYC Zen 4 (AVX-512), 2 threads, batch 1,
 ms NCHW kernel / blocked kernel (layers of MobileNetV2 / EfficientNet at 224):
-  pointwise @14x14: 192->64 1.86, 64->384 1.23, 384->64 1.85, 384->96 1.63;
-            @7x7: 576->160 1.75, 160->960 1.46, 960->160 1.66, 960->320 1.64, 320->1280 1.56;
-            @28x28: 144->32 1.47 but 32->192 0.80; @56x56 0.48-0.87; @112x112 0.52-0.58
-  depthwise @14x14: 384 3x3 1.42, 480 5x5 1.74, 576 3x3 s2 (-> 7x7) 2.77, 672 5x5 s2 2.74;
-            @7x7: 960 3x3 2.72, 1152 5x5 2.96; @28x28 192 3x3 0.83; @56x56 0.56-0.92
-hence: blocked when the conv's output map has at most MAX_PIXELS pixels.
+  pointwise @14x14: 192->64 1.88, 64->384 1.76, 384->64 2.04, 384->96 1.62;
+            @7x7: 576->160 1.77, 160->960 1.86, 960->160 1.46, 960->320 1.93, 320->1280 1.64;
+            @28x28: 144->32 1.79, 32->192 1.29
+  depthwise @14x14: 384 3x3 2.08, 480 5x5 2.67, 576 3x3 s2 (-> 7x7) 5.7, 672 5x5 s2 5.3;
+            @7x7: 960 3x3 4.1, 1152 5x5 4.8; @28x28 192 3x3 1.25; @56x56 0.74 (s2: 1.85),
+            @112x112 0.68 (s2: 1.45)
+Whole networks (one process, ms, blocked up to 14x14 / up to 28x28 output pixels): batch 1
+MobileNetV2 7.11 / 6.85, EfficientNet-B0 10.1 / 9.7, MnasNet 6.95 / 7.27, ShuffleNetV2 5.94
+/ 6.19; batch 8 MobileNetV2 59.1 / 64.7, EfficientNet-B0 83.3 / 75.7, MnasNet 47.5 / 45.1,
+MobileNetV3-L 40.3 / 40.2 (NCHW everywhere: 9.40, 12.6, 9.91, 6.39; 71.8, 91.0, 62.0, 51.2).
+Even, so the smaller threshold: blocked when the conv's output map has at most MAX_PIXELS
+pixels.
 """
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ CB = VECTOR_FLOATS                  # channels per block: one vector register
 MP = 7 if CB == 16 else 5
 NB = 2
 PW_TILE = MP * NB * CB
-PW_PIXELS = 16 * MP                 # pixels per pointwise task (a multiple of MP)
+PW_PIXELS = 16 * MP                 # pixels per pointwise task at most (a multiple of MP)
+TASKS_PER_THREAD = 8
 # Depthwise tile: TW output pixels of one row, one block of CB channels.
 TW = 8
 DW_TILE = TW * CB
@@ -138,30 +139,33 @@ def pad_bias(bias: np.ndarray, c: int) -> np.ndarray:
 
 # ---- pointwise: 1x1, stride 1, no padding, groups 1 -------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _pointwise(x3, wp, bias, act, res3, has_res, out3):
+def _pointwise(x3, wp, bias, act, res3, has_res, out3, pps):
     """out3[n, ob, p*CB + j] = act(bias + sum_k x[n, k, p] * w[ob*CB + j, k]) (+ res)
 
     x3 (N, Cib, P*CB)   wp (Cob, Cib*CB, CB)   bias (Cob*CB,)   res3, out3 (N, Cob, P*CB)
-    One task: an image, NB output blocks and up to PW_PIXELS pixels (a whole 7x7 or 14x14
-    map), so the NB blocks' weights (K x NB*CB floats) come from cache for every tile but
-    the first; large maps are cut so that both threads get work (one output block at
-    112x112 was one task)."""
+    One task: an image, NB output blocks and ``pps`` pixels (pointwise_blocked: up to
+    PW_PIXELS, fewer when that would leave fewer than TASKS_PER_THREAD tasks per thread),
+    so the NB blocks' weights (K x NB*CB floats) come from cache for every tile but the
+    first, and the threads' shares are even (one output block at 112x112 was one task)."""
     N, Cib = x3.shape[0], x3.shape[1]
     P = x3.shape[2] // CB
     Cob = out3.shape[1]
     nob = (Cob + NB - 1) // NB
-    nps = (P + PW_PIXELS - 1) // PW_PIXELS
+    nps = (P + pps - 1) // pps
     for t in numba.prange(N * nob * nps):
         n = t // (nob * nps)
         g = t % (nob * nps) // nps
-        ps = t % nps * PW_PIXELS
-        for p0 in range(ps, min(ps + PW_PIXELS, P), MP):
-            _pw_tile(x3, wp, bias, act, res3, has_res, out3, n, g * NB, p0,
-                     min(MP, P - p0), Cib)
+        ps = t % nps * pps
+        pe = min(ps + pps, P)
+        for p0 in range(ps, pe, MP):
+            _pw_tile(x3, wp, bias, out3, n, g * NB, p0, min(MP, P - p0), Cib)
+        for ob in range(g * NB, min(g * NB + NB, Cob)):   # once per task (see _depthwise)
+            epilogue(out3[n, ob, ps * CB:pe * CB],
+                     res3[n, ob, ps * CB:pe * CB] if has_res else None, act)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _pw_tile(x3, wp, bias, act, res3, has_res, out3, n, ob0, p0, mp, Cib):
+def _pw_tile(x3, wp, bias, out3, n, ob0, p0, mp, Cib):
     """One MP x NB tile: pixels p0 .. p0+mp-1, output blocks ob0, ob0+1. Pixels past mp
     re-read the last valid one and blocks past Cob the last block; neither is written."""
     Cob = out3.shape[1]
@@ -186,7 +190,6 @@ def _pw_tile(x3, wp, bias, act, res3, has_res, out3, n, ob0, p0, mp, Cib):
                 if i < mp:
                     for j in range(CB):
                         o[i * CB + j] = acc[(i * NB + b) * CB + j]
-            epilogue(o, res3[n, ob, p0 * CB:(p0 + mp) * CB] if has_res else None, act)
 
 
 # The k loops, one per MP, each pixel's value a named scalar (as in tiles.py): with a loop
@@ -254,54 +257,44 @@ def _pw_k5(xn, w0, w1, base, last, Cib, acc):
 
 # ---- depthwise: groups == C == Cout, any kernel, stride and padding, dilation 1 ----------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb):
+def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
     """outb[n, cb, oy, ox, j] = act(bias + sum_{ky,kx} xpad[n, cb, oy*sh + ky, ox*sw + kx, j]
     * wd[cb, ky, kx, j]) (+ res), xpad: xb with pt rows / pl columns of zeros before.
 
     xb (N, Cb, H, W, CB)   wd (Cb, KH, KW, CB)   bias (Cb*CB,)   resb, outb (N, Cb, Ho, Wo, CB)
     One task: one block of one image. It first copies its plane into a zero-padded buffer
     (one pass over the input), so that no tap needs a bounds test: at 7x7 and 14x14 maps
-    nearly every tile touches a border."""
+    nearly every tile touches a border. One chunk of tasks per thread, so the buffer is
+    made and its border zeroed once per thread (per task, that was a third of a 7x7 layer)."""
     N, Cb, H, W = xb.shape[0], xb.shape[1], xb.shape[2], xb.shape[3]
     Ho, Wo = outb.shape[2], outb.shape[3]
     KH, KW = wd.shape[1], wd.shape[2]
     Hp = max(pt + H, (Ho - 1) * sh + KH)            # padded rows / columns the taps reach
     Wp = max(pl + W, (Wo - 1) * sw + KW)
-    for t in numba.prange(N * Cb):
-        n = t // Cb
-        cb = t % Cb
-        buf = np.empty((Hp, Wp * CB), np.float32)
-        _pad_plane(xb[n, cb], buf, pt, pl)
-        for oy in range(Ho):
-            for ox0 in range(0, Wo, TW):
-                _dw_tile(buf, wd[cb], bias[cb * CB:cb * CB + CB], sh, sw, oy, ox0, act,
-                         resb, has_res, outb, n, cb)
+    tasks = N * Cb
+    nchunks = min(nchunks, tasks)
+    for chunk in numba.prange(nchunks):
+        buf = np.zeros((Hp, Wp * CB), np.float32)
+        for t in range(chunk * tasks // nchunks, (chunk + 1) * tasks // nchunks):
+            n = t // Cb
+            cb = t % Cb
+            for y in range(H):                      # the plane into the buffer's interior
+                src = xb[n, cb, y].reshape(-1)
+                row = buf[pt + y, pl * CB:]
+                for i in range(W * CB):
+                    row[i] = src[i]
+            for oy in range(Ho):
+                for ox0 in range(0, Wo, TW):
+                    _dw_tile(buf, wd[cb], bias[cb * CB:cb * CB + CB], sh, sw, oy, ox0, outb,
+                             n, cb)
+            # the activation and residual once per plane: per 8-pixel tile, the calls into
+            # the activation code cost 40% of a 7x7 layer
+            epilogue(outb[n, cb].reshape(-1), resb[n, cb].reshape(-1) if has_res else None,
+                     act)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _pad_plane(plane, buf, pt, pl):
-    """buf = the (H, W, CB) plane with pt rows and pl columns of zeros before it and zeros
-    after it, buf's rows flat (Wp * CB floats)."""
-    H, W = plane.shape[0], plane.shape[1]
-    Hp, WpC = buf.shape
-    for r in range(Hp):
-        row = buf[r]
-        y = r - pt
-        if y < 0 or y >= H:
-            for i in range(WpC):
-                row[i] = 0.0
-            continue
-        src = plane[y].reshape(-1)
-        for i in range(pl * CB):
-            row[i] = 0.0
-        for i in range(W * CB):
-            row[pl * CB + i] = src[i]
-        for i in range((pl + W) * CB, WpC):
-            row[i] = 0.0
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, act, resb, has_res, outb, n, cb):
+def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, outb, n, cb):
     """TW output pixels (oy, ox0 ..) of block cb: accumulators in registers, each pixel a
     named offset (as in the pointwise k loops: a loop over pixels stayed in memory).
     Pixels past the row's end re-read the last one and are not written."""
@@ -319,29 +312,30 @@ def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, act, resb, has_res, outb, n, cb):
     o7 = min(ox0 + 7, Wo - 1) * st
     for ky in range(KH):
         row = buf[oy * sh + ky]
+        # one slice per pixel and row, indexed by kx * CB + j: an index ``offset + j``
+        # with a run-time offset made Numba emit its negative-index wraparound and LLVM
+        # turned the loads into gathers; a slice per tap cost more than its 8 FMAs
+        x0, x1, x2, x3 = row[o0:], row[o1:], row[o2:], row[o3:]
+        x4, x5, x6, x7 = row[o4:], row[o5:], row[o6:], row[o7:]
+        wk = wd[ky]
         for kx in range(KW):
-            wv = wd[ky, kx]
-            # one slice per pixel, indexed from 0: an index ``offset + j`` made Numba
-            # emit its negative-index wraparound and LLVM turned the loads into gathers
+            wv = wk[kx]
             c = kx * CB
-            x0, x1, x2, x3 = row[c + o0:], row[c + o1:], row[c + o2:], row[c + o3:]
-            x4, x5, x6, x7 = row[c + o4:], row[c + o5:], row[c + o6:], row[c + o7:]
             for j in range(CB):
                 u = wv[j]
-                acc[j] += x0[j] * u
-                acc[CB + j] += x1[j] * u
-                acc[2 * CB + j] += x2[j] * u
-                acc[3 * CB + j] += x3[j] * u
-                acc[4 * CB + j] += x4[j] * u
-                acc[5 * CB + j] += x5[j] * u
-                acc[6 * CB + j] += x6[j] * u
-                acc[7 * CB + j] += x7[j] * u
+                acc[j] += x0[c + j] * u
+                acc[CB + j] += x1[c + j] * u
+                acc[2 * CB + j] += x2[c + j] * u
+                acc[3 * CB + j] += x3[c + j] * u
+                acc[4 * CB + j] += x4[c + j] * u
+                acc[5 * CB + j] += x5[c + j] * u
+                acc[6 * CB + j] += x6[c + j] * u
+                acc[7 * CB + j] += x7[c + j] * u
     o = outb[n, cb, oy].reshape(-1)[ox0 * CB:(ox0 + tw) * CB]
     for i in range(TW):
         if i < tw:
             for j in range(CB):
                 o[i * CB + j] = acc[i * CB + j]
-    epilogue(o, resb[n, cb, oy].reshape(-1)[ox0 * CB:(ox0 + tw) * CB] if has_res else None, act)
 
 
 # ---- the two entry points (engine/ops.py calls them; arguments already checked) ---------
@@ -355,9 +349,11 @@ def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None):
     out = np.empty((N, blocks(cout), H, W, CB), np.float32)
     P = H * W
     res = NO_RES5 if residual is None else residual
+    tiles = N * (blocks(cout) + NB - 1) // NB * ((P + MP - 1) // MP)
+    per_task = max(1, min(PW_PIXELS // MP, tiles // (TASKS_PER_THREAD * numba.get_num_threads())))
     _pointwise(xb.reshape(N, xb.shape[1], P * CB), wp, bias_p, act,
                res.reshape(res.shape[0], res.shape[1], -1), residual is not None,
-               out.reshape(N, out.shape[1], P * CB))
+               out.reshape(N, out.shape[1], P * CB), per_task * MP)
     return out
 
 
@@ -371,7 +367,8 @@ def depthwise_blocked(xb, wd, bias_p, stride, padding, act, residual=None):
     Wo = (W + pl + pr - KW) // sw + 1
     out = np.empty((N, Cb, Ho, Wo, CB), np.float32)
     _depthwise(xb, wd, bias_p, sh, sw, pt, pl, act,
-               NO_RES5 if residual is None else residual, residual is not None, out)
+               NO_RES5 if residual is None else residual, residual is not None, out,
+               numba.get_num_threads())
     return out
 
 

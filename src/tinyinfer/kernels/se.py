@@ -16,8 +16,9 @@ import numpy as np
 
 from ..engine.costs import Cost
 from ..errors import InputError
-from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar, activation
+from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
 from .common import FASTMATH, check_act, float32_array
+from .linear import linear
 
 
 # reassoc + contract: lets LLVM vectorize the pooling sum and the FC dot products (SIMD
@@ -100,9 +101,11 @@ def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expan
     layout.py passes it the blocked output of a depthwise conv); returns the same layout.
     The weights are checked as squeeze_excite's, for C = the rows of w_expand.
 
-    Three steps, not one kernel: the two FCs are (N, C) x (C, Crd) products, done by NumPy,
-    and the activations by activations.py's kernel; a single Numba kernel with both FC
-    loops and two activation ladders took 9 s to compile on a cold cache (these: ~2 s)."""
+    Three steps, not one kernel: the two FCs are linear.py's (compiled for every network's
+    classifier anyway); a single Numba kernel with both FC loops and two activation ladders
+    took 9 s to compile on a cold cache. Not NumPy's matmul: at batch 8 OpenBLAS's own
+    threads kept spinning after each product and starved the next Numba kernel's (one SE
+    layer 58 us -> 11.9 ms; measured on the Zen 4)."""
     N, Cb, H, W, CB = xb.shape
     C = _fc_weight(w_expand, "w_expand", None, None, "(C, Crd)").shape[0]
     if not C <= Cb * CB:
@@ -113,9 +116,9 @@ def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expan
     x3 = xb.reshape(N, Cb, H * W, CB)
     s = np.empty((N, Cb * CB), np.float32)
     _pool_blocked(x3, s)
-    z = activation(s[:, :C] @ w_r.T + b_r, act)
+    z = linear(np.ascontiguousarray(s[:, :C]), w_r, b_r, act)
     g = np.zeros((N, Cb * CB), np.float32)               # padded channels: gate 0
-    g[:, :C] = activation(z @ w_e.T + b_e, gate)
+    g[:, :C] = linear(z, w_e, b_e, gate)
     out = np.empty_like(xb)
     _scale_blocked(x3, g, out.reshape(N, Cb, H * W, CB))
     return out
