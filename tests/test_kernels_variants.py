@@ -41,7 +41,8 @@ def test_every_variant_matches_the_reference(c):
 # The module docstring's table, one row per branch, on the layers that take each branch.
 # (N, Cin, H, W), (Cout, Cin/groups, KH, KW), stride, padding, groups -> variant on AVX2,
 # variant on AVX-512 (engine/conv_variant.gemm_wins: gemm from K = 64 on AVX2, 24 on AVX-512;
-# winograd_wins: 3x3 stride 1 from 64 input channels, or 16 on maps of up to 1024 pixels)
+# winograd_wins: 3x3 stride 1 from 64 input channels, or 16 on maps of up to 1024 pixels;
+# on AVX-512 from 32 2x2 tiles over the batch)
 DISPATCH = [
     ((1, 32, 112, 112), (32, 1, 3, 3), 1, 1, 32, "depthwise", "depthwise"),  # MBv2 3x3 dw
     ((1, 16, 14, 14), (32, 1, 5, 5), 2, 2, 16, "depthwise", "depthwise"),    # mult. 2, 5x5 s2
@@ -49,7 +50,8 @@ DISPATCH = [
     ((1, 48, 56, 56), (48, 16, 3, 3), 1, 1, 3, "grouped", "grouped"),        # RegNet width 16
     ((1, 160, 7, 7), (960, 160, 1, 1), 1, 0, 1, "gemm", "gemm"),        # 7x7 expand: 49 px
     ((1, 32, 7, 7), (192, 32, 1, 1), 1, 0, 1, "dot", "gemm"),           # 49 px, K = 32
-    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "winograd", "winograd"),   # ResNet 3x3 on 7x7
+    ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "winograd", "gemm"),       # 7x7: 16 tiles
+    ((2, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1, "winograd", "winograd"),   # 2 images: 32 tiles
     ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, "winograd", "winograd"),  # ResNet 3x3 @56x56
     ((1, 32, 56, 56), (32, 32, 3, 3), 1, 1, 1, "gemm", "gemm"),         # 32 in, 3136 px
     ((1, 16, 28, 28), (24, 16, 3, 3), 1, 1, 1, "winograd", "winograd"),  # 16 in, 784 px

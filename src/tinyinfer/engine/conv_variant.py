@@ -11,7 +11,7 @@ asks it whether a slice of input channels gives a slice of output channels:
     "pointwise"  groups == 1, 1x1 kernel
     "dense"      groups == 1, any larger kernel
 
-``conv_variant(w_shape, groups, stride, padding, out_pixels, dilation)`` -- which of the
+``conv_variant(w_shape, groups, stride, padding, out_pixels, dilation, batch)`` -- which of the
 kernel's loops runs it (kernels/conv.py's dispatch table; the loops are described there):
 
     "depthwise"  one input channel per group, and a kernel or stride larger than 1:
@@ -19,7 +19,8 @@ kernel's loops runs it (kernels/conv.py's dispatch table; the loops are describe
                  a depthwise conv with channel multiplier Cout).
     "grouped"    several input channels per group, kernel larger than 1x1: direct loop
     "winograd"   3x3, stride 1, no dilation, groups == 1, and ``winograd_wins`` (64+ input
-                 channels, or 16+ on maps of up to WINOGRAD_SMALL_MAP output pixels):
+                 channels, or 16+ on maps of up to WINOGRAD_SMALL_MAP output pixels; on
+                 AVX-512 also WINOGRAD_MIN_TILES 2x2 tiles over the batch):
                  kernels/conv_winograd.py's F(2x2, 3x3), 2.25x fewer multiplies
     "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): columns of
                  K = Cin*KH*KW >= 24 (AVX-512) or 64 (AVX2), on 32+ (AVX-512) or 16+
@@ -121,6 +122,15 @@ GEMM_MIN_K_4KB = 24
 WINOGRAD_MIN_CIN = 64
 WINOGRAD_SMALL_MAP = 1024          # pixels; from 16 input channels up
 WINOGRAD_SMALL_MAP_MIN_CIN = 16
+# On AVX-512 the 16 products' panels are NR = 64 tiles wide, and a 7x7 map has 16 tiles
+# of 2x2 outputs per image: at batch 1 three quarters of every panel is padding.
+# Measured 2026-12-03 on the 2-core AMD EPYC Zen 4 (AVX-512), 2 threads, ReLU, ms
+# winograd / gemm / dot: 512->512 @7x7 6.24 / 2.21 / 2.10 (ResNet-18's three such layers
+# took 11.7 of its 35 ms), 160->160 @7 0.47 / 0.39 / 0.34; at batch 8 (128 tiles) 512 @7
+# 9.6 / 17.7 / 17.5; @14x14 (49 tiles) 256 1.22 / 2.26 / 2.06, 64 0.22 / 0.33 / 0.31,
+# 32 0.115 / 0.158 / 0.146. So winograd needs this many tiles per product (batch x tiles
+# per image) there; on AVX2 (NR = 16) 16 tiles won (the table above, @7x7).
+WINOGRAD_MIN_TILES = 32 if AVX512 else 0
 
 # Below this many pixels per image, rows are too short to vectorize well (a 7x7 map is 49
 # floats: 3 vectors and a scalar tail), so convs without groups switch to the dot-product
@@ -145,28 +155,33 @@ def gemm_wins(w_shape, groups: int, padding, out_pixels: int) -> bool:
     return cin_g * kh * kw >= min_k and out_pixels >= GEMM_MIN_PIXELS
 
 
-def winograd_wins(w_shape, groups: int, stride, out_pixels: int, dilation=(1, 1)) -> bool:
-    """Whether the "winograd" loop runs this conv (the numbers above)."""
+def winograd_wins(w_shape, groups: int, stride, out_pixels: int, dilation=(1, 1),
+                  batch: int = 1, out_hw=None) -> bool:
+    """Whether the "winograd" loop runs this conv (the numbers above). ``out_hw``: the
+    output map (Ho, Wo), for its count of 2x2 tiles (else a square map of out_pixels)."""
     _, cin_g, kh, kw = w_shape
     if not (kh == kw == 3 and groups == 1 and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1)):
+        return False
+    ho, wo = out_hw if out_hw is not None else (round(out_pixels ** 0.5),) * 2
+    if batch * ((ho + 1) // 2) * ((wo + 1) // 2) < WINOGRAD_MIN_TILES:
         return False
     return cin_g >= WINOGRAD_MIN_CIN or (out_pixels <= WINOGRAD_SMALL_MAP
                                          and cin_g >= WINOGRAD_SMALL_MAP_MIN_CIN)
 
 
 def conv_variant(w_shape, groups: int, stride, padding, out_pixels: int,
-                 dilation=(1, 1)) -> str:
+                 dilation=(1, 1), batch: int = 1, out_hw=None) -> str:
     """One of CONV_VARIANTS: the loop that runs a conv with weight (Cout, Cin/groups, KH,
-    KW), stride (sh, sw), padding (top, bottom, left, right), Ho*Wo output pixels and
-    dilation (dh, dw)."""
+    KW), stride (sh, sw), padding (top, bottom, left, right), Ho*Wo output pixels (out_hw:
+    (Ho, Wo) if known), dilation (dh, dw), on ``batch`` images."""
     _, cin_g, kh, kw = w_shape
     one_by_one = kh == kw == 1
     if cin_g == 1 and not (one_by_one and tuple(stride) == (1, 1)):
         return "depthwise"
     if conv_class(w_shape, groups) == "grouped" and not one_by_one:
         return "grouped"
-    if winograd_wins(w_shape, groups, stride, out_pixels, dilation):
+    if winograd_wins(w_shape, groups, stride, out_pixels, dilation, batch, out_hw):
         return "winograd"
     if gemm_wins(w_shape, groups, padding, out_pixels):
         return "gemm"

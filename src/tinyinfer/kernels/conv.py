@@ -228,9 +228,10 @@ VARIANTS = {
 
 def choose_variant(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1) -> str:
     """The name of the variant conv2d runs for these shapes (a key of VARIANTS)."""
-    _, _, ho, wo = conv2d_out_shape(x_shape, w_shape, stride, padding, dilation)
+    n, _, ho, wo = conv2d_out_shape(x_shape, w_shape, stride, padding, dilation)
     return conv_variant(tuple(w_shape), int(groups), _pair(stride, "stride", 1),
-                        normalize_padding(padding), ho * wo, _pair(dilation, "dilation", 1))
+                        normalize_padding(padding), ho * wo, _pair(dilation, "dilation", 1),
+                        n, (ho, wo))
 
 
 def supported_variants(x_shape, w_shape, padding=0, groups=1, stride=1, dilation=1) -> list:
@@ -266,7 +267,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
     kh, kw = weight.shape[2], weight.shape[3]
     if variant is None:
         variant = conv_variant(weight.shape, groups, stride, padding,
-                               out_shape[2] * out_shape[3], dilation)
+                               out_shape[2] * out_shape[3], dilation, out_shape[0],
+                               out_shape[2:])
     elif not isinstance(variant, str) or variant not in VARIANTS:
         raise InputError(f"unknown conv variant {variant!r}; known: {', '.join(VARIANTS)}")
     elif not VARIANTS[variant].supports(cin, kh, kw, padding, groups, stride, dilation):
