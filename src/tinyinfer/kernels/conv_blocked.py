@@ -202,9 +202,10 @@ def _pw_k7(xn, w0, w1, base, last, Cib, acc):
     o0, o1, o2, o3 = base, base + min(CB, last), base + min(2 * CB, last), \
         base + min(3 * CB, last)
     o4, o5, o6 = base + min(4 * CB, last), base + min(5 * CB, last), base + min(6 * CB, last)
-    for ib in range(Cib):
+    ncb = w0.shape[1]      # = CB, but a run-time trip count: LLVM then keeps this loop
+    for ib in range(Cib):  # rolled (fully unrolled, 16 x the tile: +0.5 s of compile)
         xb = xn[ib]
-        for ci in range(CB):
+        for ci in range(ncb):
             k = ib * CB + ci
             wa = w0[k]
             wb = w1[k]
@@ -233,9 +234,10 @@ def _pw_k7(xn, w0, w1, base, last, Cib, acc):
 def _pw_k5(xn, w0, w1, base, last, Cib, acc):
     o0, o1, o2 = base, base + min(CB, last), base + min(2 * CB, last)
     o3, o4 = base + min(3 * CB, last), base + min(4 * CB, last)
-    for ib in range(Cib):
+    ncb = w0.shape[1]      # = CB, but a run-time trip count: LLVM then keeps this loop
+    for ib in range(Cib):  # rolled (fully unrolled, 16 x the tile: +0.5 s of compile)
         xb = xn[ib]
-        for ci in range(CB):
+        for ci in range(ncb):
             k = ib * CB + ci
             wa = w0[k]
             wb = w1[k]
