@@ -38,7 +38,7 @@ import copy
 
 from ..kernels import conv_blocked as CBK
 from .graph import Graph
-from .ops import infer_shapes
+from .ops import conv_geometry, infer_shapes
 
 MAX_PIXELS = 196            # output pixels per image: 14x14
 # A run of blocked convs pays one layout conversion per NCHW value it reads and per output
@@ -57,9 +57,7 @@ def _eligible(node, shapes) -> bool:
     if node.kind != "conv2d":
         return False
     a = node.attrs
-    padding = a["padding"]
-    if padding == "same":
-        return False                       # TF padding: resolved per shape in ops.py
+    _, padding, _ = conv_geometry(node, shapes[node.inputs[0]])   # TF "same": this shape
     return (out[2] * out[3] <= MAX_PIXELS
             and CBK.supports(node.param_shapes["weight"], a["groups"], a["stride"], padding,
                              a["dilation"]))

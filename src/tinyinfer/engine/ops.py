@@ -54,7 +54,8 @@ from ..kernels import tensor_ops as T
 
 
 # ---- convolution (standard, group, depthwise, pointwise: the kernel dispatches) --------
-def _conv_geometry(node, in_shape=None):
+def conv_geometry(node, in_shape=None):
+    """(stride, padding (top, bottom, left, right), dilation) of a conv node on in_shape."""
     a = node.attrs
     padding = a["padding"]
     if padding == "same":
@@ -78,19 +79,19 @@ def _conv_shape(node, in_shapes):
     if in_shapes[0][1] != w[1] * groups:   # conv_class relies on Cin = Cin/groups * groups
         raise InputError(f"{node.name}: input has {in_shapes[0][1]} channels but weight {w} "
                          f"with groups={groups} expects {w[1] * groups}")
-    stride, padding, dilation = _conv_geometry(node, in_shapes[0])
+    stride, padding, dilation = conv_geometry(node, in_shapes[0])
     return C.conv2d_out_shape(in_shapes[0], w, stride, padding, dilation)
 
 
 def _conv_cost(node, in_shapes, out_shape):
-    stride, padding, dilation = _conv_geometry(node, in_shapes[0])
+    stride, padding, dilation = conv_geometry(node, in_shapes[0])
     return C.conv2d_cost(in_shapes[0], node.param_shapes["weight"], stride, padding, dilation,
                          node.attrs["groups"], act=node.attrs.get("act", 0),
                          has_bias="bias" in node.param_shapes, residual=len(in_shapes) > 1)
 
 
 def _conv_run(node, inputs):
-    stride, padding, dilation = _conv_geometry(node, inputs[0].shape)
+    stride, padding, dilation = conv_geometry(node, inputs[0].shape)
     if node.attrs.get("blocked"):          # marked by layout.py for this input shape
         act = node.attrs.get("act", 0)
         if act and len(inputs) > 1 and node.attrs.get("act_after_residual"):
