@@ -139,3 +139,21 @@ def test_blocked_squeeze_excite_matches_torch(n, c, red, h, w, seed, acts):
     got = CBK.from_blocked(squeeze_excite_blocked(CBK.to_blocked(x), w_r, b_r, w_e, b_e,
                                                   act, gate), c)
     np.testing.assert_allclose(got, want, **tol(c))
+
+
+@pytest.mark.parametrize("case, match", [
+    (dict(x=np.zeros((1, 8, 5, 5), np.float64)), "float32"),
+    (dict(w=np.zeros((8, 8, 3, 3), np.float32)), "use conv2d"),                 # dense 3x3
+    (dict(stride=2), "use conv2d"),                                              # strided 1x1
+    (dict(x=np.zeros((1, 9, 5, 5), np.float32)), r"needs \(N, 8, H, W\)"),
+    (dict(x=np.zeros((1, 3, 5, 5, CBK.CB), np.float32)), "needs"),               # 3 blocks
+    (dict(residual=np.zeros((1, 8, 4, 5), np.float32)), "the output is"),
+    (dict(bias=np.zeros(7, np.float32)), "bias must have shape"),
+])
+def test_blocked_conv_bad_input(case, match):
+    """Arguments a jitted kernel would misread (or crash on) raise one InputError."""
+    from tinyinfer.errors import InputError
+    a = dict(x=np.zeros((1, 8, 5, 5), np.float32), w=np.zeros((8, 8, 1, 1), np.float32),
+             bias=None, stride=1, residual=None) | case
+    with pytest.raises(InputError, match=match):
+        CBK.conv2d_blocked(a["x"], a["w"], a["bias"], a["stride"], 0, 1, 0, a["residual"])

@@ -38,7 +38,9 @@ import numba
 import numpy as np
 
 from ..cpu import VECTOR_FLOATS
-from .common import FASTMATH, cached_derived, epilogue, stack_empty
+from ..errors import InputError
+from .common import FASTMATH, cached_derived, check_array, check_bias, epilogue, stack_empty
+from .conv import normalize_padding
 
 CB = VECTOR_FLOATS                  # channels per block: one vector register
 # Pointwise tile: MP pixels x NB output blocks of accumulators (14 of 32 zmm registers on
@@ -131,7 +133,8 @@ def pack_depthwise(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(p.reshape(blocks(c), CB, kh, kw).transpose(0, 2, 3, 1))
 
 
-def pad_bias(bias: np.ndarray, c: int) -> np.ndarray:
+def pad_bias(bias, c: int) -> np.ndarray:
+    """(c,) bias (or a scalar) -> (ceil(c/CB) * CB,), zeros past c."""
     out = np.zeros(blocks(c) * CB, np.float32)
     out[:c] = bias
     return out
@@ -351,7 +354,7 @@ def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None):
     out = np.empty((N, blocks(cout), H, W, CB), np.float32)
     P = H * W
     res = NO_RES5 if residual is None else residual
-    tiles = N * (blocks(cout) + NB - 1) // NB * ((P + MP - 1) // MP)
+    tiles = N * ((blocks(cout) + NB - 1) // NB) * ((P + MP - 1) // MP)
     per_task = max(1, min(PW_PIXELS // MP, tiles // (TASKS_PER_THREAD * numba.get_num_threads())))
     _pointwise(xb.reshape(N, xb.shape[1], P * CB), wp, bias_p, act,
                res.reshape(res.shape[0], res.shape[1], -1), residual is not None,
@@ -378,9 +381,14 @@ def conv2d_blocked(x, weight, bias, stride, padding, groups, act, residual=None,
                    blocked_out=True) -> np.ndarray:
     """The engine's entry: a pointwise (1x1, stride 1, no padding) or depthwise conv
     (``supports``) on x blocked (5-D) or NCHW (4-D, converted first); residual likewise.
+    stride: int or (sh, sw); padding as conv2d's (int, (ph, pw) or (top, bottom, left,
+    right)).
     ``act``: an activation code, activations.AFTER_RESIDUAL included. The packed weight and
     bias are made once into ``cache`` (an engine node's). Returns the blocked output, or
     NCHW if not ``blocked_out``."""
+    stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride, stride)
+    padding = normalize_padding(padding)
+    x, weight, bias, residual = _check(x, weight, bias, stride, padding, groups, residual)
     cout = weight.shape[0]
     if x.ndim == 4:
         x = to_blocked(x)
@@ -388,19 +396,44 @@ def conv2d_blocked(x, weight, bias, stride, padding, groups, act, residual=None,
         residual = to_blocked(residual)
     depthwise = groups > 1
     pack = pack_depthwise if depthwise else pack_pointwise
-    wp = cached_derived(cache, "blocked", weight, pack, 4) if cache is not None else None
-    if wp is None:
-        wp = pack(weight)
-    bias = np.zeros(cout, np.float32) if bias is None else bias
-    bp = cached_derived(cache, "blocked_bias", bias, lambda b: pad_bias(b, cout), 1) \
-        if cache is not None else None
-    if bp is None:
-        bp = pad_bias(bias, cout)
+    cache = {} if cache is None else cache
+    wp = cached_derived(cache, "blocked", weight, pack, 4)
+    bp = (cached_derived(cache, "blocked_bias", weight, lambda w: pad_bias(0, cout), 4)
+          if bias is None else cached_derived(cache, "blocked_bias", bias,
+                                             lambda b: pad_bias(b, cout), 1))
     if depthwise:
         y = depthwise_blocked(x, wp, bp, stride, padding, act, residual)
     else:
         y = pointwise_blocked(x, wp, bp, cout, act, residual)
     return y if blocked_out else from_blocked(y, cout)
+
+
+def _check(x, weight, bias, stride, padding, groups, residual):
+    """conv2d_blocked's arguments, or one InputError saying what is wrong."""
+    x = check_array(x, "x", (4, 5))
+    weight = check_array(weight, "weight", 4)
+    cout, cin_g = weight.shape[:2]
+    if not supports(weight.shape, groups, stride, padding, (1, 1)):
+        raise InputError(f"conv2d_blocked runs 1x1 convs (stride 1, no padding, groups 1) and "
+                         f"depthwise convs (groups = channels); got weight {weight.shape}, "
+                         f"groups {groups}, stride {stride}, padding {padding}: use conv2d")
+    cin = cin_g * groups
+    if (x.shape[1] != cin if x.ndim == 4 else
+            (x.shape[1] != blocks(cin) or x.shape[4] != CB)):
+        want = f"(N, {cin}, H, W)" if x.ndim == 4 else f"(N, {blocks(cin)}, H, W, {CB})"
+        raise InputError(f"x has shape {x.shape}; weight {weight.shape} with groups {groups} "
+                         f"needs {want}")
+    bias = None if bias is None else check_bias(bias, cout, "one per output channel")
+    if residual is not None:
+        residual = check_array(residual, "residual", (4, 5))
+        (sh, sw), (pt, pb, pl, pr) = stride, padding
+        ho = (x.shape[2] + pt + pb - weight.shape[2]) // sh + 1
+        wo = (x.shape[3] + pl + pr - weight.shape[3]) // sw + 1
+        want = ((x.shape[0], cout, ho, wo) if residual.ndim == 4 else
+                (x.shape[0], blocks(cout), ho, wo, CB))
+        if residual.shape != want:
+            raise InputError(f"residual has shape {residual.shape}; the output is {want}")
+    return x, weight, bias, residual
 
 
 def supports(w_shape, groups, stride, padding, dilation) -> bool:
