@@ -275,7 +275,7 @@ def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
     Ho, Wo = outb.shape[2], outb.shape[3]
     KH, KW = wd.shape[1], wd.shape[2]
     Hp = max(pt + H, (Ho - 1) * sh + KH)            # padded rows / columns the taps reach
-    Wp = max(pl + W, (Wo - 1) * sw + KW)
+    Wp = max(pl + W, ((Wo + TW - 1) // TW * TW - 1) * sw + KW)   # whole tiles: slack
     tasks = N * Cb
     nchunks = min(nchunks, tasks)
     for chunk in numba.prange(nchunks):
@@ -288,21 +288,37 @@ def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
                 row = buf[pt + y, pl * CB:]
                 for i in range(W * CB):
                     row[i] = src[i]
+            wc = wd[cb]
+            bb = bias[cb * CB:cb * CB + CB]
             for oy in range(Ho):
                 for ox0 in range(0, Wo, TW):
-                    _dw_tile(buf, wd[cb], bias[cb * CB:cb * CB + CB], sh, sw, oy, ox0, outb,
-                             n, cb)
+                    _dw_tile(buf, wc, bb, sh, sw, oy, ox0, outb, n, cb)
             # the activation and residual once per plane: per 8-pixel tile, the calls into
             # the activation code cost 40% of a 7x7 layer
             epilogue(outb[n, cb].reshape(-1), resb[n, cb].reshape(-1) if has_res else None,
                      act)
 
 
+@numba.njit(inline="always", cache=True)
+def _dw_taps(x0, wv, c, st, acc):
+    """acc[i] += x0[c + i*st : +CB] * wv for the TW pixels i; ``st`` a literal at both
+    call sites, so every offset is a constant."""
+    for j in range(CB):
+        u = wv[j]
+        acc[j] += x0[c + j] * u
+        acc[CB + j] += x0[c + st + j] * u
+        acc[2 * CB + j] += x0[c + 2 * st + j] * u
+        acc[3 * CB + j] += x0[c + 3 * st + j] * u
+        acc[4 * CB + j] += x0[c + 4 * st + j] * u
+        acc[5 * CB + j] += x0[c + 5 * st + j] * u
+        acc[6 * CB + j] += x0[c + 6 * st + j] * u
+        acc[7 * CB + j] += x0[c + 7 * st + j] * u
+
+
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, outb, n, cb):
     """TW output pixels (oy, ox0 ..) of block cb: accumulators in registers, each pixel a
-    named offset (as in the pointwise k loops: a loop over pixels stayed in memory).
-    Pixels past the row's end re-read the last one and are not written."""
+    named offset (as in the pointwise k loops: a loop over pixels stayed in memory)."""
     Wo = outb.shape[3]
     KH, KW = wd.shape[0], wd.shape[1]
     tw = min(TW, Wo - ox0)
@@ -310,32 +326,20 @@ def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, outb, n, cb):
     for i in range(TW):
         for j in range(CB):
             acc[i * CB + j] = bb[j]
-    st = sw * CB
-    o0 = ox0 * st
-    o1, o2, o3 = min(ox0 + 1, Wo - 1) * st, min(ox0 + 2, Wo - 1) * st, min(ox0 + 3, Wo - 1) * st
-    o4, o5, o6 = min(ox0 + 4, Wo - 1) * st, min(ox0 + 5, Wo - 1) * st, min(ox0 + 6, Wo - 1) * st
-    o7 = min(ox0 + 7, Wo - 1) * st
+    # One slice per input row, the 8 pixels at constant offsets from it (one loop per
+    # stride, see supports): with run-time offsets Numba's negative-index wraparound
+    # turned the loads into gathers, and a slice per pixel cost more than the multiply-
+    # adds it fed (~280 cycles per tile of 72). The buffer has slack columns, so pixels of
+    # a tile past the row's end read zeros (and are not written).
     for ky in range(KH):
-        row = buf[oy * sh + ky]
-        # one slice per pixel and row, indexed by kx * CB + j: an index ``offset + j``
-        # with a run-time offset made Numba emit its negative-index wraparound and LLVM
-        # turned the loads into gathers; a slice per tap cost more than its 8 FMAs
-        x0, x1, x2, x3 = row[o0:], row[o1:], row[o2:], row[o3:]
-        x4, x5, x6, x7 = row[o4:], row[o5:], row[o6:], row[o7:]
+        x0 = buf[oy * sh + ky, ox0 * sw * CB:]
         wk = wd[ky]
-        for kx in range(KW):
-            wv = wk[kx]
-            c = kx * CB
-            for j in range(CB):
-                u = wv[j]
-                acc[j] += x0[c + j] * u
-                acc[CB + j] += x1[c + j] * u
-                acc[2 * CB + j] += x2[c + j] * u
-                acc[3 * CB + j] += x3[c + j] * u
-                acc[4 * CB + j] += x4[c + j] * u
-                acc[5 * CB + j] += x5[c + j] * u
-                acc[6 * CB + j] += x6[c + j] * u
-                acc[7 * CB + j] += x7[c + j] * u
+        if sw == 1:
+            for kx in range(KW):
+                _dw_taps(x0, wk[kx], kx * CB, CB, acc)
+        else:
+            for kx in range(KW):
+                _dw_taps(x0, wk[kx], kx * CB, 2 * CB, acc)
     o = outb[n, cb, oy].reshape(-1)[ox0 * CB:(ox0 + tw) * CB]
     for i in range(TW):
         if i < tw:
@@ -444,4 +448,4 @@ def supports(w_shape, groups, stride, padding, dilation) -> bool:
         return False
     if groups == 1:
         return kh == kw == 1 and tuple(stride) == (1, 1) and not any(padding)
-    return cin_g == 1 and groups == cout
+    return cin_g == 1 and groups == cout and tuple(stride) in ((1, 1), (2, 2), (1, 2), (2, 1))
