@@ -75,14 +75,16 @@ def test_layout_round_trip_and_padding_channels():
 
 
 def test_which_convs_run_blocked():
-    """MobileNetV2 at 224: the convs of the 14x14 and 7x7 stages (blocks 7-17 and the last
-    1x1: 3 per block, but block 7's expand reads a 28x28 map: its output is 28x28 too)
-    and nothing else; every value passed between them stays blocked, and what other
-    kinds read (the pooled head) is converted back by its producer."""
+    """MobileNetV2 at 224, two images: the convs of the 14x14 and 7x7 stages (blocks 7-17
+    and the last 1x1: 3 per block, but block 7's expand reads a 28x28 map: its output is
+    28x28 too) and nothing else; every value passed between them stays blocked, and what
+    other kinds read (the pooled head) is converted back by its producer. One image: the
+    28x28 stage too (block 4's depthwise, which reads the 56x56 expand, and its project;
+    blocks 5-7 whole): 9 more."""
     m = tinyinfer.load("mobilenet_v2", weights=None)
-    run, stored = layout.assign(m.plan, (1, 3, 224, 224))
-    marked = layout.for_shape(m.plan, (1, 3, 224, 224))
-    assert layout.for_shape(m.plan, (1, 3, 224, 224)) is marked        # cached per shape
+    run, stored = layout.assign(m.plan, (2, 3, 224, 224))
+    marked = layout.for_shape(m.plan, (2, 3, 224, 224))
+    assert layout.for_shape(m.plan, (2, 3, 224, 224)) is marked        # cached per shape
     blocked = [n for n in marked if n.attrs.get("blocked")]
     assert len(blocked) == len(run) == 2 + 3 * 10 + 1
     assert all(n.kind == "conv2d" for n in blocked)
@@ -93,7 +95,9 @@ def test_which_convs_run_blocked():
         assert n.attrs["blocked_out"] == (n.name in stored)
         assert n.attrs["blocked_out"] == all(r.attrs.get("blocked") for r in readers)
     assert not head.attrs.get("blocked")
-    assert layout.assign(m.plan, (1, 3, 32, 32))[0] >= run      # small input: more blocked
+    one, _ = layout.assign(m.plan, (1, 3, 224, 224))
+    assert one > run and len(one) == len(run) + 2 + 3 + 3 + 1
+    assert layout.assign(m.plan, (2, 3, 32, 32))[0] >= run      # small input: more blocked
     assert not any(n.attrs.get("blocked") for n in m.plan)        # the plan itself unchanged
 
 
@@ -106,6 +110,7 @@ def test_network_blocked_equals_nchw(shape, monkeypatch):
     got = m(x)
     assert any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
     monkeypatch.setattr(layout, "MAX_PIXELS", 0)
+    monkeypatch.setattr(layout, "MAX_PIXELS_ONE_IMAGE", 0)
     m.plan.layouts.clear()
     assert not any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
     want = m(x)

@@ -29,8 +29,11 @@ Whole networks (one process, ms, blocked up to 14x14 / up to 28x28 output pixels
 MobileNetV2 7.11 / 6.85, EfficientNet-B0 10.1 / 9.7, MnasNet 6.95 / 7.27, ShuffleNetV2 5.94
 / 6.19; batch 8 MobileNetV2 59.1 / 64.7, EfficientNet-B0 83.3 / 75.7, MnasNet 47.5 / 45.1,
 MobileNetV3-L 40.3 / 40.2 (NCHW everywhere: 9.40, 12.6, 9.91, 6.39; 71.8, 91.0, 62.0, 51.2).
-Even, so the smaller threshold: blocked when the conv's output map has at most MAX_PIXELS
-pixels.
+After the depthwise kernel's constant pixel offsets (same comparison, one process, 14x14 /
+28x28): batch 1 MobileNetV2 8.13 / 7.51, EfficientNet-B0 11.3 / 10.4, MnasNet 7.60 / 7.30,
+MobileNetV3-L 6.92 / 6.62; batch 8 MobileNetV2 62.9 / 68.7, EfficientNet-B0 84.4 / 87.2,
+MnasNet 53.4 / 49.6. Hence: blocked when the conv's output map has at most MAX_PIXELS
+pixels, MAX_PIXELS_ONE_IMAGE for a single image.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from .graph import Graph
 from .ops import conv_geometry, infer_shapes
 
 MAX_PIXELS = 196            # output pixels per image: 14x14
+MAX_PIXELS_ONE_IMAGE = 784  # at batch 1: 28x28 (measured below, after the depthwise change)
 # A run of blocked convs pays one layout conversion per NCHW value it reads and per output
 # it hands to another kind of node; it is kept only with this many values passed blocked
 # per conversion. Measured 2026-12-03 (Zen 4, batch 8, ms NCHW / blocked with no such
@@ -52,13 +56,14 @@ MIN_STORED_PER_CONVERSION = 2
 
 def _eligible(node, shapes) -> bool:
     out = shapes[node.name]
+    limit = MAX_PIXELS_ONE_IMAGE if out[0] == 1 else MAX_PIXELS
     if node.kind == "se":                  # a squeeze-excite between blocked convs
-        return out[2] * out[3] <= MAX_PIXELS
+        return out[2] * out[3] <= limit
     if node.kind != "conv2d":
         return False
     a = node.attrs
     _, padding, _ = conv_geometry(node, shapes[node.inputs[0]])   # TF "same": this shape
-    return (out[2] * out[3] <= MAX_PIXELS
+    return (out[2] * out[3] <= limit
             and CBK.supports(node.param_shapes["weight"], a["groups"], a["stride"], padding,
                              a["dilation"]))
 
