@@ -9,6 +9,7 @@ published figure, plus half a unit of its last printed digit (2.1M means 2.05M..
 """
 import pytest
 import timm
+import torch
 
 import tinyinfer
 from tinyinfer.errors import InputError
@@ -108,7 +109,8 @@ def test_parity_before_and_after_timm_reparameterize(name):
     branch, the identity branches included) matches timm's model as trained AND after its
     own reparameterize, at batch 2 and an odd 97 (odd sizes through every stride 2). S0 has
     4 conv branches, S4 squeeze-excite."""
-    ref = randomize(timm.create_model(name), seed=5)
+    torch.manual_seed(5)    # timm's own init (unseeded, some draws of S4 are ill-conditioned:
+    ref = randomize(timm.create_model(name), seed=5)    # see reference_registry.reference)
     model = tinyinfer.load(name, weights=state_dict_numpy(ref))
     x = image_batch(2, 97, seed=97)
     got = model(x)

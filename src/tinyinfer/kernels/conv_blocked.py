@@ -20,9 +20,8 @@ holds CB channels of ONE pixel, so every loop is whole vectors whatever the map 
               input needs no packing, it already is a GEMM panel; MP pixels x NB output
               blocks of accumulators in registers)
 
-The engine keeps a run of such convs in this layout (engine/passes.py's block_channels:
-MobileNetV2's expand -> depthwise -> project chains) and converts only where the run
-meets a node that reads NCHW.
+engine/layout.py keeps runs of such convs in this layout (MobileNetV2's expand ->
+depthwise -> project chains), converting only where a run meets a node that reads NCHW.
 
     weight   PyTorch's (Cout, Cin/groups, KH, KW); packed once per weight (pack_* below)
     bias     (Cout,)
