@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import tinyinfer
 from tinyinfer.engine import layout
 from tinyinfer.kernels import conv_blocked as CBK
-from tinyinfer.kernels.activations import AFTER_RESIDUAL, act_code
+from tinyinfer.kernels.activations import act_code
 from conv_ref import TORCH_ACT, tol, torch_conv
 
 
@@ -54,13 +54,11 @@ def test_blocked_convs_match_torch(c):
            if c["residual"] else None)
     want = torch_conv(x, w, b, c["s"], c["pads"], 1, c["groups"], c["act"], res, c["after"])
     code = act_code(c["act"])
-    if code and res is not None and c["after"]:
-        code += AFTER_RESIDUAL
     xin = CBK.to_blocked(x) if c["blocked_in"] else x
     rin = CBK.to_blocked(res) if (res is not None and c["blocked_in"]) else res
     assert CBK.supports(w.shape, c["groups"], (c["s"],) * 2, c["pads"], (1, 1))
     got = CBK.conv2d_blocked(xin, w, b, (c["s"], c["s"]), c["pads"], c["groups"], code, rin,
-                             cache={}, blocked_out=True)
+                             cache={}, blocked_out=True, act_after_residual=c["after"])
     assert got.shape == (c["n"], CBK.blocks(c["cout"]), ho, wo, CBK.CB)
     np.testing.assert_allclose(CBK.from_blocked(got, c["cout"]), want, **tol(kk))
 
@@ -144,6 +142,18 @@ def test_blocked_squeeze_excite_matches_torch(n, c, red, h, w, seed, acts):
     got = CBK.from_blocked(squeeze_excite_blocked(CBK.to_blocked(x), w_r, b_r, w_e, b_e,
                                                   act, gate), c)
     np.testing.assert_allclose(got, want, **tol(c))
+    nchw = squeeze_excite_blocked(x, w_r, b_r, w_e, b_e, act, gate, blocked_out=False)
+    np.testing.assert_array_equal(nchw, got)          # NCHW in and out: the same numbers
+
+
+def test_blocked_squeeze_excite_bad_input():
+    from tinyinfer.errors import InputError
+    from tinyinfer.kernels.se import squeeze_excite_blocked
+    w_r, w_e = np.zeros((4, 20), np.float32), np.zeros((20, 4), np.float32)
+    for x in (np.zeros((1, 21, 3, 3), np.float32), np.zeros((1, 9, 3, 3, CBK.CB), np.float32),
+              np.zeros((1, 20, 0, 3), np.float32), np.zeros((20, 3, 3), np.float32)):
+        with pytest.raises(InputError, match="squeeze_excite_blocked: x has shape"):
+            squeeze_excite_blocked(x, w_r, None, w_e, None)
 
 
 @pytest.mark.parametrize("case, match", [

@@ -93,13 +93,12 @@ def _conv_cost(node, in_shapes, out_shape):
 def _conv_run(node, inputs):
     stride, padding, dilation = conv_geometry(node, inputs[0].shape)
     if node.attrs.get("blocked"):          # marked by layout.py for this input shape
-        act = node.attrs.get("act", 0)
-        if act and len(inputs) > 1 and node.attrs.get("act_after_residual"):
-            act += A.AFTER_RESIDUAL
         return CBK.conv2d_blocked(inputs[0], node.params["weight"], node.params.get("bias"),
-                                  stride, padding, node.attrs["groups"], act,
+                                  stride, padding, node.attrs["groups"],
+                                  node.attrs.get("act", 0),
                                   inputs[1] if len(inputs) > 1 else None, node.cache,
-                                  node.attrs["blocked_out"])
+                                  node.attrs["blocked_out"],
+                                  node.attrs.get("act_after_residual", False))
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
                     residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache,
@@ -281,11 +280,9 @@ def _se_cost(node, in_shapes, out_shape):
 
 def _se_run(node, inputs):
     if node.attrs.get("blocked"):          # marked by layout.py, between blocked convs
-        y = S.squeeze_excite_blocked(CBK.to_blocked(inputs[0]) if inputs[0].ndim == 4
-                                     else inputs[0], *_se_params(node),
-                                     act=node.attrs["act"], gate=node.attrs["gate"])
-        c = node.param_shapes[node.attrs["expand"] + ".weight"][0]
-        return y if node.attrs["blocked_out"] else CBK.from_blocked(y, c)
+        return S.squeeze_excite_blocked(inputs[0], *_se_params(node), act=node.attrs["act"],
+                                        gate=node.attrs["gate"],
+                                        blocked_out=node.attrs["blocked_out"])
     return S.squeeze_excite(inputs[0], *_se_params(node), act=node.attrs["act"],
                             gate=node.attrs["gate"])
 

@@ -28,6 +28,12 @@ NONE, RELU, RELU6, SIGMOID, HSIGMOID, HSWISH, SWISH, GELU = range(8)
 # Only conv kernels take it (conv.conv2d's act_after_residual); act_code rejects it.
 AFTER_RESIDUAL = 16
 
+
+def epilogue_code(code: int, has_residual: bool, act_after_residual: bool) -> int:
+    """The code a conv epilogue runs: ``code`` plus AFTER_RESIDUAL when the activation goes
+    after a residual add (only with an activation and a residual does the order matter)."""
+    return code + AFTER_RESIDUAL if act_after_residual and has_residual and code else code
+
 ACT_CODES = {
     "none": NONE, "identity": NONE, "relu": RELU, "relu6": RELU6, "sigmoid": SIGMOID,
     "hsigmoid": HSIGMOID, "hard_sigmoid": HSIGMOID, "hswish": HSWISH, "hard_swish": HSWISH,

@@ -42,7 +42,7 @@ import numpy as np
 from ..engine.costs import Cost, numel
 from ..engine.conv_variant import SMALL_IMAGE, conv_variant  # noqa: F401 (re-exported)
 from ..errors import InputError
-from .activations import ACT_FLOPS, AFTER_RESIDUAL, act_code, activation_ref
+from .activations import ACT_FLOPS, act_code, activation_ref, epilogue_code
 from .common import cached_derived, check_act, check_array, check_bias
 from .conv_depthwise import depthwise_conv2d_into
 from .conv_group import grouped_conv2d_into
@@ -261,8 +261,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, act=
                                   residual)
     if not isinstance(act_after_residual, (bool, np.bool_)):
         raise InputError(f"act_after_residual must be True or False, got {act_after_residual!r}")
-    if act_after_residual and residual is not None and code != 0:
-        code += AFTER_RESIDUAL      # the epilogues' flag (activations.py)
+    code = epilogue_code(code, residual is not None, act_after_residual)
     cin = x.shape[1]
     kh, kw = weight.shape[2], weight.shape[3]
     if variant is None:

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..cpu import VECTOR_FLOATS
 from ..errors import InputError
+from .activations import epilogue_code
 from .common import FASTMATH, cached_derived, check_array, check_bias, epilogue, stack_empty
 from .conv import normalize_padding
 
@@ -346,7 +347,7 @@ def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, outb, n, cb):
                 o[i * CB + j] = acc[i * CB + j]
 
 
-# ---- the two entry points (engine/ops.py calls them; arguments already checked) ---------
+# ---- the kernels' callers: conv2d_blocked (the engine's entry) checks the arguments ----
 NO_RES5 = np.zeros((1, 1, 1, 1, CB), np.float32)
 
 
@@ -381,30 +382,28 @@ def depthwise_blocked(xb, wd, bias_p, stride, padding, act, residual=None):
 
 
 def conv2d_blocked(x, weight, bias, stride, padding, groups, act, residual=None, cache=None,
-                   blocked_out=True) -> np.ndarray:
+                   blocked_out=True, act_after_residual=False) -> np.ndarray:
     """The engine's entry: a pointwise (1x1, stride 1, no padding) or depthwise conv
     (``supports``) on x blocked (5-D) or NCHW (4-D, converted first); residual likewise.
-    stride: int or (sh, sw); padding as conv2d's (int, (ph, pw) or (top, bottom, left,
-    right)).
-    ``act``: an activation code, activations.AFTER_RESIDUAL included. The packed weight and
-    bias are made once into ``cache`` (an engine node's). Returns the blocked output, or
+    stride: int or (sh, sw); padding, act (a code), act_after_residual: as conv2d's. Packed
+    weight and bias are made once into ``cache`` (an engine node's). Blocked output, or
     NCHW if not ``blocked_out``."""
     stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride, stride)
     padding = normalize_padding(padding)
     x, weight, bias, residual = _check(x, weight, bias, stride, padding, groups, residual)
+    act = epilogue_code(act, residual is not None, act_after_residual)
     cout = weight.shape[0]
     if x.ndim == 4:
         x = to_blocked(x)
     if residual is not None and residual.ndim == 4:
         residual = to_blocked(residual)
-    depthwise = groups > 1
-    pack = pack_depthwise if depthwise else pack_pointwise
+    pack = pack_depthwise if groups > 1 else pack_pointwise
     cache = {} if cache is None else cache
     wp = cached_derived(cache, "blocked", weight, pack, 4)
     bp = (cached_derived(cache, "blocked_bias", weight, lambda w: pad_bias(0, cout), 4)
           if bias is None else cached_derived(cache, "blocked_bias", bias,
                                              lambda b: pad_bias(b, cout), 1))
-    if depthwise:
+    if groups > 1:
         y = depthwise_blocked(x, wp, bp, stride, padding, act, residual)
     else:
         y = pointwise_blocked(x, wp, bp, cout, act, residual)

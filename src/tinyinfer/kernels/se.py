@@ -17,6 +17,7 @@ import numpy as np
 from ..engine.costs import Cost
 from ..errors import InputError
 from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
+from . import conv_blocked as CBK
 from .common import FASTMATH, check_act, float32_array
 from .linear import linear
 
@@ -95,22 +96,29 @@ def _scale_blocked(xb, g, out):
                 oi[j] = xi[j] * gb[j]
 
 
-def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
-                           act=RELU, gate=SIGMOID) -> np.ndarray:
-    """squeeze_excite on xb (N, Cb, H, W, CB) in conv_blocked.py's layout (the engine's
-    layout.py passes it the blocked output of a depthwise conv); returns the same layout.
-    The weights are checked as squeeze_excite's, for C = the rows of w_expand.
+def squeeze_excite_blocked(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
+                           act=RELU, gate=SIGMOID, blocked_out=True) -> np.ndarray:
+    """squeeze_excite on conv_blocked.py's layout: x blocked (N, ceil(C/CB), H, W, CB) or
+    NCHW (converted first; C = the rows of w_expand); the output blocked, or NCHW if not
+    ``blocked_out`` (as conv_blocked.conv2d_blocked, which the engine's layout.py runs it
+    between). The weights are checked as squeeze_excite's.
 
     Three steps, not one kernel: the two FCs are linear.py's (compiled for every network's
     classifier anyway); a single Numba kernel with both FC loops and two activation ladders
     took 9 s to compile on a cold cache. Not NumPy's matmul: at batch 8 OpenBLAS's own
     threads kept spinning after each product and starved the next Numba kernel's (one SE
     layer 58 us -> 11.9 ms; measured on the Zen 4)."""
-    N, Cb, H, W, CB = xb.shape
     C = _fc_weight(w_expand, "w_expand", None, None, "(C, Crd)").shape[0]
-    if not C <= Cb * CB:
-        raise InputError(f"squeeze_excite_blocked: {Cb} blocks of {CB} channels cannot hold "
-                         f"w_expand's {C}")
+    x = float32_array(x, "x")
+    want = (f"(N, {C}, H, W) or (N, {CBK.blocks(C)}, H, W, {CBK.CB})")
+    if x.ndim == 4 and x.shape[1] == C and x.shape[2] * x.shape[3]:
+        x = CBK.to_blocked(x)
+    elif not (x.ndim == 5 and x.shape[1] == CBK.blocks(C) and x.shape[4] == CBK.CB
+              and x.shape[2] * x.shape[3]):
+        raise InputError(f"squeeze_excite_blocked: x has shape {x.shape}; w_expand {C} "
+                         f"channels need {want}, H * W > 0")
+    xb = x
+    N, Cb, H, W, CB = xb.shape
     _, w_r, b_r, w_e, b_e, act, gate = _se_args(np.empty((1, C, 1, 1), np.float32), w_reduce,
                                                 b_reduce, w_expand, b_expand, act, gate)
     x3 = xb.reshape(N, Cb, H * W, CB)
@@ -121,7 +129,7 @@ def squeeze_excite_blocked(xb: np.ndarray, w_reduce, b_reduce, w_expand, b_expan
     g[:, :C] = linear(z, w_e, b_e, gate)
     out = np.empty_like(xb)
     _scale_blocked(x3, g, out.reshape(N, Cb, H * W, CB))
-    return out
+    return out if blocked_out else CBK.from_blocked(out, C)
 
 
 def _fc_weight(w, name: str, rows: int | None, cols: int | None, what: str):
