@@ -291,8 +291,7 @@ def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
             wc = wd[cb]
             bb = bias[cb * CB:cb * CB + CB]
             for oy in range(Ho):
-                for ox0 in range(0, Wo, TW):
-                    _dw_tile(buf, wc, bb, sh, sw, oy, ox0, outb, n, cb)
+                _dw_row(buf, wc, bb, sh, sw, oy, outb[n, cb, oy].reshape(-1), Wo)
             # the activation and residual once per plane: per 8-pixel tile, the calls into
             # the activation code cost 40% of a 7x7 layer
             epilogue(outb[n, cb].reshape(-1), resb[n, cb].reshape(-1) if has_res else None,
@@ -316,35 +315,36 @@ def _dw_taps(x0, wv, c, st, acc):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _dw_tile(buf, wd, bb, sh, sw, oy, ox0, outb, n, cb):
-    """TW output pixels (oy, ox0 ..) of block cb: accumulators in registers, each pixel a
-    named offset (as in the pointwise k loops: a loop over pixels stayed in memory)."""
-    Wo = outb.shape[3]
+def _dw_row(buf, wd, bb, sh, sw, oy, o, Wo):
+    """Output row oy (o: its Wo * CB floats) of one block, TW pixels per tile: the tile's
+    accumulators in registers, each pixel a named offset (as in the pointwise k loops: a
+    loop over pixels stayed in memory). A call per row, not per tile: 1.2-1.9x at stride 1
+    (the call and its array arguments cost about as much as a 3x3 tile's 72 multiply-adds)."""
     KH, KW = wd.shape[0], wd.shape[1]
-    tw = min(TW, Wo - ox0)
     acc = stack_empty(DW_TILE)
-    for i in range(TW):
-        for j in range(CB):
-            acc[i * CB + j] = bb[j]
-    # One slice per input row, the 8 pixels at constant offsets from it (one loop per
-    # stride, see supports): with run-time offsets Numba's negative-index wraparound
-    # turned the loads into gathers, and a slice per pixel cost more than the multiply-
-    # adds it fed (~280 cycles per tile of 72). The buffer has slack columns, so pixels of
-    # a tile past the row's end read zeros (and are not written).
-    for ky in range(KH):
-        x0 = buf[oy * sh + ky, ox0 * sw * CB:]
-        wk = wd[ky]
-        if sw == 1:
-            for kx in range(KW):
-                _dw_taps(x0, wk[kx], kx * CB, CB, acc)
-        else:
-            for kx in range(KW):
-                _dw_taps(x0, wk[kx], kx * CB, 2 * CB, acc)
-    o = outb[n, cb, oy].reshape(-1)[ox0 * CB:(ox0 + tw) * CB]
-    for i in range(TW):
-        if i < tw:
+    for ox0 in range(0, Wo, TW):
+        for i in range(TW):
             for j in range(CB):
-                o[i * CB + j] = acc[i * CB + j]
+                acc[i * CB + j] = bb[j]
+        # One slice per input row, the 8 pixels at constant offsets from it (one loop per
+        # stride, see supports): with run-time offsets Numba's negative-index wraparound
+        # turned the loads into gathers. The buffer has slack columns, so pixels of a tile
+        # past the row's end read zeros (and are not written).
+        for ky in range(KH):
+            x0 = buf[oy * sh + ky, ox0 * sw * CB:]
+            wk = wd[ky]
+            if sw == 1:
+                for kx in range(KW):
+                    _dw_taps(x0, wk[kx], kx * CB, CB, acc)
+            else:
+                for kx in range(KW):
+                    _dw_taps(x0, wk[kx], kx * CB, 2 * CB, acc)
+        ot = o[ox0 * CB:]
+        tw = min(TW, Wo - ox0)
+        for i in range(TW):         # a constant trip count: acc stays in registers (with
+            if i < tw:              # range(tw), 3-5x slower: acc went to memory)
+                for j in range(CB):
+                    ot[i * CB + j] = acc[i * CB + j]
 
 
 # ---- the kernels' callers: conv2d_blocked (the engine's entry) checks the arguments ----
