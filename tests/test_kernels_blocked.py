@@ -1,7 +1,7 @@
-"""kernels/conv_blocked.py (the channel-blocked layout) against PyTorch on drawn convs, and
-engine/layout.py's choice of which convs run blocked. Whole networks run blocked in
-test_models.py's parity tests (their 14x14 and 7x7 stages at 224, every stage from 9x9 down
-at 129)."""
+"""The channel-blocked layout's kernels (kernels/blocked_layout.py, conv_blocked.py,
+conv_blocked_dw.py, se.py's blocked squeeze-excite) against PyTorch on drawn shapes, and
+engine/layout.py's choice of which nodes run blocked. Whole networks run blocked in
+test_models.py's parity tests (MobileNets and EfficientNets from the stem to the pool)."""
 import math
 
 import numpy as np
@@ -18,18 +18,22 @@ from conv_ref import TORCH_ACT, tol, torch_conv
 
 @st.composite
 def blocked_cases(draw):
-    """Pointwise or depthwise convs with channel counts around the block size (so partial
-    blocks and the pointwise tile's partial pair of output blocks occur), maps from 1x1 to
-    19 wide (partial pixel tiles of both kernels), kernels 1-5, strides 1-2, any padding up
-    to the kernel, bias, activation, residual in either order."""
-    depthwise = draw(st.booleans())
-    cin = draw(st.integers(2 if depthwise else 1, 3 * CBK.CB + 3))   # groups = cin > 1
-    if depthwise:
-        cout, k = cin, draw(st.sampled_from([1, 3, 5]))
+    """Pointwise, depthwise or small dense convs (a stem: 1-6 input channels) with channel
+    counts around the block size (so partial blocks and the pointwise tile's partial pair
+    of output blocks occur), maps from 1x1 to 19 wide (partial pixel tiles of every
+    kernel), kernels 1-5, strides 1-2, any padding up to the kernel, bias, activation,
+    residual in either order."""
+    kind = draw(st.sampled_from(["pointwise", "depthwise", "dense"]))
+    cin = draw(st.integers(2, 3 * CBK.CB + 3) if kind == "depthwise" else     # groups = cin
+               st.integers(1, 6) if kind == "dense" else st.integers(1, 3 * CBK.CB + 3))
+    if kind == "pointwise":
+        cout, k, s, pads = draw(st.integers(1, 3 * CBK.CB + 3)), 1, 1, (0, 0, 0, 0)
+    else:
+        cout = cin if kind == "depthwise" else draw(st.integers(1, 3 * CBK.CB + 3))
+        k = draw(st.sampled_from([1, 3, 5] if kind == "depthwise" else [1, 2, 3, 5]))
         s = draw(st.integers(1, 2))
         pads = tuple(draw(st.integers(0, k - 1)) for _ in range(4))
-    else:
-        cout, k, s, pads = draw(st.integers(1, 3 * CBK.CB + 3)), 1, 1, (0, 0, 0, 0)
+    depthwise = kind == "depthwise"
     h = draw(st.integers(max(1, k - pads[0] - pads[1]), 19))
     w = draw(st.integers(max(1, k - pads[2] - pads[3]), 19))
     return dict(n=draw(st.integers(1, 3)), cin=cin, cout=cout, k=k, s=s, pads=pads, h=h, w=w,
@@ -63,6 +67,20 @@ def test_blocked_convs_match_torch(c):
     np.testing.assert_allclose(CBK.from_blocked(got, c["cout"]), want, **tol(kk))
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3 * CBK.CB + 3), h=st.integers(1, 9),
+       w=st.integers(1, 9), seed=st.integers(0, 2**31))
+def test_blocked_global_pool_matches_torch(n, c, h, w, seed):
+    """The pool at the end of a blocked run: the first c channels' means, as torch's."""
+    import torch
+    from tinyinfer.kernels.blocked_layout import global_avg_pool_blocked
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w), dtype=np.float32)
+    want = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), 1)[:, :, 0, 0]
+    got = global_avg_pool_blocked(CBK.to_blocked(x), c)
+    assert got.shape == (n, c)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_layout_round_trip_and_padding_channels():
     x = np.random.default_rng(0).standard_normal((2, CBK.CB + 3, 5, 7), dtype=np.float32)
     xb = CBK.to_blocked(x)
@@ -72,31 +90,31 @@ def test_layout_round_trip_and_padding_channels():
     np.testing.assert_array_equal(CBK.from_blocked(xb, CBK.CB + 3), x)
 
 
-def test_which_convs_run_blocked():
-    """MobileNetV2 at 224, two images: the convs of the 14x14 and 7x7 stages (blocks 7-17
-    and the last 1x1: 3 per block, but block 7's expand reads a 28x28 map: its output is
-    28x28 too) and nothing else; every value passed between them stays blocked, and what
-    other kinds read (the pooled head) is converted back by its producer. One image: the
-    28x28 stage too (block 4's depthwise, which reads the 56x56 expand, and its project;
-    blocks 5-7 whole): 9 more."""
+def test_which_convs_run_blocked(monkeypatch):
+    """MobileNetV2, two images at 224: every conv (the dense stem, 17 blocks' 2 or 3 convs,
+    the last 1x1) and the pool run blocked; every conv's output stays blocked, and the pool
+    hands the classifier NCHW. With a limit of 14x14 output pixels only the convs of the
+    14x14 and 7x7 stages (blocks 7-17 and the last 1x1: 3 per block, but block 7's expand
+    reads a 28x28 map: its output is 28x28 too) and the pool."""
     m = tinyinfer.load("mobilenet_v2", weights=None)
     run, stored = layout.assign(m.plan, (2, 3, 224, 224))
     marked = layout.for_shape(m.plan, (2, 3, 224, 224))
     assert layout.for_shape(m.plan, (2, 3, 224, 224)) is marked        # cached per shape
     blocked = [n for n in marked if n.attrs.get("blocked")]
-    assert len(blocked) == len(run) == 2 + 3 * 10 + 1
-    assert all(n.kind == "conv2d" for n in blocked)
-    head = marked[marked.output]
+    convs = [n for n in marked if n.kind == "conv2d"]
+    assert len(convs) == 1 + 2 + 3 * 16 + 1
+    assert blocked == convs + [marked["global_pool"]] and len(run) == len(blocked)
+    assert stored == {n.name for n in convs}
+    assert marked["global_pool"].attrs["channels"] == 1280
     reader_of = {v: [n for n in marked if v in n.inputs] for v in run}
     for n in blocked:
-        readers = reader_of[n.name]
         assert n.attrs["blocked_out"] == (n.name in stored)
-        assert n.attrs["blocked_out"] == all(r.attrs.get("blocked") for r in readers)
-    assert not head.attrs.get("blocked")
-    one, _ = layout.assign(m.plan, (1, 3, 224, 224))
-    assert one > run and len(one) == len(run) + 2 + 3 + 3 + 1
-    assert layout.assign(m.plan, (2, 3, 32, 32))[0] >= run      # small input: more blocked
+        assert n.attrs["blocked_out"] == all(r.attrs.get("blocked") for r in reader_of[n.name])
+    assert not marked[marked.output].attrs.get("blocked")
     assert not any(n.attrs.get("blocked") for n in m.plan)        # the plan itself unchanged
+    monkeypatch.setattr(layout, "MAX_PIXELS", 14 * 14)
+    small, _ = layout.assign(m.plan, (2, 3, 224, 224))
+    assert len(small) == 2 + 3 * 10 + 1 + 1
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 224, 224), (2, 3, 96, 128)])
@@ -108,7 +126,6 @@ def test_network_blocked_equals_nchw(shape, monkeypatch):
     got = m(x)
     assert any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
     monkeypatch.setattr(layout, "MAX_PIXELS", 0)
-    monkeypatch.setattr(layout, "MAX_PIXELS_ONE_IMAGE", 0)
     m.plan.layouts.clear()
     assert not any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
     want = m(x)
@@ -158,8 +175,9 @@ def test_blocked_squeeze_excite_bad_input():
 
 @pytest.mark.parametrize("case, match", [
     (dict(x=np.zeros((1, 8, 5, 5), np.float64)), "float32"),
-    (dict(w=np.zeros((8, 8, 3, 3), np.float32)), "use conv2d"),                 # dense 3x3
-    (dict(stride=2), "use conv2d"),                                              # strided 1x1
+    (dict(w=np.zeros((8, 8, 5, 5), np.float32)), "use conv2d"),    # dense: 200 taps
+    (dict(w=np.zeros((8, 8, 3, 3), np.float32), x=np.zeros((1, 8, 2, 2), np.float32)),
+     "smaller than the kernel"),
     (dict(x=np.zeros((1, 9, 5, 5), np.float32)), r"needs \(N, 8, H, W\)"),
     (dict(x=np.zeros((1, 3, 5, 5, CBK.CB), np.float32)), "needs"),               # 3 blocks
     (dict(residual=np.zeros((1, 8, 4, 5), np.float32)), "the output is"),

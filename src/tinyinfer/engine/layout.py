@@ -1,50 +1,55 @@
-"""Which activations run channel-blocked (kernels/conv_blocked.py), decided per input shape.
+"""Which activations run channel-blocked (kernels/blocked_layout.py), decided per input shape.
 
 The plan (passes.optimize) is NCHW everywhere. For a given input shape, ``for_shape``
-returns the plan with some conv nodes marked to run on the blocked layout, where it
-measured faster: pointwise and depthwise convs on small maps (MobileNetV2's 14x14 and 7x7
-stages), where an NCHW row of 7 or 14 pixels is too short to vectorize, and the
-squeeze-excite between them (EfficientNet, MobileNetV3). A run of such nodes passes its
-activations blocked from one to the next; the first converts its NCHW input, and a node
-whose output some other kind of node reads converts it back. So every value any other node
-sees is NCHW, and a conv or se node's attrs say what it does:
+returns the plan with some nodes marked to run on the blocked layout: the convs its kernels
+run (pointwise, depthwise, and dense ones with few taps: a stem), the squeeze-excite between
+them (EfficientNet, MobileNetV3), and a global pool that ends a run. A run of such nodes
+passes its activations blocked from one to the next; the first converts its NCHW input, and
+a node whose output some other kind of node reads converts it back (the pool writes NCHW
+itself). So every value any other node sees is NCHW, and a marked node's attrs say what it
+does:
 
     attrs["blocked"]       True: runs conv_blocked.conv2d_blocked / se.squeeze_excite_blocked
-                           (inputs arrive blocked, or NCHW and are converted)
+                           / blocked_layout.global_avg_pool_blocked (inputs arrive blocked,
+                           or NCHW and are converted)
     attrs["blocked_out"]   True: its output stays blocked (every reader runs blocked)
+    attrs["channels"]      (the pool) its input's channels, without the block padding
 
-Decided per shape because the graph stores none (graph.py): the same network at 224 and
-at 512 pixels blocks different stages. ``for_shape`` keeps one marked copy per input shape
-(the copies share the plan's weights and derived-weight caches).
+Decided per shape because the graph stores none (graph.py), and so that a limit on the map
+size (MAX_PIXELS) can be measured per shape. ``for_shape`` keeps one marked copy per input
+shape (the copies share the plan's weights and derived-weight caches).
 
-Rule, measured 2026-12-03 on the 2-core AMD EPYC Zen 4 (AVX-512), 2 threads, batch 1,
-ms NCHW kernel / blocked kernel (layers of MobileNetV2 / EfficientNet at 224):
+Rule, measured on the 2-core AMD EPYC Zen 4 (AVX-512), 2 threads, ms. First (2026-12-03,
+one call per 8-pixel depthwise tile) the blocked kernels won only on small maps, NCHW
+kernel / blocked kernel at batch 1:
   pointwise @14x14: 192->64 1.88, 64->384 1.76, 384->64 2.04, 384->96 1.62;
             @7x7: 576->160 1.77, 160->960 1.86, 960->160 1.46, 960->320 1.93, 320->1280 1.64;
             @28x28: 144->32 1.79, 32->192 1.29
   depthwise @14x14: 384 3x3 2.08, 480 5x5 2.67, 576 3x3 s2 (-> 7x7) 5.7, 672 5x5 s2 5.3;
             @7x7: 960 3x3 4.1, 1152 5x5 4.8; @28x28 192 3x3 1.25; @56x56 0.74 (s2: 1.85),
             @112x112 0.68 (s2: 1.45)
-Whole networks (one process, ms, blocked up to 14x14 / up to 28x28 output pixels): batch 1
-MobileNetV2 7.11 / 6.85, EfficientNet-B0 10.1 / 9.7, MnasNet 6.95 / 7.27, ShuffleNetV2 5.94
-/ 6.19; batch 8 MobileNetV2 59.1 / 64.7, EfficientNet-B0 83.3 / 75.7, MnasNet 47.5 / 45.1,
-MobileNetV3-L 40.3 / 40.2 (NCHW everywhere: 9.40, 12.6, 9.91, 6.39; 71.8, 91.0, 62.0, 51.2).
-After the depthwise kernel's constant pixel offsets (same comparison, one process, 14x14 /
-28x28): batch 1 MobileNetV2 8.13 / 7.51, EfficientNet-B0 11.3 / 10.4, MnasNet 7.60 / 7.30,
-MobileNetV3-L 6.92 / 6.62; batch 8 MobileNetV2 62.9 / 68.7, EfficientNet-B0 84.4 / 87.2,
-MnasNet 53.4 / 49.6. Hence: blocked when the conv's output map has at most MAX_PIXELS
-pixels, MAX_PIXELS_ONE_IMAGE for a single image.
+so the blocked runs stopped at 14x14 output pixels (28x28 at batch 1). With one call per
+output row (conv_blocked_dw.py) the depthwise wins at every size (@112x112 1.2-1.3, s2 1.7-
+2.4; @56x56 1.5-1.6, s2 2.5-2.9), the pointwise loses some at 56x56 and 112x112 (0.72-1.09:
+16-24 channel layers pad to 32), the stem runs on the blocked dense path (MobileNetV2's
+0.67 -> 0.33 ms), and whole networks gain with no limit (2026-12-03, later; one
+process, 784-pixel limit / none: batch 1 MobileNetV2 6.52 / 5.97, EfficientNet-B0 9.85 /
+9.44, MnasNet 7.01 / 6.59, MobileNetV3-L 6.45 / 6.14, MobileNetV1 8.12 / 7.58, FBNet-C
+8.19 / 7.69, ProxylessNAS 7.12 / 6.59; batch 8 (196-pixel limit / none) MobileNetV2 58.0 /
+49.1, EfficientNet-B0 69.6 / 65.6, MnasNet 43.6 / 38.2, MobileNetV3-L 44.9 / 36.4,
+MobileNetV1 78.9 / 64.8, tf_EfficientNet-B0 91.2 / 77.1). Hence MAX_PIXELS: no limit (a knob
+for such comparisons).
 """
 from __future__ import annotations
 
 import copy
+import math
 
 from ..kernels import conv_blocked as CBK
 from .graph import Graph
 from .ops import conv_geometry, infer_shapes
 
-MAX_PIXELS = 196            # output pixels per image: 14x14
-MAX_PIXELS_ONE_IMAGE = 784  # at batch 1: 28x28 (measured below, after the depthwise change)
+MAX_PIXELS = math.inf       # output pixels per image of a blocked node (see above)
 # A run of blocked convs pays one layout conversion per NCHW value it reads and per output
 # it hands to another kind of node; it is kept only with this many values passed blocked
 # per conversion. Measured 2026-12-03 (Zen 4, batch 8, ms NCHW / blocked with no such
@@ -54,16 +59,22 @@ MAX_PIXELS_ONE_IMAGE = 784  # at batch 1: 28x28 (measured below, after the depth
 MIN_STORED_PER_CONVERSION = 2
 
 
+# Kinds that read a blocked value but write NCHW themselves (no conversion back).
+READ_ONLY = {"global_avgpool"}
+
+
 def _eligible(node, shapes) -> bool:
     out = shapes[node.name]
-    limit = MAX_PIXELS_ONE_IMAGE if out[0] == 1 else MAX_PIXELS
+    if node.kind in READ_ONLY:            # the pool after a blocked run
+        inp = shapes[node.inputs[0]]
+        return inp[2] * inp[3] <= MAX_PIXELS
     if node.kind == "se":                  # a squeeze-excite between blocked convs
-        return out[2] * out[3] <= limit
+        return out[2] * out[3] <= MAX_PIXELS
     if node.kind != "conv2d":
         return False
     a = node.attrs
     _, padding, _ = conv_geometry(node, shapes[node.inputs[0]])   # TF "same": this shape
-    return (out[2] * out[3] <= limit
+    return (out[2] * out[3] <= MAX_PIXELS
             and CBK.supports(node.param_shapes["weight"], a["groups"], a["stride"], padding,
                              a["dilation"]))
 
@@ -77,12 +88,12 @@ def assign(graph: Graph, input_shape) -> tuple[set, set]:
         for v in n.inputs:
             readers.setdefault(v, []).append(n.name)
     while True:
-        stored = {v for v in run if v != graph.output
+        stored = {v for v in run if v != graph.output and graph[v].kind not in READ_ONLY
                   and all(r in run for r in readers.get(v, ()))}
         keep = set()
         for comp in _components(graph, run, stored):
             conversions = sum(v not in stored for c in comp for v in graph[c].inputs) + \
-                sum(c not in stored for c in comp)
+                sum(c not in stored and graph[c].kind not in READ_ONLY for c in comp)
             if sum(c in stored for c in comp) >= MIN_STORED_PER_CONVERSION * conversions:
                 keep |= comp
         if keep == run:
@@ -115,6 +126,7 @@ def for_shape(graph: Graph, input_shape) -> Graph:
     if cached is not None:
         return cached
     run, stored = assign(graph, key)
+    shapes = infer_shapes(graph, key) if run else {}
     if not run:
         marked = graph
     else:
@@ -123,6 +135,8 @@ def for_shape(graph: Graph, input_shape) -> Graph:
             m = copy.copy(n)                # shares params, cache, inputs
             if n.name in run:
                 m.attrs = dict(n.attrs, blocked=True, blocked_out=n.name in stored)
+                if n.kind in READ_ONLY:     # the channels past C in its blocked input
+                    m.attrs["channels"] = shapes[n.inputs[0]][1]
             marked.nodes.append(m)
             marked._by_name[m.name] = m
         marked.output = graph.output

@@ -43,6 +43,7 @@ from .graph import Graph, Node
 from .op_record import (MEMORY_ROLES, MIXES, PER_CHANNEL, POOL, VIEW, WHOLE, ByNode, Op,  # noqa: F401
                         act_ops, copy, lowers_to, same_shape)
 from ..kernels import activations as A
+from ..kernels import blocked_layout as BL
 from ..kernels import conv as C
 from ..kernels import conv_blocked as CBK
 from ..kernels import conv_transpose as CT
@@ -212,6 +213,12 @@ def _act_lower(node, in_shapes, out_shape, calls):
 
 
 # ---- pooling -------------------------------------------------------------------------------
+def _gap_run(node, x):
+    if node.attrs.get("blocked"):          # the end of a blocked run (layout.py)
+        return BL.global_avg_pool_blocked(x, node.attrs["channels"])
+    return P.global_avg_pool(x)
+
+
 def _gap_shape(node, in_shapes):
     return tuple(in_shapes[0][:2])
 
@@ -329,7 +336,7 @@ CNN_RECORDS = [
     Op("mul", lambda node, x: T.mul(x[0], x[1]), same_shape,
        lambda node, s, o: T.mul_cost(s[0], s[1]),
        lowers_to("mul", "operator"), "add/mul", "mul", WHOLE),
-    Op("global_avgpool", lambda node, x: P.global_avg_pool(x[0]), _gap_shape,
+    Op("global_avgpool", lambda node, x: _gap_run(node, x[0]), _gap_shape,
        lambda node, s, o: P.global_avg_pool_cost(s[0]),
        lowers_to("adaptive_avg_pool"), "pool", "Pool", POOL),
     Op("adaptive_avgpool",

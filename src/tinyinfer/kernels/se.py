@@ -17,7 +17,7 @@ import numpy as np
 from ..engine.costs import Cost
 from ..errors import InputError
 from .activations import ACT_FLOPS, RELU, SIGMOID, act_scalar
-from . import conv_blocked as CBK
+from . import blocked_layout as BL
 from .common import FASTMATH, check_act, float32_array
 from .linear import linear
 
@@ -66,22 +66,6 @@ def _squeeze_excite(x, w_r, b_r, w_e, b_e, act, gate, out):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _pool_blocked(xb, s):
-    """s[n, b*CB + j] = mean_i xb[n, b, i, j] (float64 sums, as above).   xb (N, Cb, L, CB)"""
-    N, Cb, L, cb_ = xb.shape
-    for p in numba.prange(N * Cb):
-        n = p // Cb
-        b = p % Cb
-        acc = np.zeros(cb_, np.float64)
-        for i in range(L):
-            xi = xb[n, b, i]
-            for j in range(cb_):
-                acc[j] += xi[j]
-        for j in range(cb_):
-            s[n, b * cb_ + j] = acc[j] / L
-
-
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _scale_blocked(xb, g, out):
     """out[n, b, i, :] = xb[n, b, i, :] * g[n, b*CB : b*CB + CB]: a vector of gates per pixel."""
     N, Cb, L, cb_ = xb.shape
@@ -98,7 +82,7 @@ def _scale_blocked(xb, g, out):
 
 def squeeze_excite_blocked(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
                            act=RELU, gate=SIGMOID, blocked_out=True) -> np.ndarray:
-    """squeeze_excite on conv_blocked.py's layout: x blocked (N, ceil(C/CB), H, W, CB) or
+    """squeeze_excite on blocked_layout.py's layout: x blocked (N, ceil(C/CB), H, W, CB) or
     NCHW (converted first; C = the rows of w_expand); the output blocked, or NCHW if not
     ``blocked_out`` (as conv_blocked.conv2d_blocked, which the engine's layout.py runs it
     between). The weights are checked as squeeze_excite's.
@@ -110,10 +94,10 @@ def squeeze_excite_blocked(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand
     layer 58 us -> 11.9 ms; measured on the Zen 4)."""
     C = _fc_weight(w_expand, "w_expand", None, None, "(C, Crd)").shape[0]
     x = float32_array(x, "x")
-    want = (f"(N, {C}, H, W) or (N, {CBK.blocks(C)}, H, W, {CBK.CB})")
+    want = (f"(N, {C}, H, W) or (N, {BL.blocks(C)}, H, W, {BL.CB})")
     if x.ndim == 4 and x.shape[1] == C and x.shape[2] * x.shape[3]:
-        x = CBK.to_blocked(x)
-    elif not (x.ndim == 5 and x.shape[1] == CBK.blocks(C) and x.shape[4] == CBK.CB
+        x = BL.to_blocked(x)
+    elif not (x.ndim == 5 and x.shape[1] == BL.blocks(C) and x.shape[4] == BL.CB
               and x.shape[2] * x.shape[3]):
         raise InputError(f"squeeze_excite_blocked: x has shape {x.shape}; w_expand {C} "
                          f"channels need {want}, H * W > 0")
@@ -122,14 +106,12 @@ def squeeze_excite_blocked(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand
     _, w_r, b_r, w_e, b_e, act, gate = _se_args(np.empty((1, C, 1, 1), np.float32), w_reduce,
                                                 b_reduce, w_expand, b_expand, act, gate)
     x3 = xb.reshape(N, Cb, H * W, CB)
-    s = np.empty((N, Cb * CB), np.float32)
-    _pool_blocked(x3, s)
-    z = linear(np.ascontiguousarray(s[:, :C]), w_r, b_r, act)
+    z = linear(BL.global_avg_pool_blocked(xb, C), w_r, b_r, act)
     g = np.zeros((N, Cb * CB), np.float32)               # padded channels: gate 0
     g[:, :C] = linear(z, w_e, b_e, gate)
     out = np.empty_like(xb)
     _scale_blocked(x3, g, out.reshape(N, Cb, H * W, CB))
-    return out if blocked_out else CBK.from_blocked(out, C)
+    return out if blocked_out else BL.from_blocked(out, C)
 
 
 def _fc_weight(w, name: str, rows: int | None, cols: int | None, what: str):

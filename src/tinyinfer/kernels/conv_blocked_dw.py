@@ -1,0 +1,133 @@
+"""Depthwise convolution on the channel-blocked layout (blocked_layout.py): every vector
+instruction does CB channels' multiply-adds of one pixel, whatever the map size
+
+    out[:, cb, oy, ox, :] += xb[:, cb, oy*sh + ky, ox*sw + kx, :] * w[cb, ky, kx, :]
+
+with TW = 8 output pixels of one row per tile, their accumulators in registers. In NCHW
+the same conv vectorizes along a row of pixels, and a 7x7 map has rows of 7.
+
+    xb       (N, ceil(C/CB), H, W, CB)      wd   (ceil(C/CB), KH, KW, CB)  (pack_depthwise)
+    bias     (ceil(C/CB)*CB,)  (pad_bias)   out, residual like xb at the output's size
+conv.py holds the conv's shapes, cost and reference; conv_blocked.conv2d_blocked is the
+entry that checks arguments and packs weights.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .blocked_layout import CB, NO_RES5, blocks
+from .common import FASTMATH, epilogue, stack_empty
+
+TW = 8                               # output pixels per tile, one block of CB channels
+DW_TILE = TW * CB
+
+
+def pack_depthwise(w: np.ndarray) -> np.ndarray:
+    """(C, 1, KH, KW) -> (ceil(C/CB), KH, KW, CB): each tap's CB channel weights together."""
+    c, _, kh, kw = w.shape
+    p = np.zeros((blocks(c) * CB, kh, kw), np.float32)
+    p[:c] = w[:, 0]
+    return np.ascontiguousarray(p.reshape(blocks(c), CB, kh, kw).transpose(0, 2, 3, 1))
+
+
+# ---- depthwise: groups == C == Cout, any kernel, stride and padding, dilation 1 ----------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
+    """outb[n, cb, oy, ox, j] = act(bias + sum_{ky,kx} xpad[n, cb, oy*sh + ky, ox*sw + kx, j]
+    * wd[cb, ky, kx, j]) (+ res), xpad: xb with pt rows / pl columns of zeros before.
+
+    xb (N, Cb, H, W, CB)   wd (Cb, KH, KW, CB)   bias (Cb*CB,)   resb, outb (N, Cb, Ho, Wo, CB)
+    One task: one block of one image. It first copies its plane into a zero-padded buffer
+    (one pass over the input), so that no tap needs a bounds test: at 7x7 and 14x14 maps
+    nearly every tile touches a border. One chunk of tasks per thread, so the buffer is
+    made and its border zeroed once per thread (per task, that was a third of a 7x7 layer)."""
+    N, Cb, H, W = xb.shape[0], xb.shape[1], xb.shape[2], xb.shape[3]
+    Ho, Wo = outb.shape[2], outb.shape[3]
+    KH, KW = wd.shape[1], wd.shape[2]
+    Hp = max(pt + H, (Ho - 1) * sh + KH)            # padded rows / columns the taps reach
+    Wp = max(pl + W, ((Wo + TW - 1) // TW * TW - 1) * sw + KW)   # whole tiles: slack
+    tasks = N * Cb
+    nchunks = min(nchunks, tasks)
+    for chunk in numba.prange(nchunks):
+        buf = np.zeros((Hp, Wp * CB), np.float32)
+        for t in range(chunk * tasks // nchunks, (chunk + 1) * tasks // nchunks):
+            n = t // Cb
+            cb = t % Cb
+            for y in range(H):                      # the plane into the buffer's interior
+                src = xb[n, cb, y].reshape(-1)
+                row = buf[pt + y, pl * CB:]
+                for i in range(W * CB):
+                    row[i] = src[i]
+            wc = wd[cb]
+            bb = bias[cb * CB:cb * CB + CB]
+            for oy in range(Ho):
+                _dw_row(buf, wc, bb, sh, sw, oy, outb[n, cb, oy].reshape(-1), Wo)
+            # the activation and residual once per plane: per 8-pixel tile, the calls into
+            # the activation code cost 40% of a 7x7 layer
+            epilogue(outb[n, cb].reshape(-1), resb[n, cb].reshape(-1) if has_res else None,
+                     act)
+
+
+@numba.njit(inline="always", cache=True)
+def _dw_taps(x0, wv, c, st, acc):
+    """acc[i] += x0[c + i*st : +CB] * wv for the TW pixels i; ``st`` a literal at both
+    call sites, so every offset is a constant."""
+    for j in range(CB):
+        u = wv[j]
+        acc[j] += x0[c + j] * u
+        acc[CB + j] += x0[c + st + j] * u
+        acc[2 * CB + j] += x0[c + 2 * st + j] * u
+        acc[3 * CB + j] += x0[c + 3 * st + j] * u
+        acc[4 * CB + j] += x0[c + 4 * st + j] * u
+        acc[5 * CB + j] += x0[c + 5 * st + j] * u
+        acc[6 * CB + j] += x0[c + 6 * st + j] * u
+        acc[7 * CB + j] += x0[c + 7 * st + j] * u
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _dw_row(buf, wd, bb, sh, sw, oy, o, Wo):
+    """Output row oy (o: its Wo * CB floats) of one block, TW pixels per tile: the tile's
+    accumulators in registers, each pixel a named offset (as in the pointwise k loops: a
+    loop over pixels stayed in memory). A call per row, not per tile: 1.2-1.9x at stride 1
+    (the call and its array arguments cost about as much as a 3x3 tile's 72 multiply-adds)."""
+    KH, KW = wd.shape[0], wd.shape[1]
+    acc = stack_empty(DW_TILE)
+    for ox0 in range(0, Wo, TW):
+        for i in range(TW):
+            for j in range(CB):
+                acc[i * CB + j] = bb[j]
+        # One slice per input row, the 8 pixels at constant offsets from it (one loop per
+        # stride, see supports): with run-time offsets Numba's negative-index wraparound
+        # turned the loads into gathers. The buffer has slack columns, so pixels of a tile
+        # past the row's end read zeros (and are not written).
+        for ky in range(KH):
+            x0 = buf[oy * sh + ky, ox0 * sw * CB:]
+            wk = wd[ky]
+            if sw == 1:
+                for kx in range(KW):
+                    _dw_taps(x0, wk[kx], kx * CB, CB, acc)
+            else:
+                for kx in range(KW):
+                    _dw_taps(x0, wk[kx], kx * CB, 2 * CB, acc)
+        ot = o[ox0 * CB:]
+        tw = min(TW, Wo - ox0)
+        for i in range(TW):         # a constant trip count: acc stays in registers (with
+            if i < tw:              # range(tw), 3-5x slower: acc went to memory)
+                for j in range(CB):
+                    ot[i * CB + j] = acc[i * CB + j]
+
+
+def depthwise_blocked(xb, wd, bias_p, stride, padding, act, residual=None):
+    """Depthwise conv on blocked xb with packed wd (pack_depthwise): blocked output.
+    padding (top, bottom, left, right)."""
+    N, Cb, H, W, _ = xb.shape
+    KH, KW = wd.shape[1], wd.shape[2]
+    (sh, sw), (pt, pb, pl, pr) = stride, padding
+    Ho = (H + pt + pb - KH) // sh + 1
+    Wo = (W + pl + pr - KW) // sw + 1
+    out = np.empty((N, Cb, Ho, Wo, CB), np.float32)
+    _depthwise(xb, wd, bias_p, sh, sw, pt, pl, act,
+               NO_RES5 if residual is None else residual, residual is not None, out,
+               numba.get_num_threads())
+    return out
