@@ -100,13 +100,12 @@ def _pool_blocked(xb, s):
     for p in numba.prange(N * Cb):
         n = p // Cb
         b = p % Cb
-        acc = np.zeros(cb_, np.float64)
-        for i in range(L):
-            xi = xb[n, b, i]
-            for j in range(cb_):
-                acc[j] += xi[j]
-        for j in range(cb_):
-            s[n, b * cb_ + j] = acc[j] / L
+        xp = xb[n, b]
+        for j in range(cb_):     # one channel at a time: no array for the sums (np.zeros
+            acc = 0.0            # here compiled NumPy's array constructors: +0.5 s cold)
+            for i in range(L):
+                acc += xp[i, j]
+            s[n, b * cb_ + j] = acc / L
 
 
 def global_avg_pool_blocked(xb: np.ndarray, channels: int) -> np.ndarray:
