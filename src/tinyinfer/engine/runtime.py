@@ -8,8 +8,8 @@ once abort the process ("Concurrent access has been detected"). So under that la
 before Numba has chosen its layer (on the first parallel launch), a graph runs under one
 process-wide lock; under OpenMP and TBB calls run concurrently.
 
-First call: Numba compiles each kernel once and caches it on disk; compiling takes 20-40 s,
-so when that happens and stderr is a terminal, one line there says so (``CompileNote``).
+First call: Numba compiles each kernel once and caches it on disk; compiling takes 10-30 s
+(a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4), so when that happens and stderr is a terminal, one line there says so (``CompileNote``).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class CompileNote(numba.core.event.Listener):
     Only on a terminal, like a progress bar: it is for a person waiting, and output that a
     script or a test runner captures stays exactly what it was."""
 
-    MESSAGE = ("tinyinfer: compiling kernels once, ~20-40 s; "
+    MESSAGE = ("tinyinfer: compiling kernels once, ~10-30 s; "
                "later runs load them from the cache")
 
     def __init__(self):
