@@ -9,7 +9,8 @@ before Numba has chosen its layer (on the first parallel launch), a graph runs u
 process-wide lock; under OpenMP and TBB calls run concurrently.
 
 First call: Numba compiles each kernel once and caches it on disk; compiling takes 10-30 s
-(a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4), so when that happens and stderr is a terminal, one line there says so (``CompileNote``).
+(a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4), so when that happens and stderr is a
+terminal, one line there says so (``CompileNote``).
 """
 from __future__ import annotations
 
