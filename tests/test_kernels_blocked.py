@@ -190,3 +190,20 @@ def test_blocked_conv_bad_input(case, match):
              bias=None, stride=1, residual=None) | case
     with pytest.raises(InputError, match=match):
         CBK.conv2d_blocked(a["x"], a["w"], a["bias"], a["stride"], 0, 1, 0, a["residual"])
+
+
+def test_bound_blocked_convs_follow_a_new_weight():
+    """The engine binds a blocked conv's checked arguments and packed weights once per input
+    shape (ops._conv_run_blocked); a node given a new weight array runs with it."""
+    m = tinyinfer.load("mobilenet_v2", weights=None)
+    x = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
+    before = m(x)
+    node = [n for n in m.plan if n.kind == "conv2d"][-1]              # the last 1x1, blocked
+    assert layout.for_shape(m.plan, x.shape)[node.name].attrs["blocked"]
+    node.params["weight"] = node.params["weight"] * np.float32(2.0)
+    after = m(x)
+    for n in m.plan:
+        n.cache.clear()
+    m.plan.layouts.clear()
+    np.testing.assert_array_equal(m(x), after)
+    assert not np.allclose(after, before)

@@ -92,18 +92,30 @@ def _conv_cost(node, in_shapes, out_shape):
 
 
 def _conv_run(node, inputs):
-    stride, padding, dilation = conv_geometry(node, inputs[0].shape)
     if node.attrs.get("blocked"):          # marked by layout.py for this input shape
-        return CBK.conv2d_blocked(inputs[0], node.params["weight"], node.params.get("bias"),
-                                  stride, padding, node.attrs["groups"],
-                                  node.attrs.get("act", 0),
-                                  inputs[1] if len(inputs) > 1 else None, node.cache,
-                                  node.attrs["blocked_out"],
-                                  node.attrs.get("act_after_residual", False))
+        return _conv_run_blocked(node, inputs)
+    stride, padding, dilation = conv_geometry(node, inputs[0].shape)
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
                     residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache,
                     act_after_residual=node.attrs.get("act_after_residual", False))
+
+
+def _conv_run_blocked(node, inputs):
+    """conv_blocked's kernels, their arguments checked and bound once per input shape (and
+    for as long as the node keeps the same weight and bias arrays)."""
+    w, b = node.params["weight"], node.params.get("bias")
+    res = inputs[1] if len(inputs) > 1 else None
+    key = ("blocked_run", inputs[0].shape, None if res is None else res.shape,
+           node.attrs["blocked_out"])
+    hit = node.cache.get(key)
+    if hit is None or hit[0] is not w or hit[1] is not b:
+        stride, padding, _ = conv_geometry(node, inputs[0].shape)
+        a = node.attrs
+        hit = node.cache[key] = (w, b, CBK.bind_conv2d_blocked(
+            inputs[0], w, b, stride, padding, a["groups"], a.get("act", 0), res, node.cache,
+            a["blocked_out"], a.get("act_after_residual", False)))
+    return hit[2](inputs[0], res)
 
 
 def _conv_lower(node, in_shapes, out_shape, calls):
