@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from ..cpu import VECTOR_FLOATS
-from .common import FASTMATH
+from .common import FASTMATH, stack_empty
 
 CB = VECTOR_FLOATS                  # channels per block: one vector register
 NO_RES5 = np.zeros((1, 1, 1, 1, CB), np.float32)   # "no residual" for the kernels
@@ -93,24 +93,32 @@ def pad_bias(bias, c: int) -> np.ndarray:
 
 # ---- global average pooling: the squeeze of SE, and a network's pool before its classifier
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _pool_blocked(xb, s):
-    """s[n, b*CB + j] = mean_i xb[n, b, i, j] (float64 sums, as pooling.py's).
-    xb (N, Cb, L, CB)   s (N, Cb*CB)"""
-    N, Cb, L, cb_ = xb.shape
+def _pool_blocked(xb, sums):
+    """sums[n*Cb + b, j] = sum_{h,w} xb[n, b, h, w, j]: each row's sum in float32 registers
+    (a vector of CB channels; W terms), the rows' sums added in float64 (as pooling.py's
+    float64 sums: 12544 float32 terms would lose digits).
+    xb (N, Cb, H, W, CB)   sums (N*Cb, CB) float64, zeros, made by the caller (a NumPy array
+    constructor inside a kernel compiles for 0.4 s)"""
+    N, Cb, H, W, cb_ = xb.shape
     for p in numba.prange(N * Cb):
-        n = p // Cb
-        b = p % Cb
-        xp = xb[n, b]
-        for j in range(cb_):     # one channel at a time: no array for the sums (np.zeros
-            acc = 0.0            # here compiled NumPy's array constructors: +0.5 s cold)
-            for i in range(L):
-                acc += xp[i, j]
-            s[n, b * cb_ + j] = acc / L
+        xp = xb[p // Cb, p % Cb]
+        acc = sums[p]
+        row = stack_empty(CB)
+        for h in range(H):
+            xh = xp[h]
+            for j in range(CB):
+                row[j] = 0.0
+            for w in range(W):
+                xw = xh[w]
+                for j in range(CB):
+                    row[j] += xw[j]
+            for j in range(CB):
+                acc[j] += row[j]
 
 
 def global_avg_pool_blocked(xb: np.ndarray, channels: int) -> np.ndarray:
     """(N, Cb, H, W, CB) -> (N, channels): pooling.global_avg_pool of the NCHW tensor."""
     N, Cb, H, W, _ = xb.shape
-    s = np.empty((N, Cb * CB), np.float32)
-    _pool_blocked(xb.reshape(N, Cb, H * W, CB), s)
-    return np.ascontiguousarray(s[:, :channels])
+    sums = np.zeros((N * Cb, CB), np.float64)
+    _pool_blocked(xb, sums)
+    return (sums.reshape(N, Cb * CB)[:, :channels] / (H * W)).astype(np.float32)
