@@ -7,8 +7,12 @@ For every distinct conv / linear shape of MobileNetV2 it prints the conv variant
 picks (kernels/conv.py), tinyinfer's median time and GFLOP/s, PyTorch's (F.conv2d /
 F.linear, 2 threads) and their ratio, and for 1x1 convs a comparison-only column: NumPy's
 BLAS matmul (a 1x1 conv is already its own im2col). Both sides compute conv + bias with no
-activation, so they do the same work. ``--variants`` adds one column per named conv
-variant, run on every layer it supports ("-" where it cannot run), side by side.
+activation, so they do the same work. The "blocked" columns: the channel-blocked kernel
+(conv_blocked.py, what the engine runs for MobileNetV2's convs) on blocked input and
+output, its GFLOP/s, and that as a share of the roofline at the layer's arithmetic
+intensity (analysis/machine.py: min(peak, intensity x bandwidth), measured first).
+``--variants`` adds one column per named conv variant, run on every layer it supports
+("-" where it cannot run), side by side.
 
 Timing: warm-up first; then the candidates take turns in rounds (tinyinfer, torch, numpy,
 tinyinfer, ...), each round timing --runs / 6 calls per candidate; the figure is the
@@ -24,7 +28,9 @@ import time
 import numba
 import numpy as np
 
+from ..analysis.machine import best_machine
 from ..errors import InputError
+from ..kernels import conv_blocked as CBK
 from ..kernels.conv import VARIANTS, choose_variant, conv2d, conv2d_cost, supported_variants
 from ..kernels.linear import linear, linear_cost
 
@@ -100,13 +106,14 @@ def _make(layer, batch, rng, torch, F, variants=()):
         if torch is not None:
             xt_, wt_, bt_ = (torch.from_numpy(a) for a in (x, w, b))
             tt = lambda: F.linear(xt_, wt_, bt_)                   # noqa: E731
-        return flops, ti, tt, None, "linear", {v: None for v in variants}
+        return flops, ti, tt, None, "linear", {v: None for v in variants}, None, 0
     groups = cin if kind == "depthwise" else 1
     pad = k // 2
     x = rng.standard_normal((batch, cin, hw, hw), dtype=np.float32)
     w = rng.standard_normal((cout, cin // groups, k, k), dtype=np.float32) * 0.1
     b = rng.standard_normal(cout, dtype=np.float32)
-    flops = conv2d_cost(x.shape, w.shape, stride, pad, 1, groups, 0, True).flops
+    cost = conv2d_cost(x.shape, w.shape, stride, pad, 1, groups, 0, True)
+    flops = cost.flops
     cache = {}   # a derived weight (Winograd's transform) made once, as the engine does
     ti = lambda: conv2d(x, w, b, stride, pad, 1, groups, cache=cache)  # noqa: E731
     tt = None
@@ -120,7 +127,14 @@ def _make(layer, batch, rng, torch, F, variants=()):
     can = supported_variants(x.shape, w.shape, pad, groups, stride)
     vfns = {v: (lambda v=v: conv2d(x, w, b, stride, pad, 1, groups, variant=v, cache=cache))
             if v in can else None for v in variants}
-    return flops, ti, tt, npf, choose_variant(x.shape, w.shape, stride, pad, 1, groups), vfns
+    tb = None
+    if CBK.supports(w.shape, groups, (stride, stride), (pad,) * 4, (1, 1)):
+        # as the engine runs it: blocked in and out (a dense stem reads the NCHW image)
+        xin = x if groups == 1 and k > 1 else CBK.to_blocked(x)
+        run = CBK.bind_conv2d_blocked(xin, w, b, stride, pad, groups, 0, cache={})
+        tb = lambda: run(xin, None)                                  # noqa: E731
+    return (flops, ti, tt, npf, choose_variant(x.shape, w.shape, stride, pad, 1, groups), vfns,
+            tb, cost.bytes_moved())
 
 
 def _medians(fns, runs, rounds=6):
@@ -186,13 +200,15 @@ def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True
              ", torch not installed: tinyinfer columns only"))
     print(f"numba first calls: {secs:.2f} s ({compiled} kernel versions compiled, "
           f"{loaded} loaded from the on-disk cache)")
+    roof = best_machine()
+    print(f"roofline (best of 3 measurements): {roof}")
     load = os.getloadavg()[0]
     print(f"load average {load:.2f}" + ("  (other processes are busy: expect noise)"
                                           if load > 0.7 else "") + "\n")
     head = f"{'kind':<10} {'shape':<26} {'n':>2} {'variant':<9} {'tinyinfer':>10} {'GFLOP/s':>8}"
     if torch:
         head += f" {'torch':>10} {'GFLOP/s':>8} {'ratio':>6}"
-    head += f" {'numpy BLAS':>11}"
+    head += f" {'blocked':>10} {'GFLOP/s':>8} {'%roof':>5} {'numpy BLAS':>11}"
     head += "".join(f" {v:>10}" for v in variants)
     print(head)
     print("-" * len(head))
@@ -200,14 +216,23 @@ def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True
     total = {"conv": [0.0, 0.0], "all": [0.0, 0.0]}
     total_blas = [0.0, 0.0]   # pointwise only: numpy BLAS vs tinyinfer
     total_variants = {v: 0.0 for v in variants}   # over the layers each can run
+    total_blocked = 0.0                           # blocked where it runs, else conv2d
     for layer, count in distinct_layers(size):
-        flops, ti, tt, npf, chosen, vfns = _make(layer, batch, rng, torch, F, variants)
-        t_ti, t_torch, t_np, *t_vs = _medians([ti, tt, npf] + list(vfns.values()), runs)
+        flops, ti, tt, npf, chosen, vfns, tb, moved = _make(layer, batch, rng, torch, F,
+                                                             variants)
+        t_ti, t_torch, t_np, t_b, *t_vs = _medians([ti, tt, npf, tb] + list(vfns.values()),
+                                                   runs)
         line = (f"{layer[0]:<10} {_shape_text(layer, batch):<26} {count:>2} {chosen:<9} "
                 f"{t_ti * 1e3:>7.3f} ms {flops / t_ti / 1e9:>8.1f}")
         if torch:
             line += (f" {t_torch * 1e3:>7.3f} ms {flops / t_torch / 1e9:>8.1f}"
                      f" {t_ti / t_torch:>6.2f}")
+        if t_b is not None:
+            share = flops / t_b / roof.attainable(flops / moved)
+            line += f" {t_b * 1e3:>7.3f} ms {flops / t_b / 1e9:>8.1f} {share:>5.0%}"
+        else:
+            line += f" {'-':>10} {'':>8} {'':>5}"
+        total_blocked += count * (t_b if t_b is not None else t_ti)
         line += f" {t_np * 1e3:>8.3f} ms" if t_np is not None else f" {'':>11}"
         for v, t in zip(variants, t_vs):
             line += f" {t * 1e3:>7.3f} ms" if t is not None else f" {'-':>10}"
@@ -226,6 +251,7 @@ def main(runs: int = 60, size: int = 224, batch: int = 1, use_torch: bool = True
         if torch:
             line += f", torch {torch_ms:.2f} ms, ratio {ti_ms / torch_ms:.2f}"
         print(line)
+    print(f"conv + linear, blocked kernels where they run: {total_blocked * 1e3:.2f} ms")
     print(f"pointwise layers only: tinyinfer {total_blas[0] * 1e3:.2f} ms, "
           f"numpy BLAS matmul {total_blas[1] * 1e3:.2f} ms")
     for v, t in total_variants.items():
