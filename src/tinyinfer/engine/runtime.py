@@ -10,7 +10,8 @@ process-wide lock; under OpenMP and TBB calls run concurrently.
 
 First call: Numba compiles each kernel once and caches it on disk; compiling takes 10-30 s
 (a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4), so when that happens and stderr is a
-terminal, one line there says so (``CompileNote``).
+terminal, one line there says so (``CompileNote``), and a second process compiles the
+kernels a mobile network reaches last (prewarm.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numba.core.event
 import numpy as np
 
 from .graph import Graph
+from . import prewarm
 from .layout import for_shape
 from .ops import get_op
 
@@ -54,9 +56,11 @@ class CompileNote(numba.core.event.Listener):
         module = getattr(event.data["dispatcher"].py_func, "__module__", None) or ""
         stream = sys.stderr
         if (not self.printed and module.startswith("tinyinfer.") and stream is not None
-                and stream.isatty()):
+                and stream.isatty()
+                and not module.startswith("tinyinfer.analysis")):   # not bench machine's
             self.printed = True
             print(self.MESSAGE, file=stream, flush=True)
+            prewarm.start()      # the cache is cold: a second core compiles alongside
 
     def on_end(self, event):
         pass
