@@ -161,6 +161,13 @@ def test_blocked_squeeze_excite_matches_torch(n, c, red, h, w, seed, acts):
     np.testing.assert_allclose(got, want, **tol(c))
     nchw = squeeze_excite_blocked(x, w_r, b_r, w_e, b_e, act, gate, blocked_out=False)
     np.testing.assert_array_equal(nchw, got)          # NCHW in and out: the same numbers
+    from tinyinfer.kernels import se
+    saved, se.SERIAL_FC_MACS = se.SERIAL_FC_MACS, -1  # the FCs on linear.py's kernels
+    try:                                              # (larger FCs, batch 8 and more)
+        wide = squeeze_excite_blocked(x, w_r, b_r, w_e, b_e, act, gate, blocked_out=False)
+    finally:
+        se.SERIAL_FC_MACS = saved
+    np.testing.assert_allclose(wide, want, **tol(c))
 
 
 def test_blocked_squeeze_excite_bad_input():
