@@ -7,10 +7,11 @@ channel-blocked kernels the main process does not reach first (it starts with th
 the pointwise kernel): the activation ladder every kernel's epilogue calls (1.3 s; the main
 process reaches it inside the pointwise kernel, after the stem's im2col), the depthwise
 kernel, then the classifier's, the pool's and squeeze-excite's, so that each lands in the
-on-disk cache before the main process needs it; it then loads it instead of compiling it. Numba writes a cache entry to a temporary file and renames it, so a
-reader sees a whole entry or none; a kernel both processes compile is simply compiled
-twice. The types of the tiny inputs are the engine's (C-contiguous float32 arrays, int64
-scalars), so the cached signatures are the ones the network asks for.
+on-disk cache before the main process needs it; it then loads it instead of compiling it.
+Numba writes a cache entry to a temporary file and renames it, so a reader sees a whole
+entry or none; a kernel both processes compile is simply compiled twice. The tiny inputs
+have the engine's types (C-contiguous float32 arrays, int64 scalars), so the cached
+signatures are the ones the network asks for (tests/test_prewarm.py).
 
 Started by runtime.CompileNote with the note on the terminal (never under a test runner or
 a script whose stderr is captured), only with two or more cores.
