@@ -56,11 +56,11 @@ class CompileNote(numba.core.event.Listener):
         module = getattr(event.data["dispatcher"].py_func, "__module__", None) or ""
         stream = sys.stderr
         if (not self.printed and module.startswith("tinyinfer.") and stream is not None
-                and stream.isatty()
-                and not module.startswith("tinyinfer.analysis")):   # not bench machine's
+                and stream.isatty()):
             self.printed = True
             print(self.MESSAGE, file=stream, flush=True)
-            prewarm.start()      # the cache is cold: a second core compiles alongside
+            if not module.startswith("tinyinfer.analysis"):   # bench machine: no network
+                prewarm.start()  # the cache is cold: a second core compiles alongside
 
     def on_end(self, event):
         pass
