@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import tinyinfer
 from tinyinfer.engine import layout
+from tinyinfer.engine.ops import infer_shapes
 from tinyinfer.kernels import conv_blocked as CBK
 from tinyinfer.kernels.activations import act_code
 from conv_ref import TORCH_ACT, tol, torch_conv
@@ -18,14 +19,14 @@ from conv_ref import TORCH_ACT, tol, torch_conv
 
 @st.composite
 def blocked_cases(draw):
-    """Pointwise, depthwise or small dense convs (a stem: 1-6 input channels) with channel
+    """Pointwise, depthwise or dense convs (groups 1, any kernel) with channel
     counts around the block size (so partial blocks and the pointwise tile's partial pair
     of output blocks occur), maps from 1x1 to 19 wide (partial pixel tiles of every
     kernel), kernels 1-5, strides 1-2, any padding up to the kernel, bias, activation,
     residual in either order."""
     kind = draw(st.sampled_from(["pointwise", "depthwise", "dense"]))
     cin = draw(st.integers(2, 3 * CBK.CB + 3) if kind == "depthwise" else     # groups = cin
-               st.integers(1, 6) if kind == "dense" else st.integers(1, 3 * CBK.CB + 3))
+               st.integers(1, 3 * CBK.CB + 3))
     if kind == "pointwise":
         cout, k, s, pads = draw(st.integers(1, 3 * CBK.CB + 3)), 1, 1, (0, 0, 0, 0)
     else:
@@ -60,6 +61,8 @@ def test_blocked_convs_match_torch(c):
     code = act_code(c["act"])
     xin = CBK.to_blocked(x) if c["blocked_in"] else x
     rin = CBK.to_blocked(res) if (res is not None and c["blocked_in"]) else res
+    if c["blocked_in"] and c["cin"] % CBK.CB:
+        xin[:, -1, ..., c["cin"] % CBK.CB:] = 7.0   # padded channels: act(0) there, ignored
     assert CBK.supports(w.shape, c["groups"], (c["s"],) * 2, c["pads"], (1, 1))
     got = CBK.conv2d_blocked(xin, w, b, (c["s"], c["s"]), c["pads"], c["groups"], code, rin,
                              cache={}, blocked_out=True, act_after_residual=c["after"])
@@ -79,6 +82,29 @@ def test_blocked_global_pool_matches_torch(n, c, h, w, seed):
     got = global_avg_pool_blocked(CBK.to_blocked(x), c)
     assert got.shape == (n, c)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 2 * CBK.CB + 3), k=st.integers(1, 4),
+       s=st.integers(1, 3), d=st.integers(1, 2), ceil=st.booleans(), data=st.data(),
+       seed=st.integers(0, 2**31))
+def test_blocked_max_pool_matches_torch(n, c, k, s, d, ceil, data, seed):
+    """Any kernel, stride, padding (<= k/2, as torch allows), dilation and ceil mode; NaN
+    wins as in torch; the padded channels (garbage here) are never read into real ones."""
+    import torch
+    from tinyinfer.kernels.blocked_layout import max_pool2d_blocked
+    p = data.draw(st.integers(0, k // 2))
+    h = data.draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 17))
+    w = data.draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 17))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p, d, ceil_mode=ceil)
+    xb = CBK.to_blocked(x)
+    if c % CBK.CB:
+        xb[:, -1, ..., c % CBK.CB:] = 1e30
+    got = CBK.from_blocked(max_pool2d_blocked(xb, k, s, p, d, ceil), c)
+    np.testing.assert_array_equal(got, want.numpy())
 
 
 def test_layout_round_trip_and_padding_channels():
@@ -117,11 +143,48 @@ def test_which_convs_run_blocked(monkeypatch):
     assert len(small) == 2 + 3 * 10 + 1 + 1
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 224, 224), (2, 3, 96, 128)])
-def test_network_blocked_equals_nchw(shape, monkeypatch):
+def test_which_pools_concats_and_dense_convs_run_blocked():
+    """SqueezeNet 1.1 runs blocked whole (its concats join whole blocks: 64 + 64 ... 256 +
+    256 channels); ResNet-18's 3x3 convs only where their im2col panel is at most
+    MAX_PANEL floats (not @56x56: 64*9 taps x 3136 pixels, nor the 7x7 stem); GhostNet's
+    concats of 8 + 8 channels (half blocks) never, those of 240 + 240 when both inputs are
+    blocked and every reader of the concat is."""
+    sq = tinyinfer.load("squeezenet1_1", weights=None)
+    run, _ = layout.assign(sq.plan, (1, 3, 224, 224))
+    assert run == {n.name for n in sq.plan if n.kind != "flatten"}
+    r18 = tinyinfer.load("resnet18", weights=None)
+    run, _ = layout.assign(r18.plan, (1, 3, 224, 224))
+    shapes = infer_shapes(r18.plan, (1, 3, 224, 224))
+    for n in r18.plan:
+        if n.kind == "conv2d" and n.param_shapes["weight"][2] > 1:
+            cin, kh, kw = n.param_shapes["weight"][1:]
+            ho, wo = shapes[n.name][2:]
+            fits = cin * kh * kw * ho * wo <= layout.MAX_PANEL
+            assert layout._eligible(n, shapes) == fits, n.name
+            if not fits:            # (a fitting one may still be dropped with its run:
+                assert n.name not in run    # too few values kept blocked per conversion)
+    assert {"layer4.1.conv1", "layer4.1.conv2", "maxpool"} - run == {"maxpool"}
+    gh = tinyinfer.load("ghostnet_100", weights=None)
+    run, stored = layout.assign(gh.plan, (1, 3, 224, 224))
+    shapes = infer_shapes(gh.plan, (1, 3, 224, 224))
+    cats = [n for n in gh.plan if n.kind == "concat"]
+    for n in cats:
+        if any(shapes[v][1] % CBK.CB for v in n.inputs):
+            assert n.name not in run
+        elif n.name in run:
+            assert all(v in stored for v in n.inputs)
+    assert any(n.name in run for n in cats)
+
+
+@pytest.mark.parametrize("name, shape", [("efficientnet_b0", (1, 3, 224, 224)),
+                                         ("efficientnet_b0", (2, 3, 96, 128)),
+                                         ("squeezenet1_1", (2, 3, 160, 144)),
+                                         ("googlenet", (1, 3, 224, 224))])
+def test_network_blocked_equals_nchw(name, shape, monkeypatch):
     """The same weights run with and without the blocked layout give the same logits (here
-    with random BN-free weights; test_models.py checks the blocked run against torch)."""
-    m = tinyinfer.load("efficientnet_b0", weights=None)
+    with random BN-free weights; test_models.py checks the blocked run against torch).
+    SqueezeNet and GoogLeNet: dense 3x3 convs on blocked input, max pools, concats."""
+    m = tinyinfer.load(name, weights=None)
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     got = m(x)
     assert any(n.attrs.get("blocked") for n in layout.for_shape(m.plan, shape))
@@ -182,7 +245,7 @@ def test_blocked_squeeze_excite_bad_input():
 
 @pytest.mark.parametrize("case, match", [
     (dict(x=np.zeros((1, 8, 5, 5), np.float64)), "float32"),
-    (dict(w=np.zeros((8, 8, 5, 5), np.float32)), "use conv2d"),    # dense: 200 taps
+    (dict(w=np.zeros((8, 4, 3, 3), np.float32), groups=2), "use conv2d"),   # grouped
     (dict(w=np.zeros((8, 8, 3, 3), np.float32), x=np.zeros((1, 8, 2, 2), np.float32)),
      "smaller than the kernel"),
     (dict(x=np.zeros((1, 9, 5, 5), np.float32)), r"needs \(N, 8, H, W\)"),
@@ -194,9 +257,10 @@ def test_blocked_conv_bad_input(case, match):
     """Arguments a jitted kernel would misread (or crash on) raise one InputError."""
     from tinyinfer.errors import InputError
     a = dict(x=np.zeros((1, 8, 5, 5), np.float32), w=np.zeros((8, 8, 1, 1), np.float32),
-             bias=None, stride=1, residual=None) | case
+             bias=None, stride=1, residual=None, groups=1) | case
     with pytest.raises(InputError, match=match):
-        CBK.conv2d_blocked(a["x"], a["w"], a["bias"], a["stride"], 0, 1, 0, a["residual"])
+        CBK.conv2d_blocked(a["x"], a["w"], a["bias"], a["stride"], 0, a["groups"], 0,
+                           a["residual"])
 
 
 def test_bound_blocked_convs_follow_a_new_weight():

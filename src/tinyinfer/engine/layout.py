@@ -2,18 +2,19 @@
 
 The plan (passes.optimize) is NCHW everywhere. For a given input shape, ``for_shape``
 returns the plan with some nodes marked to run on the blocked layout: the convs its kernels
-run (pointwise, depthwise, and dense ones with few taps: a stem), the squeeze-excite between
-them (EfficientNet, MobileNetV3), and a global pool that ends a run. A run of such nodes
-passes its activations blocked from one to the next; the first converts its NCHW input, and
-a node whose output some other kind of node reads converts it back (the pool writes NCHW
-itself). So every value any other node sees is NCHW, and a marked node's attrs say what it
-does:
+run (pointwise, depthwise, and dense ones whose im2col panel fits in cache: MAX_PANEL), the
+squeeze-excite between them (EfficientNet, MobileNetV3), max pools and concats of whole
+blocks that hand their output to blocked nodes (SqueezeNet, GoogLeNet), and a global pool
+that ends a run. A run of such nodes passes its activations blocked from one to the next;
+the first converts its NCHW input, and a node whose output some other kind of node reads
+converts it back (the pool writes NCHW itself). So every value any other node sees is NCHW,
+and a marked node's attrs say what it does (ops_blocked.py runs it):
 
-    attrs["blocked"]       True: runs conv_blocked.conv2d_blocked / se.squeeze_excite_blocked
-                           / blocked_layout.global_avg_pool_blocked (inputs arrive blocked,
-                           or NCHW and are converted)
+    attrs["blocked"]       True: runs on blocked values (inputs arrive blocked, or NCHW
+                           and are converted)
     attrs["blocked_out"]   True: its output stays blocked (every reader runs blocked)
-    attrs["channels"]      (the pool) its input's channels, without the block padding
+    attrs["channels"]      the pool: its input's channels, without the block padding; a max
+                           pool or concat: its output's (for a conversion back to NCHW)
 
 Decided per shape because the graph stores none (graph.py), and so that a limit on the map
 size (MAX_PIXELS) can be measured per shape. ``for_shape`` keeps one marked copy per input
@@ -45,11 +46,21 @@ from __future__ import annotations
 import copy
 import math
 
+from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
 from .graph import Graph
 from .ops import conv_geometry, infer_shapes
 
 MAX_PIXELS = math.inf       # output pixels per image of a blocked node (see above)
+# A dense conv (groups 1, not 1x1 stride 1) runs blocked on an im2col panel of Cin*KH*KW
+# taps x output pixels floats per image, only up to MAX_PANEL floats (2 MB: about the two
+# cores' L2), so the pointwise kernel reads the panel from cache. Measured 2026-12-03 (Zen 4,
+# batch 1, ms NCHW kernels / blocked, summed over a network's layers of one shape):
+# ResNet-18's 3x3 convs @7x7 (225k floats) 6.0 / 3.8, stride 2 -> 28x28 (451k) 0.95 / 0.71,
+# @14x14 (451k) 3.3 / 3.8 (ResNet-50's 6.4 / 8.2, GoogLeNet's 4.1 / 3.7), MobileNetV2's
+# stem (338k) 0.67 / 0.28; but @28x28 (903k) 3.2 / 4.3, @56x56 (1.8M) 4.2 / 6.5, ResNet's
+# 7x7 stem (1.8M) 2.3 / 3.0.
+MAX_PANEL = 2 ** 19
 # A run of blocked convs pays one layout conversion per NCHW value it reads and per output
 # it hands to another kind of node; it is kept only with this many values passed blocked
 # per conversion. Measured 2026-12-03 (Zen 4, batch 8, ms NCHW / blocked with no such
@@ -61,6 +72,8 @@ MIN_STORED_PER_CONVERSION = 2
 
 # Kinds that read a blocked value but write NCHW themselves (no conversion back).
 READ_ONLY = {"global_avgpool"}
+# Kinds that only move values (no conv of their own to speed up)
+PASS_ON = {"concat", "max_pool2d"}
 
 
 def _eligible(node, shapes) -> bool:
@@ -68,15 +81,21 @@ def _eligible(node, shapes) -> bool:
     if node.kind in READ_ONLY:            # the pool after a blocked run
         inp = shapes[node.inputs[0]]
         return inp[2] * inp[3] <= MAX_PIXELS
-    if node.kind == "se":                  # a squeeze-excite between blocked convs
+    if node.kind in ("se", "max_pool2d"):
         return out[2] * out[3] <= MAX_PIXELS
+    if node.kind == "concat":              # whole blocks only: no lane shifting
+        return (out[2] * out[3] <= MAX_PIXELS
+                and all(shapes[v][1] % BL.CB == 0 for v in node.inputs))
     if node.kind != "conv2d":
         return False
     a = node.attrs
+    w = node.param_shapes["weight"]
+    if (a["groups"] == 1 and (w[2:], a["stride"]) != ((1, 1), (1, 1))
+            and w[1] * w[2] * w[3] * out[2] * out[3] > MAX_PANEL):
+        return False
     _, padding, _ = conv_geometry(node, shapes[node.inputs[0]])   # TF "same": this shape
     return (out[2] * out[3] <= MAX_PIXELS
-            and CBK.supports(node.param_shapes["weight"], a["groups"], a["stride"], padding,
-                             a["dilation"]))
+            and CBK.supports(w, a["groups"], a["stride"], padding, a["dilation"]))
 
 
 def assign(graph: Graph, input_shape) -> tuple[set, set]:
@@ -87,6 +106,10 @@ def assign(graph: Graph, input_shape) -> tuple[set, set]:
     for n in graph:
         for v in n.inputs:
             readers.setdefault(v, []).append(n.name)
+    # a concat or max pool runs blocked only to hand its output on blocked: it has no
+    # arithmetic to gain, and a conversion back to NCHW would only move one elsewhere
+    run -= {n.name for n in graph if n.kind in PASS_ON
+            and not all(r in run for r in readers.get(n.name, ()))}
     while True:
         stored = {v for v in run if v != graph.output and graph[v].kind not in READ_ONLY
                   and all(r in run for r in readers.get(v, ()))}
@@ -137,6 +160,8 @@ def for_shape(graph: Graph, input_shape) -> Graph:
                 m.attrs = dict(n.attrs, blocked=True, blocked_out=n.name in stored)
                 if n.kind in READ_ONLY:     # the channels past C in its blocked input
                     m.attrs["channels"] = shapes[n.inputs[0]][1]
+                elif n.kind in ("max_pool2d", "concat"):    # for a conversion to NCHW
+                    m.attrs["channels"] = shapes[n.name][1]
             marked.nodes.append(m)
             marked._by_name[m.name] = m
         marked.output = graph.output

@@ -36,6 +36,7 @@ Adding an op kind:
 from __future__ import annotations
 
 from . import ops_attention, ops_cells, ops_transformer
+from . import ops_blocked as OB
 from .conv_variant import conv_class
 from .costs import Cost, RefOp, numel
 from ..errors import InputError
@@ -43,9 +44,7 @@ from .graph import Graph, Node
 from .op_record import (MEMORY_ROLES, MIXES, PER_CHANNEL, POOL, VIEW, WHOLE, ByNode, Op,  # noqa: F401
                         act_ops, copy, lowers_to, same_shape)
 from ..kernels import activations as A
-from ..kernels import blocked_layout as BL
 from ..kernels import conv as C
-from ..kernels import conv_blocked as CBK
 from ..kernels import conv_transpose as CT
 from ..kernels import linear as L
 from ..kernels import norm as N
@@ -93,29 +92,12 @@ def _conv_cost(node, in_shapes, out_shape):
 
 def _conv_run(node, inputs):
     if node.attrs.get("blocked"):          # marked by layout.py for this input shape
-        return _conv_run_blocked(node, inputs)
+        return OB.conv(node, inputs, conv_geometry)
     stride, padding, dilation = conv_geometry(node, inputs[0].shape)
     return C.conv2d(inputs[0], node.params["weight"], node.params.get("bias"), stride, padding,
                     dilation, node.attrs["groups"], act=node.attrs.get("act", 0),
                     residual=inputs[1] if len(inputs) > 1 else None, cache=node.cache,
                     act_after_residual=node.attrs.get("act_after_residual", False))
-
-
-def _conv_run_blocked(node, inputs):
-    """conv_blocked's kernels, their arguments checked and bound once per input shape (and
-    for as long as the node keeps the same weight and bias arrays)."""
-    w, b = node.params["weight"], node.params.get("bias")
-    res = inputs[1] if len(inputs) > 1 else None
-    key = ("blocked_run", inputs[0].shape, None if res is None else res.shape,
-           node.attrs["blocked_out"])
-    hit = node.cache.get(key)
-    if hit is None or hit[0] is not w or hit[1] is not b:
-        stride, padding, _ = conv_geometry(node, inputs[0].shape)
-        a = node.attrs
-        hit = node.cache[key] = (w, b, CBK.bind_conv2d_blocked(
-            inputs[0], w, b, stride, padding, a["groups"], a.get("act", 0), res, node.cache,
-            a["blocked_out"], a.get("act_after_residual", False)))
-    return hit[2](inputs[0], res)
 
 
 def _conv_lower(node, in_shapes, out_shape, calls):
@@ -231,8 +213,14 @@ def _act_lower(node, in_shapes, out_shape, calls):
 # ---- pooling -------------------------------------------------------------------------------
 def _gap_run(node, x):
     if node.attrs.get("blocked"):          # the end of a blocked run (layout.py)
-        return BL.global_avg_pool_blocked(x, node.attrs["channels"])
+        return OB.global_avg_pool(node, x)
     return P.global_avg_pool(x)
+
+
+def _max_pool_run(node, x):
+    if node.attrs.get("blocked"):          # marked by layout.py (ops_blocked.py)
+        return OB.max_pool(node, x, _pool_args(node))
+    return P.max_pool2d(x, **_pool_args(node))
 
 
 def _gap_shape(node, in_shapes):
@@ -362,11 +350,12 @@ CNN_RECORDS = [
     Op("avg_pool2d", lambda node, x: P.avg_pool2d(x[0], **_pool_args(node)), _pool_shape,
        lambda node, s, o: P.avg_pool2d_cost(s[0], **_pool_args(node)),
        lowers_to("avg_pool"), "pool", "Pool", POOL),
-    Op("max_pool2d", lambda node, x: P.max_pool2d(x[0], **_pool_args(node)), _pool_shape,
+    Op("max_pool2d", lambda node, x: _max_pool_run(node, x[0]), _pool_shape,
        lambda node, s, o: P.max_pool2d_cost(s[0], **_pool_args(node)),
        lowers_to("max_pool"), "pool", "Pool", POOL),
     Op("se", _se_run, same_shape, _se_cost, _se_lower, "other", "Squeeze-Excite", WHOLE),
-    Op("concat", lambda node, x: T.concat(x, axis=1), _concat_shape,
+    Op("concat", lambda node, x: OB.concat(node, x) if node.attrs.get("blocked") else
+       T.concat(x, axis=1), _concat_shape,
        lambda node, s, o: T.concat_cost(s, axis=1),
        copy, "other", "concat", WHOLE),
     Op("channel_shuffle", lambda node, x: T.channel_shuffle(x[0], node.attrs["groups"]),

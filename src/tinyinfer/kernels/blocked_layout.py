@@ -122,3 +122,73 @@ def global_avg_pool_blocked(xb: np.ndarray, channels: int) -> np.ndarray:
     sums = np.zeros((N * Cb, CB), np.float64)
     _pool_blocked(xb, sums)
     return (sums.reshape(N, Cb * CB)[:, :channels] / (H * W)).astype(np.float32)
+
+
+# ---- max pooling and concatenation (SqueezeNet's and GoogLeNet's blocked runs) ----------
+@numba.njit(parallel=True, cache=True)
+def _max_pool_blocked(xb, out, kh, kw, sh, sw, ph, pw, dh, dw, rows):
+    """out[n, b, oh, ow, :] = max over the window of xb[n, b, ., ., :], NaN winning and the
+    padding never selected, as pooling.max_pool2d.
+    xb (N, Cb, H, W, CB)   out (N, Cb, OH, OW, CB); a task: ``rows`` output rows of a block.
+    Per output row as pooling._max_pool2d: the max down the window's rows into ``col`` (a
+    row padded with -inf), then across its taps at stride 1 into ``h``, then every SW-th
+    pixel of h out; every loop over whole rows of pixels x CB channels (flat, so they
+    vectorize; at the same speed as the NCHW kernel: the NaN-aware max is the cost)."""
+    N, Cb, H, W = xb.shape[0], xb.shape[1], xb.shape[2], xb.shape[3]
+    OH, OW = out.shape[2], out.shape[3]
+    L = (OW - 1) * sw + (kw - 1) * dw + 1       # the padded row the windows read
+    nw = min(W, L - pw)                          # input columns inside it
+    nh = L - (kw - 1) * dw                       # window starts at stride 1
+    nr = (OH + rows - 1) // rows
+    for t in numba.prange(N * Cb * nr):
+        xp = xb[t // (Cb * nr), t // nr % Cb]
+        op = out[t // (Cb * nr), t // nr % Cb]
+        col = np.full(L * CB, -np.inf, np.float32)
+        h = np.empty(nh * CB, np.float32)
+        seg = col[pw * CB:(pw + nw) * CB]
+        for oh in range(t % nr * rows, min(t % nr * rows + rows, OH)):
+            first = True
+            for i in range(kh):
+                ih = oh * sh - ph + i * dh
+                if ih < 0 or ih >= H:
+                    continue
+                xr = xp[ih].reshape(-1)
+                if first:                        # PyTorch: a window has >= 1 input row
+                    for e in range(nw * CB):
+                        seg[e] = xr[e]
+                    first = False
+                else:
+                    for e in range(nw * CB):
+                        v, m = xr[e], seg[e]
+                        seg[e] = v if (v > m) | (v != v) else m
+            for e in range(nh * CB):
+                h[e] = col[e]
+            for k in range(1, kw):
+                c = col[k * dw * CB:]
+                for e in range(nh * CB):
+                    v, m = c[e], h[e]
+                    h[e] = v if (v > m) | (v != v) else m
+            orow = op[oh]
+            for q in range(OW):                  # slices, not offsets: no index wraparound
+                o, src = orow[q], h[q * sw * CB:]
+                for j in range(CB):
+                    o[j] = src[j]
+
+
+def max_pool2d_blocked(xb: np.ndarray, kernel, stride=None, padding=0, dilation=1,
+                       ceil_mode: bool = False) -> np.ndarray:
+    """pooling.max_pool2d (same arguments, same output sizes) on blocked xb."""
+    from .pooling import _pool_geometry     # pooling imports nothing blocked; no cycle
+    N, Cb, H, W, _ = xb.shape
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = _pool_geometry(
+        (N, Cb * CB, H, W), kernel, stride, padding, dilation, ceil_mode, "max_pool2d")
+    out = np.empty((N, Cb, OH, OW, CB), np.float32)
+    rows = max(1, min(OH, OH * N * Cb // 32))   # >= ~32 tasks: even shares for 2-8 threads
+    _max_pool_blocked(xb, out, kh, kw, sh, sw, ph, pw, dh, dw, rows)
+    return out
+
+
+def concat_blocked(xbs) -> np.ndarray:
+    """Blocked values of C_i channels each, every C_i a multiple of CB (so no block holds
+    two inputs' channels) -> their concatenation along channels, blocked."""
+    return np.concatenate(xbs, axis=1)

@@ -10,9 +10,9 @@ map size:
               (a broadcast pixel value times a vector of CB output channels' weights: the
               input needs no packing, it already is a GEMM panel; MP pixels x NB output
               blocks of accumulators in registers)
-  dense       (a network's stem: 3 input channels, 3x3, stride 2) the same kernel on an
-              im2col panel in the blocked layout: K = Cin*KH*KW taps play the input
-              channels, so the output comes out blocked and no GEMM kernel is needed
+  dense       (groups 1, any kernel: a stem, SqueezeNet's and ResNet's 3x3 convs) the
+              same kernel on an im2col panel in the blocked layout (im2col_blocked.py): its
+              taps play the input channels, so the output comes out blocked
   depthwise   conv_blocked_dw.py
 
 engine/layout.py keeps runs of such convs in this layout (MobileNetV2 from the stem to the
@@ -38,6 +38,7 @@ from .blocked_layout import (CB, NO_RES5, blocks, from_blocked, pad_bias,  # noq
 from .common import FASTMATH, cached_derived, check_array, check_bias, epilogue, stack_empty
 from .conv import normalize_padding
 from .conv_blocked_dw import depthwise_blocked, pack_depthwise
+from .im2col_blocked import panel_from_blocked, panel_from_nchw
 
 # Pointwise tile: MP pixels x NB output blocks of accumulators (14 of 32 zmm registers on
 # AVX-512; 10 of 16 ymm on AVX2), plus NB weight vectors and a broadcast.
@@ -46,9 +47,6 @@ NB = 2
 PW_TILE = MP * NB * CB
 PW_PIXELS = 16 * MP                 # pixels per pointwise task at most (a multiple of MP)
 TASKS_PER_THREAD = 8
-# A dense conv runs blocked (im2col panel) only with this few taps: a stem's 3 x 3x3
-# (larger K would materialise a large panel, as conv_im2col does for the NCHW GEMM).
-MAX_DENSE_TAPS = 4 * 7 * 7
 
 
 # ---- weights, packed once per weight array ----------------------------------------------
@@ -185,60 +183,26 @@ def _pw_k5(xn, w0, w1, base, last, Cib, acc):
 # ---- dense (groups 1, any kernel): the pointwise kernel on an im2col panel ---------------
 def pack_dense(w: np.ndarray) -> np.ndarray:
     """(Cout, Cin, KH, KW) -> pack_pointwise's layout with K = Cin*KH*KW taps, in the
-    panel's order (ci, ky, kx)."""
+    order of a panel made from NCHW input: (ci, ky, kx)."""
     return pack_pointwise(w.reshape(w.shape[0], -1, 1, 1))
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _im2col_blocked(x, KH, KW, sh, sw, pt, pl, panel):
-    """panel[n, k // CB, oy, ox, k % CB] = xpad[n, ci, oy*sh + ky, ox*sw + kx] for tap
-    k = (ci*KH + ky)*KW + kx (zeros past K and in the padding).
-    x (N, C, H, W)   panel (N, ceil(C*KH*KW / CB), Ho, Wo, CB)
-    Per tap, the output columns whose input column lies inside the row are copied without a
-    test, the rest zeroed (a test per element: 0.26 ms for MobileNetV3's 112x112 stem)."""
-    N, C, H, W = x.shape
-    Kb, Ho, Wo = panel.shape[1], panel.shape[2], panel.shape[3]
-    K = C * KH * KW
-    for t in numba.prange(N * Ho):
-        n = t // Ho
-        oy = t % Ho
-        for kb in range(Kb):
-            row = panel[n, kb, oy].reshape(-1)
-            for j in range(CB):
-                k = kb * CB + j
-                iy = oy * sh + k // KW % KH - pt
-                lo, hi = 0, 0                      # output columns with an input column
-                if k < K and 0 <= iy < H:
-                    kx = k % KW - pl               # ix = ox*sw + kx, 0 <= ix < W
-                    lo = min(max(0, (-kx + sw - 1) // sw), Wo)
-                    hi = max(min(Wo, (W - 1 - kx) // sw + 1), lo)
-                    xr = x[n, k // (KH * KW), iy, kx + lo * sw:]
-                    rj = row[lo * CB + j:]      # slices, not offsets: no index wraparound
-                    for ox in range(hi - lo):
-                        rj[ox * CB] = xr[ox * sw]
-                rj = row[j:]
-                for ox in range(lo):
-                    rj[ox * CB] = 0.0
-                for ox in range(hi, Wo):
-                    rj[ox * CB] = 0.0
-
-
-def dense_blocked(x, wp, bias_p, kernel, stride, padding, cout, act, residual=None):
-    """A groups-1 conv of any kernel on NCHW x, packed wp (pack_dense): blocked output.
-    kernel (KH, KW); stride (sh, sw); padding (top, bottom, left, right)."""
-    (N, C, H, W), (KH, KW), (sh, sw), (pt, pb, pl, pr) = x.shape, kernel, stride, padding
-    Ho, Wo = (H + pt + pb - KH) // sh + 1, (W + pl + pr - KW) // sw + 1
-    panel = np.empty((N, blocks(C * KH * KW), Ho, Wo, CB), np.float32)
-    _im2col_blocked(np.ascontiguousarray(x), KH, KW, sh, sw, pt, pl, panel)
-    return pointwise_blocked(panel, wp, bias_p, cout, act, residual)
+def pack_dense_blocked(w: np.ndarray) -> np.ndarray:
+    """(Cout, Cin, KH, KW) -> pack_pointwise's layout with K = KH*KW*ceil(Cin/CB)*CB taps,
+    in the order of a panel made from blocked input: (ky, kx, ci), zeros past Cin."""
+    cout, cin, kh, kw = w.shape
+    t = np.zeros((cout, kh, kw, blocks(cin) * CB), np.float32)
+    t[..., :cin] = w.transpose(0, 2, 3, 1)
+    return pack_pointwise(t.reshape(cout, -1, 1, 1))
 
 
 # ---- the kernels' callers: conv2d_blocked (the engine's entry) checks the arguments ----
-def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None):
+def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None, out=None):
     """1x1 conv on blocked xb with packed wp (pack_pointwise) and bias_p (pad_bias):
-    blocked output of ``cout`` channels."""
+    blocked output of ``cout`` channels (into ``out`` if given, C-contiguous)."""
     N, _, H, W, _ = xb.shape
-    out = np.empty((N, blocks(cout), H, W, CB), np.float32)
+    if out is None:
+        out = np.empty((N, blocks(cout), H, W, CB), np.float32)
     P = H * W
     res = NO_RES5 if residual is None else residual
     tiles = N * ((blocks(cout) + NB - 1) // NB) * ((P + MP - 1) // MP)
@@ -251,7 +215,7 @@ def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None):
 
 def conv2d_blocked(x, weight, bias, stride, padding, groups, act, residual=None, cache=None,
                    blocked_out=True, act_after_residual=False) -> np.ndarray:
-    """A pointwise, depthwise or small dense conv (``supports``) on x blocked (5-D) or NCHW
+    """A pointwise, depthwise or dense conv (``supports``) on x blocked (5-D) or NCHW
     (4-D, converted as the kernel needs); residual likewise. stride: int or (sh, sw);
     padding, act (a code), act_after_residual: as conv2d's. Packed weight and bias are made
     once into ``cache`` (an engine node's). Blocked output, or NCHW if not ``blocked_out``."""
@@ -280,25 +244,36 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
     act = epilogue_code(act, residual is not None, act_after_residual)
     cout, cin_g, kh, kw = weight.shape
     dense = groups == 1 and (kh, kw, stride, padding) != (1, 1, (1, 1), (0, 0, 0, 0))
-    pack = pack_depthwise if groups > 1 else pack_dense if dense else pack_pointwise
+    # a dense conv's panel is made from x as it comes: from NCHW x no conversion, and no
+    # padded taps (a stem's 3 channels x 3x3 make 27 taps there, 9 blocks of CB blocked)
+    nchw_panel = dense and x.ndim == 4
+    pack, key = ((pack_depthwise, "blocked") if groups > 1 else
+                 (pack_dense, "blocked_nchw_panel") if nchw_panel else
+                 (pack_dense_blocked, "blocked_panel") if dense else (pack_pointwise, "blocked"))
     cache = {} if cache is None else cache
-    wp = cached_derived(cache, "blocked", weight, pack, 4)
+    wp = cached_derived(cache, key, weight, pack, 4)
     bp = (cached_derived(cache, "blocked_bias", weight, lambda w: pad_bias(0, cout), 4)
           if bias is None else cached_derived(cache, "blocked_bias", bias,
                                              lambda b: pad_bias(b, cout), 1))
 
     def run(x, residual):
-        if dense and x.ndim == 5:
-            x = from_blocked(x, cin_g)              # the panel is made from NCHW
-        elif not dense and x.ndim == 4:
+        if nchw_panel:
+            x = panel_from_nchw(x, (kh, kw), stride, padding)
+        elif x.ndim == 4:
             x = to_blocked(x)
         if residual is not None and residual.ndim == 4:
             residual = to_blocked(residual)
         if groups > 1:
             y = depthwise_blocked(x, wp, bp, stride, padding, act, residual)
-        elif dense:
-            y = dense_blocked(x, wp, bp, (kh, kw), stride, padding, cout, act, residual)
-        else:
+        elif dense and not nchw_panel:              # one image's panel at a time, so it
+            y = None                                # stays in cache for the product
+            for n in range(x.shape[0]):
+                p = panel_from_blocked(x[n:n + 1], (kh, kw), stride, padding)
+                if y is None:
+                    y = np.empty((x.shape[0], blocks(cout)) + p.shape[2:], np.float32)
+                pointwise_blocked(p, wp, bp, cout, act,
+                                  None if residual is None else residual[n:n + 1], y[n:n + 1])
+        else:                                       # 1x1, or a dense conv's NCHW panel
             y = pointwise_blocked(x, wp, bp, cout, act, residual)
         return y if blocked_out else from_blocked(y, cout)
     return run, x, residual
@@ -310,10 +285,9 @@ def _check(x, weight, bias, stride, padding, groups, residual):
     weight = check_array(weight, "weight", 4)
     cout, cin_g = weight.shape[:2]
     if not supports(weight.shape, groups, stride, padding, (1, 1)):
-        raise InputError(f"conv2d_blocked runs convs with groups 1 and at most "
-                         f"{MAX_DENSE_TAPS} taps (Cin*KH*KW), and depthwise convs (groups = "
-                         f"channels, stride 1 or 2); got weight {weight.shape}, groups "
-                         f"{groups}, stride {stride}, padding {padding}, no dilation: use conv2d")
+        raise InputError(f"conv2d_blocked runs convs with groups 1 and depthwise convs "
+                         f"(groups = channels, stride 1 or 2), without dilation; got weight "
+                         f"{weight.shape}, groups {groups}, stride {stride}: use conv2d")
     cin = cin_g * groups
     if (x.shape[1] != cin if x.ndim == 4 else
             (x.shape[1] != blocks(cin) or x.shape[4] != CB)):
@@ -338,13 +312,12 @@ def _check(x, weight, bias, stride, padding, groups, residual):
 
 
 def supports(w_shape, groups, stride, padding, dilation) -> bool:
-    """Whether conv2d_blocked can run this conv (no dilation): groups 1 with a 1x1 kernel
-    (stride 1, no padding) or at most MAX_DENSE_TAPS taps, or a depthwise conv (one input
-    channel per group, multiplier 1) of stride 1 or 2."""
+    """Whether conv2d_blocked can run this conv (no dilation): groups 1 (a 1x1 kernel of
+    stride 1 without padding is the pointwise kernel, any other a dense conv), or a
+    depthwise conv (one input channel per group, multiplier 1) of stride 1 or 2."""
     cout, cin_g, kh, kw = w_shape
     if tuple(dilation) != (1, 1):
         return False
     if groups == 1:
-        return (kh == kw == 1 and tuple(stride) == (1, 1) and not any(padding)
-                or cin_g * kh * kw <= MAX_DENSE_TAPS)
+        return True
     return cin_g == 1 and groups == cout and tuple(stride) in ((1, 1), (2, 2), (1, 2), (2, 1))
