@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import tinyinfer
 from tinyinfer.engine import layout
 from tinyinfer.engine.ops import infer_shapes
+from tinyinfer.errors import InputError
 from tinyinfer.kernels import conv_blocked as CBK
 from tinyinfer.kernels.activations import act_code
 from conv_ref import TORCH_ACT, tol, torch_conv
@@ -107,6 +108,39 @@ def test_blocked_max_pool_matches_torch(n, c, k, s, d, ceil, data, seed):
     np.testing.assert_array_equal(got, want.numpy())
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2), cs=st.lists(st.integers(1, 2 * CBK.CB + 3), min_size=1, max_size=3),
+       h=st.integers(1, 6), w=st.integers(1, 6), g=st.integers(1, 4), data=st.data(),
+       seed=st.integers(0, 2**31))
+def test_blocked_concat_slice_shuffle_match_numpy(n, cs, h, w, g, data, seed):
+    """Concats of any channel counts (whole blocks joined, partial ones gathered), a
+    channel slice and a channel shuffle (as tensor_ops') on blocked values whose padded
+    lanes hold garbage: the results' real channels equal NumPy's, their padded lanes are 0."""
+    from tinyinfer.kernels import blocked_layout as BL
+    from tinyinfer.kernels.tensor_ops import channel_shuffle_ref
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((n, c, h, w), dtype=np.float32) for c in cs]
+    xbs = [CBK.to_blocked(x) for x in xs]
+    for x, xb in zip(xs, xbs):
+        xb[:, -1, ..., x.shape[1] % CBK.CB or CBK.CB:] = np.nan
+    cat = BL.concat_blocked(xbs, cs)
+    want = np.concatenate(xs, axis=1)
+    C = want.shape[1]
+    np.testing.assert_array_equal(CBK.from_blocked(cat, C), want)
+    if C % CBK.CB:
+        assert not cat[:, -1, ..., C % CBK.CB:].any()
+    start = data.draw(st.integers(0, C - 1))
+    stop = data.draw(st.integers(start + 1, C))
+    sl = BL.gather_channels(cat, np.arange(start, stop))
+    np.testing.assert_array_equal(CBK.from_blocked(sl, stop - start), want[:, start:stop])
+    if C % g == 0:
+        c = np.arange(C)
+        sh = BL.gather_channels(cat, c % g * (C // g) + c // g)
+        np.testing.assert_array_equal(CBK.from_blocked(sh, C), channel_shuffle_ref(want, g))
+    with pytest.raises(InputError, match="source channels"):
+        BL.gather_channels(cat, [cat.shape[1] * CBK.CB])
+
+
 def test_layout_round_trip_and_padding_channels():
     x = np.random.default_rng(0).standard_normal((2, CBK.CB + 3, 5, 7), dtype=np.float32)
     xb = CBK.to_blocked(x)
@@ -147,8 +181,8 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
     """SqueezeNet 1.1 runs blocked whole (its concats join whole blocks: 64 + 64 ... 256 +
     256 channels); ResNet-18's 3x3 convs only where their im2col panel is at most
     MAX_PANEL floats (not @56x56: 64*9 taps x 3136 pixels, nor the 7x7 stem); GhostNet's
-    concats of 8 + 8 channels (half blocks) never, those of 240 + 240 when both inputs are
-    blocked and every reader of the concat is."""
+    concats of partial blocks (8 + 8 channels ...) not on maps over MAX_GATHER_PIXELS, and
+    a concat only with both inputs blocked."""
     sq = tinyinfer.load("squeezenet1_1", weights=None)
     run, _ = layout.assign(sq.plan, (1, 3, 224, 224))
     assert run == {n.name for n in sq.plan if n.kind != "flatten"}
@@ -169,9 +203,10 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
     shapes = infer_shapes(gh.plan, (1, 3, 224, 224))
     cats = [n for n in gh.plan if n.kind == "concat"]
     for n in cats:
-        if any(shapes[v][1] % CBK.CB for v in n.inputs):
+        h, w = shapes[n.name][2:]
+        if any(shapes[v][1] % CBK.CB for v in n.inputs) and h * w > layout.MAX_GATHER_PIXELS:
             assert n.name not in run
-        elif n.name in run:
+        if n.name in run:
             assert all(v in stored for v in n.inputs)
     assert any(n.name in run for n in cats)
 
@@ -179,11 +214,13 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
 @pytest.mark.parametrize("name, shape", [("efficientnet_b0", (1, 3, 224, 224)),
                                          ("efficientnet_b0", (2, 3, 96, 128)),
                                          ("squeezenet1_1", (2, 3, 160, 144)),
-                                         ("googlenet", (1, 3, 224, 224))])
+                                         ("googlenet", (1, 3, 224, 224)),
+                                         ("shufflenet_v2_x0_5", (2, 3, 224, 224))])
 def test_network_blocked_equals_nchw(name, shape, monkeypatch):
     """The same weights run with and without the blocked layout give the same logits (here
     with random BN-free weights; test_models.py checks the blocked run against torch).
-    SqueezeNet and GoogLeNet: dense 3x3 convs on blocked input, max pools, concats."""
+    SqueezeNet and GoogLeNet: dense 3x3 convs on blocked input, max pools, concats;
+    ShuffleNetV2: channel slices, concats of partial blocks and shuffles (gathers)."""
     m = tinyinfer.load(name, weights=None)
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     got = m(x)
@@ -234,7 +271,6 @@ def test_blocked_squeeze_excite_matches_torch(n, c, red, h, w, seed, acts):
 
 
 def test_blocked_squeeze_excite_bad_input():
-    from tinyinfer.errors import InputError
     from tinyinfer.kernels.se import squeeze_excite_blocked
     w_r, w_e = np.zeros((4, 20), np.float32), np.zeros((20, 4), np.float32)
     for x in (np.zeros((1, 21, 3, 3), np.float32), np.zeros((1, 9, 3, 3, CBK.CB), np.float32),
@@ -255,7 +291,6 @@ def test_blocked_squeeze_excite_bad_input():
 ])
 def test_blocked_conv_bad_input(case, match):
     """Arguments a jitted kernel would misread (or crash on) raise one InputError."""
-    from tinyinfer.errors import InputError
     a = dict(x=np.zeros((1, 8, 5, 5), np.float32), w=np.zeros((8, 8, 1, 1), np.float32),
              bias=None, stride=1, residual=None, groups=1) | case
     with pytest.raises(InputError, match=match):

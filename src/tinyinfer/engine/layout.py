@@ -3,9 +3,9 @@
 The plan (passes.optimize) is NCHW everywhere. For a given input shape, ``for_shape``
 returns the plan with some nodes marked to run on the blocked layout: the convs its kernels
 run (pointwise, depthwise, and dense ones whose im2col panel fits in cache: MAX_PANEL), the
-squeeze-excite between them (EfficientNet, MobileNetV3), max pools and concats of whole
-blocks that hand their output to blocked nodes (SqueezeNet, GoogLeNet), and a global pool
-that ends a run. A run of such nodes passes its activations blocked from one to the next;
+squeeze-excite between them (EfficientNet, MobileNetV3), max pools, concats, channel slices
+and shuffles that hand their output to blocked nodes (SqueezeNet, GoogLeNet, ShuffleNetV2),
+and a global pool that ends a run. A run of such nodes passes its activations blocked from one to the next;
 the first converts its NCHW input, and a node whose output some other kind of node reads
 converts it back (the pool writes NCHW itself). So every value any other node sees is NCHW,
 and a marked node's attrs say what it does (ops_blocked.py runs it):
@@ -14,7 +14,8 @@ and a marked node's attrs say what it does (ops_blocked.py runs it):
                            and are converted)
     attrs["blocked_out"]   True: its output stays blocked (every reader runs blocked)
     attrs["channels"]      the pool: its input's channels, without the block padding; a max
-                           pool or concat: its output's (for a conversion back to NCHW)
+                           pool, concat, slice or shuffle: its output's
+    attrs["in_channels"]   (those) its inputs' channels
 
 Decided per shape because the graph stores none (graph.py), and so that a limit on the map
 size (MAX_PIXELS) can be measured per shape. ``for_shape`` keeps one marked copy per input
@@ -72,8 +73,14 @@ MIN_STORED_PER_CONVERSION = 2
 
 # Kinds that read a blocked value but write NCHW themselves (no conversion back).
 READ_ONLY = {"global_avgpool"}
-# Kinds that only move values (no conv of their own to speed up)
-PASS_ON = {"concat", "max_pool2d"}
+# Kinds that only move values: no arithmetic of their own to speed up (ops_blocked.py)
+PASS_ON = {"concat", "max_pool2d", "slice", "channel_shuffle"}
+# A concat, slice or shuffle that moves channels between lanes (not whole blocks) gathers
+# them a float at a time (blocked_layout.gather_channels): only on maps of this many pixels
+# at most. Measured 2026-12-03 (Zen 4, batch 1): GhostNet, whose concats of 8 + 8 ... 24 + 24
+# channels at 112x112 and 56x56 then ran blocked, 8.5 -> 11.7 ms (concats 0.9 -> 4.0 ms);
+# ShuffleNetV2 (28x28 and below) 5.5 -> 4.9.
+MAX_GATHER_PIXELS = 28 * 28
 
 
 def _eligible(node, shapes) -> bool:
@@ -81,11 +88,13 @@ def _eligible(node, shapes) -> bool:
     if node.kind in READ_ONLY:            # the pool after a blocked run
         inp = shapes[node.inputs[0]]
         return inp[2] * inp[3] <= MAX_PIXELS
-    if node.kind in ("se", "max_pool2d"):
+    if node.kind == "se" or node.kind == "max_pool2d":
         return out[2] * out[3] <= MAX_PIXELS
-    if node.kind == "concat":              # whole blocks only: no lane shifting
-        return (out[2] * out[3] <= MAX_PIXELS
-                and all(shapes[v][1] % BL.CB == 0 for v in node.inputs))
+    if node.kind in PASS_ON:               # moving lanes (a gather) only on small maps
+        whole = all(c % BL.CB == 0 for c in [out[1]] + [shapes[v][1] for v in node.inputs])
+        if node.kind == "slice":
+            whole = whole and node.attrs["start"] % BL.CB == 0
+        return out[2] * out[3] <= (MAX_PIXELS if whole else min(MAX_PIXELS, MAX_GATHER_PIXELS))
     if node.kind != "conv2d":
         return False
     a = node.attrs
@@ -106,8 +115,8 @@ def assign(graph: Graph, input_shape) -> tuple[set, set]:
     for n in graph:
         for v in n.inputs:
             readers.setdefault(v, []).append(n.name)
-    # a concat or max pool runs blocked only to hand its output on blocked: it has no
-    # arithmetic to gain, and a conversion back to NCHW would only move one elsewhere
+    # a concat, slice, shuffle or max pool runs blocked only to hand its output on blocked:
+    # it has no arithmetic to gain, and a conversion back to NCHW would only move one
     run -= {n.name for n in graph if n.kind in PASS_ON
             and not all(r in run for r in readers.get(n.name, ()))}
     while True:
@@ -160,8 +169,9 @@ def for_shape(graph: Graph, input_shape) -> Graph:
                 m.attrs = dict(n.attrs, blocked=True, blocked_out=n.name in stored)
                 if n.kind in READ_ONLY:     # the channels past C in its blocked input
                     m.attrs["channels"] = shapes[n.inputs[0]][1]
-                elif n.kind in ("max_pool2d", "concat"):    # for a conversion to NCHW
-                    m.attrs["channels"] = shapes[n.name][1]
+                elif n.kind in PASS_ON:     # for a conversion to NCHW, and the lanes
+                    m.attrs["channels"] = shapes[n.name][1]     # a gather moves
+                    m.attrs["in_channels"] = [shapes[v][1] for v in n.inputs]
             marked.nodes.append(m)
             marked._by_name[m.name] = m
         marked.output = graph.output

@@ -35,6 +35,8 @@ Adding an op kind:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops_attention, ops_cells, ops_transformer
 from . import ops_blocked as OB
 from .conv_variant import conv_class
@@ -267,6 +269,21 @@ def _flatten_shape(node, in_shapes):
     return (in_shapes[0][0], numel(in_shapes[0][1:]))
 
 
+def _slice_run(node, x):
+    start, stop = node.attrs["start"], node.attrs["stop"]
+    if node.attrs.get("blocked"):          # marked by layout.py (ops_blocked.py)
+        return OB.channel_move(node, x[0], lambda: np.arange(start, stop))
+    return x[0][:, start:stop]
+
+
+def _shuffle_run(node, x):
+    g = node.attrs["groups"]
+    if node.attrs.get("blocked"):          # output channel c = input channel src[c]
+        c = node.attrs["channels"]
+        return OB.channel_move(node, x[0], lambda: np.arange(c) % g * (c // g) + np.arange(c) // g)
+    return T.channel_shuffle(x[0], g)
+
+
 def _slice_shape(node, in_shapes):
     n, c = in_shapes[0][:2]
     start, stop = node.attrs["start"], node.attrs["stop"]
@@ -358,11 +375,11 @@ CNN_RECORDS = [
        T.concat(x, axis=1), _concat_shape,
        lambda node, s, o: T.concat_cost(s, axis=1),
        copy, "other", "concat", WHOLE),
-    Op("channel_shuffle", lambda node, x: T.channel_shuffle(x[0], node.attrs["groups"]),
+    Op("channel_shuffle", _shuffle_run,
        same_shape, lambda node, s, o: T.channel_shuffle_cost(s[0], node.attrs["groups"]),
        copy, "other", "channel_shuffle", WHOLE),
     # A view (no copy, no work); the reader copies it if it needs contiguous input.
-    Op("slice", lambda node, x: x[0][:, node.attrs["start"]:node.attrs["stop"]], _slice_shape,
+    Op("slice", _slice_run, _slice_shape,
        lambda node, s, o: Cost(), copy, "other", "slice", VIEW),
     Op("flatten", lambda node, x: T.flatten(x[0]), _flatten_shape,
        lambda node, s, o: T.flatten_cost(s[0]), copy, "other", "flatten", VIEW),

@@ -36,13 +36,27 @@ def global_avg_pool(node, x):
 
 def max_pool(node, x, args):
     """pooling.max_pool2d's arguments ``args`` on blocked x."""
-    y = BL.max_pool2d_blocked(_blocked(x), **args)
-    return y if node.attrs["blocked_out"] else BL.from_blocked(y, node.attrs["channels"])
+    return _out(node, BL.max_pool2d_blocked(_blocked(x), **args))
 
 
 def concat(node, xs):
-    """Inputs of whole blocks each (layout.py marks no other concat)."""
-    y = BL.concat_blocked([_blocked(x) for x in xs])
+    """Whole blocks are joined; partial ones (ShuffleNetV2's 58 + 58 channels) gathered."""
+    return _out(node, BL.concat_blocked([_blocked(x) for x in xs], node.attrs["in_channels"]))
+
+
+def channel_move(node, x, src_channels):
+    """A slice or channel shuffle: output channel c is x's channel src_channels(c); the
+    gather's table is kept per node and input shape."""
+    x = _blocked(x)
+    key = ("blocked_gather", x.shape)
+    hit = node.cache.get(key)
+    if hit is None:
+        src = src_channels()
+        hit = node.cache[key] = (src, BL.gather_offsets(src, x.shape))
+    return _out(node, BL.gather_channels(x, *hit))
+
+
+def _out(node, y):
     return y if node.attrs["blocked_out"] else BL.from_blocked(y, node.attrs["channels"])
 
 

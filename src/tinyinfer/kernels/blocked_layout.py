@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from ..cpu import VECTOR_FLOATS
+from ..errors import InputError
 from .common import FASTMATH, stack_empty
 
 CB = VECTOR_FLOATS                  # channels per block: one vector register
@@ -188,7 +189,62 @@ def max_pool2d_blocked(xb: np.ndarray, kernel, stride=None, padding=0, dilation=
     return out
 
 
-def concat_blocked(xbs) -> np.ndarray:
-    """Blocked values of C_i channels each, every C_i a multiple of CB (so no block holds
-    two inputs' channels) -> their concatenation along channels, blocked."""
-    return np.concatenate(xbs, axis=1)
+def concat_blocked(xbs, channels=None) -> np.ndarray:
+    """Blocked values of channels[i] channels each -> their concatenation along channels,
+    blocked. When every count is a multiple of CB (or channels is None: the caller says so)
+    the blocks are simply joined; otherwise the channels move lanes (gather_channels)."""
+    joined = np.concatenate(xbs, axis=1)
+    if channels is None or all(c % CB == 0 for c in channels):
+        return joined
+    starts = np.cumsum([0] + [blocks(c) * CB for c in channels[:-1]])
+    src = np.concatenate([s + np.arange(c) for s, c in zip(starts, channels)])
+    return gather_channels(joined, src)
+
+
+# ---- channel moves: a slice, a shuffle, a concat of partial blocks -----------------------
+@numba.njit(parallel=True, cache=True)
+def _gather(src, offs, c_out, dst):
+    """dst[n, b, p, j] = src[n] (flat) at offs[b, j] + p*CB: output channel b*CB + j taken
+    from the source channel whose lane in pixel 0 is at offs[b, j]; lanes past c_out zeroed.
+    src (N, Cib, H, W, CB)   offs (Cob, CB) int64   dst (N, Cob, H, W, CB)
+    A lane at a time (an indexed load): 2-4x slower than NCHW's plane copies, which the
+    convs on either side repay."""
+    N, Cob, H, W = dst.shape[0], dst.shape[1], dst.shape[2], dst.shape[3]
+    P = H * W
+    for t in numba.prange(N * Cob):
+        n = t // Cob
+        b = t % Cob
+        s = src[n].reshape(-1)
+        d = dst[n, b].reshape(-1)
+        o = offs[b]
+        for p in range(P):
+            dp = d[p * CB:]                   # slices, not offsets: no index wraparound
+            sp = s[p * CB:]
+            for j in range(CB):
+                dp[j] = sp[o[j]]
+        for j in range(c_out - b * CB, CB):
+            for p in range(P):
+                d[p * CB + j] = 0.0
+
+
+def gather_offsets(src_channels, src_shape) -> np.ndarray:
+    """gather_channels' table for output channel c <- source channel src_channels[c]."""
+    _, _, H, W, _ = src_shape
+    ch = np.zeros(blocks(len(src_channels)) * CB, np.int64)
+    ch[:len(src_channels)] = src_channels
+    return ((ch // CB) * (H * W * CB) + ch % CB).reshape(-1, CB)
+
+
+def gather_channels(xb, src_channels, offs=None) -> np.ndarray:
+    """Blocked xb -> blocked y with y's channel c = xb's channel src_channels[c] (any
+    order, repeats allowed); offs: gather_offsets(src_channels, xb.shape), if kept."""
+    N, Cib, H, W, _ = xb.shape
+    if offs is None:
+        src_channels = np.asarray(src_channels)
+        if len(src_channels) == 0 or src_channels.min() < 0 or src_channels.max() >= Cib * CB:
+            raise InputError(f"gather_channels: source channels must lie in 0..{Cib * CB - 1} "
+                             f"(xb has {Cib} blocks of {CB}), and be at least one")
+        offs = gather_offsets(src_channels, xb.shape)
+    out = np.empty((N, offs.shape[0], H, W, CB), np.float32)
+    _gather(xb, offs, len(src_channels), out)
+    return out
