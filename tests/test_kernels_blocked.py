@@ -112,10 +112,11 @@ def test_blocked_max_pool_matches_torch(n, c, k, s, d, ceil, data, seed):
 @given(n=st.integers(1, 2), cs=st.lists(st.integers(1, 2 * CBK.CB + 3), min_size=1, max_size=3),
        h=st.integers(1, 6), w=st.integers(1, 6), g=st.integers(1, 4), data=st.data(),
        seed=st.integers(0, 2**31))
-def test_blocked_concat_slice_shuffle_match_numpy(n, cs, h, w, g, data, seed):
-    """Concats of any channel counts (whole blocks joined, partial ones gathered), a
-    channel slice and a channel shuffle (as tensor_ops') on blocked values whose padded
-    lanes hold garbage: the results' real channels equal NumPy's, their padded lanes are 0."""
+def test_blocked_channel_moves_match_numpy(n, cs, h, w, g, data, seed):
+    """blocked_layout.move_channels as a concat of any channel counts, a channel slice and a
+    channel shuffle (tensor_ops' order) of the concat, and the three composed into one move
+    (engine/layout.py folds ShuffleNetV2's chains so), on blocked values whose padded lanes
+    hold NaN: the real channels equal NumPy's, the padded lanes come out 0."""
     from tinyinfer.kernels import blocked_layout as BL
     from tinyinfer.kernels.tensor_ops import channel_shuffle_ref
     rng = np.random.default_rng(seed)
@@ -123,22 +124,31 @@ def test_blocked_concat_slice_shuffle_match_numpy(n, cs, h, w, g, data, seed):
     xbs = [CBK.to_blocked(x) for x in xs]
     for x, xb in zip(xs, xbs):
         xb[:, -1, ..., x.shape[1] % CBK.CB or CBK.CB:] = np.nan
-    cat = BL.concat_blocked(xbs, cs)
-    want = np.concatenate(xs, axis=1)
-    C = want.shape[1]
-    np.testing.assert_array_equal(CBK.from_blocked(cat, C), want)
-    if C % CBK.CB:
-        assert not cat[:, -1, ..., C % CBK.CB:].any()
+    cat = np.concatenate(xs, axis=1)
+    C = cat.shape[1]
+    starts = np.cumsum([0] + cs[:-1])
+    maps = [o + np.arange(c) for o, c in zip(starts, cs)]
+
+    def move(srcs, xs_nchw, maps, channels):
+        tables = [BL.scatter_table(d, x.shape) for x, d in zip(xs_nchw, maps)]
+        y = BL.move_channels(srcs, tables, channels)
+        if channels % CBK.CB:
+            assert not y[:, -1, ..., channels % CBK.CB:].any()
+        return CBK.from_blocked(y, channels)
+
+    np.testing.assert_array_equal(move(xbs, xs, maps, C), cat)
+    catb = CBK.to_blocked(cat)
     start = data.draw(st.integers(0, C - 1))
     stop = data.draw(st.integers(start + 1, C))
-    sl = BL.gather_channels(cat, np.arange(start, stop))
-    np.testing.assert_array_equal(CBK.from_blocked(sl, stop - start), want[:, start:stop])
+    s = np.arange(C)
+    np.testing.assert_array_equal(
+        move([catb], [cat], [np.where((s >= start) & (s < stop), s - start, -1)], stop - start),
+        cat[:, start:stop])
     if C % g == 0:
-        c = np.arange(C)
-        sh = BL.gather_channels(cat, c % g * (C // g) + c // g)
-        np.testing.assert_array_equal(CBK.from_blocked(sh, C), channel_shuffle_ref(want, g))
-    with pytest.raises(InputError, match="source channels"):
-        BL.gather_channels(cat, [cat.shape[1] * CBK.CB])
+        shuffle = s % (C // g) * g + s // (C // g)      # channel s goes there
+        want = channel_shuffle_ref(cat, g)
+        np.testing.assert_array_equal(move([catb], [cat], [shuffle], C), want)
+        np.testing.assert_array_equal(move(xbs, xs, [shuffle[m] for m in maps], C), want)
 
 
 def test_layout_round_trip_and_padding_channels():
@@ -182,7 +192,8 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
     256 channels); ResNet-18's 3x3 convs only where their im2col panel is at most
     MAX_PANEL floats (not @56x56: 64*9 taps x 3136 pixels, nor the 7x7 stem); GhostNet's
     concats of partial blocks (8 + 8 channels ...) not on maps over MAX_GATHER_PIXELS, and
-    a concat only with both inputs blocked."""
+    a concat only with both inputs blocked. ShuffleNetV2's slice -> concat -> shuffle
+    chains fold into the shuffle."""
     sq = tinyinfer.load("squeezenet1_1", weights=None)
     run, _ = layout.assign(sq.plan, (1, 3, 224, 224))
     assert run == {n.name for n in sq.plan if n.kind != "flatten"}
@@ -198,6 +209,14 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
             if not fits:            # (a fitting one may still be dropped with its run:
                 assert n.name not in run    # too few values kept blocked per conversion)
     assert {"layer4.1.conv1", "layer4.1.conv2", "maxpool"} - run == {"maxpool"}
+    sh = tinyinfer.load("shufflenet_v2_x0_5", weights=None)    # 16 units, 13 of stride 1
+    marked = layout.for_shape(sh.plan, (1, 3, 224, 224))
+    folded = [n.kind for n in marked if n.attrs.get("folded")]
+    assert sorted(folded) == ["concat"] * 16 + ["slice"] * 13   # into the 16 shuffles
+    for n in marked:
+        if n.kind == "channel_shuffle":     # reads the unit's input and branch directly
+            assert len(n.inputs) == 2 and not any(marked[v].attrs.get("folded")
+                                                  for v in n.inputs)
     gh = tinyinfer.load("ghostnet_100", weights=None)
     run, stored = layout.assign(gh.plan, (1, 3, 224, 224))
     shapes = infer_shapes(gh.plan, (1, 3, 224, 224))

@@ -47,6 +47,8 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
+
 from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
 from .graph import Graph
@@ -169,11 +171,67 @@ def for_shape(graph: Graph, input_shape) -> Graph:
                 m.attrs = dict(n.attrs, blocked=True, blocked_out=n.name in stored)
                 if n.kind in READ_ONLY:     # the channels past C in its blocked input
                     m.attrs["channels"] = shapes[n.inputs[0]][1]
-                elif n.kind in PASS_ON:     # for a conversion to NCHW, and the lanes
-                    m.attrs["channels"] = shapes[n.name][1]     # a gather moves
-                    m.attrs["in_channels"] = [shapes[v][1] for v in n.inputs]
+                elif n.kind in PASS_ON:     # for a conversion to NCHW
+                    m.attrs["channels"] = shapes[n.name][1]
             marked.nodes.append(m)
             marked._by_name[m.name] = m
         marked.output = graph.output
+        _plan_moves(marked, shapes)
     graph.layouts[key] = marked
     return marked
+
+
+MOVES = {"concat", "slice", "channel_shuffle"}
+
+
+def _own_maps(n, shapes) -> list:
+    """A blocked concat / slice / shuffle as (input, dst_of) pairs: input channel s goes to
+    output channel dst_of[s] (-1: nowhere), as blocked_layout.scatter_table takes them."""
+    cs = [shapes[v][1] for v in n.inputs]
+    if n.kind == "concat":
+        starts = np.cumsum([0] + cs[:-1])
+        return [(v, o + np.arange(c)) for v, o, c in zip(n.inputs, starts, cs)]
+    s = np.arange(cs[0])
+    if n.kind == "slice":
+        a, b = n.attrs["start"], n.attrs["stop"]
+        return [(n.inputs[0], np.where((s >= a) & (s < b), s - a, -1))]
+    per = cs[0] // n.attrs["groups"]      # tensor_ops.channel_shuffle: out[c] = in[src(c)]
+    return [(n.inputs[0], s % per * n.attrs["groups"] + s // per)]
+
+
+def _plan_moves(marked: Graph, shapes) -> None:
+    """Give every blocked concat / slice / shuffle its scatter tables, folding a move whose
+    only reader is another blocked move into that reader (ShuffleNetV2's slice -> concat ->
+    shuffle becomes one scatter from the slice's input and the branch: the first two nodes
+    then do nothing). Joins of whole blocks in order keep np.concatenate."""
+    readers: dict[str, list] = {}
+    for n in marked:
+        for v in n.inputs:
+            readers.setdefault(v, []).append(n.name)
+    maps = {}
+    for n in marked:
+        if n.kind not in MOVES or not n.attrs.get("blocked"):
+            continue
+        srcs = []
+        for v, dst_of in _own_maps(n, shapes):
+            p = marked[v] if v in maps else None
+            if p is None or readers[v] != [n.name] or v == marked.output:
+                srcs.append((v, dst_of))
+                continue
+            for u, inner in maps.pop(v):             # u's channel -> v's -> n's
+                composed = np.where(inner >= 0, dst_of[np.maximum(inner, 0)], -1)
+                if (composed >= 0).any():
+                    srcs.append((u, composed))
+            p.attrs["folded"] = True
+            p.inputs = []
+        maps[n.name] = srcs
+    for name, srcs in maps.items():
+        n = marked[name]
+        n.inputs = [u for u, _ in srcs]
+        covered = np.concatenate([d[d >= 0] for _, d in srcs])
+        assert np.array_equal(np.sort(covered), np.arange(shapes[name][1])), name
+        starts = np.cumsum([0] + [shapes[u][1] for u, _ in srcs[:-1]])
+        n.attrs["join"] = n.kind == "concat" and all(
+            shapes[u][1] % BL.CB == 0 and np.array_equal(d, o + np.arange(len(d)))
+            for (u, d), o in zip(srcs, starts))
+        n.attrs["tables"] = [BL.scatter_table(d, shapes[u]) for u, d in srcs]

@@ -35,8 +35,6 @@ Adding an op kind:
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import ops_attention, ops_cells, ops_transformer
 from . import ops_blocked as OB
 from .conv_variant import conv_class
@@ -269,21 +267,6 @@ def _flatten_shape(node, in_shapes):
     return (in_shapes[0][0], numel(in_shapes[0][1:]))
 
 
-def _slice_run(node, x):
-    start, stop = node.attrs["start"], node.attrs["stop"]
-    if node.attrs.get("blocked"):          # marked by layout.py (ops_blocked.py)
-        return OB.channel_move(node, x[0], lambda: np.arange(start, stop))
-    return x[0][:, start:stop]
-
-
-def _shuffle_run(node, x):
-    g = node.attrs["groups"]
-    if node.attrs.get("blocked"):          # output channel c = input channel src[c]
-        c = node.attrs["channels"]
-        return OB.channel_move(node, x[0], lambda: np.arange(c) % g * (c // g) + np.arange(c) // g)
-    return T.channel_shuffle(x[0], g)
-
-
 def _slice_shape(node, in_shapes):
     n, c = in_shapes[0][:2]
     start, stop = node.attrs["start"], node.attrs["stop"]
@@ -371,15 +354,17 @@ CNN_RECORDS = [
        lambda node, s, o: P.max_pool2d_cost(s[0], **_pool_args(node)),
        lowers_to("max_pool"), "pool", "Pool", POOL),
     Op("se", _se_run, same_shape, _se_cost, _se_lower, "other", "Squeeze-Excite", WHOLE),
-    Op("concat", lambda node, x: OB.concat(node, x) if node.attrs.get("blocked") else
+    Op("concat", lambda node, x: OB.move(node, x) if node.attrs.get("blocked") else
        T.concat(x, axis=1), _concat_shape,
        lambda node, s, o: T.concat_cost(s, axis=1),
        copy, "other", "concat", WHOLE),
-    Op("channel_shuffle", _shuffle_run,
+    Op("channel_shuffle", lambda node, x: OB.move(node, x) if node.attrs.get("blocked") else
+       T.channel_shuffle(x[0], node.attrs["groups"]),
        same_shape, lambda node, s, o: T.channel_shuffle_cost(s[0], node.attrs["groups"]),
        copy, "other", "channel_shuffle", WHOLE),
     # A view (no copy, no work); the reader copies it if it needs contiguous input.
-    Op("slice", _slice_run, _slice_shape,
+    Op("slice", lambda node, x: OB.move(node, x) if node.attrs.get("blocked") else
+       x[0][:, node.attrs["start"]:node.attrs["stop"]], _slice_shape,
        lambda node, s, o: Cost(), copy, "other", "slice", VIEW),
     Op("flatten", lambda node, x: T.flatten(x[0]), _flatten_shape,
        lambda node, s, o: T.flatten_cost(s[0]), copy, "other", "flatten", VIEW),

@@ -7,6 +7,8 @@ ops.py's records call these when a node is marked.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
 
@@ -39,21 +41,17 @@ def max_pool(node, x, args):
     return _out(node, BL.max_pool2d_blocked(_blocked(x), **args))
 
 
-def concat(node, xs):
-    """Whole blocks are joined; partial ones (ShuffleNetV2's 58 + 58 channels) gathered."""
-    return _out(node, BL.concat_blocked([_blocked(x) for x in xs], node.attrs["in_channels"]))
-
-
-def channel_move(node, x, src_channels):
-    """A slice or channel shuffle: output channel c is x's channel src_channels(c); the
-    gather's table is kept per node and input shape."""
-    x = _blocked(x)
-    key = ("blocked_gather", x.shape)
-    hit = node.cache.get(key)
-    if hit is None:
-        src = src_channels()
-        hit = node.cache[key] = (src, BL.gather_offsets(src, x.shape))
-    return _out(node, BL.gather_channels(x, *hit))
+def move(node, xs):
+    """A concat, channel slice or shuffle (with the moves layout.py folded into it): each
+    input scattered into the output by its table (attrs["tables"]); inputs of whole blocks
+    taken in order are joined (attrs["join"]: SqueezeNet's, GoogLeNet's concats). A node
+    folded into its reader does nothing (its reader reads its inputs)."""
+    if node.attrs.get("folded"):
+        return None
+    xs = [_blocked(x) for x in xs]
+    if node.attrs.get("join"):
+        return _out(node, np.concatenate(xs, axis=1))
+    return _out(node, BL.move_channels(xs, node.attrs["tables"], node.attrs["channels"]))
 
 
 def _out(node, y):

@@ -19,7 +19,6 @@ import numba
 import numpy as np
 
 from ..cpu import VECTOR_FLOATS
-from ..errors import InputError
 from .common import FASTMATH, stack_empty
 
 CB = VECTOR_FLOATS                  # channels per block: one vector register
@@ -189,62 +188,56 @@ def max_pool2d_blocked(xb: np.ndarray, kernel, stride=None, padding=0, dilation=
     return out
 
 
-def concat_blocked(xbs, channels=None) -> np.ndarray:
-    """Blocked values of channels[i] channels each -> their concatenation along channels,
-    blocked. When every count is a multiple of CB (or channels is None: the caller says so)
-    the blocks are simply joined; otherwise the channels move lanes (gather_channels)."""
-    joined = np.concatenate(xbs, axis=1)
-    if channels is None or all(c % CB == 0 for c in channels):
-        return joined
-    starts = np.cumsum([0] + [blocks(c) * CB for c in channels[:-1]])
-    src = np.concatenate([s + np.arange(c) for s, c in zip(starts, channels)])
-    return gather_channels(joined, src)
+# ---- channel moves: concats, slices, shuffles ---------------------------------------------
+# Each as one map per source value: source channel s goes to output channel dst_of[s] (-1:
+# nowhere). engine/layout.py composes chains of them (ShuffleNetV2's slice -> concat ->
+# shuffle) into one move per chain, and keeps the tables scatter_table makes.
+
+def scatter_table(dst_of, src_shape) -> tuple[int, np.ndarray]:
+    """(b0, offs) for one source of NCHW shape (N, C, H, W): offs[i, j] is where output
+    channel (b0 + i)*CB + j finds its source lane in pixel 0 of the blocked source (flat
+    within an image), -1 where this source does not write it."""
+    _, C, H, W = src_shape
+    dst_of = np.asarray(dst_of, np.int64)
+    used = np.nonzero(dst_of >= 0)[0]
+    d = dst_of[used]
+    b0, b1 = int(d.min()) // CB, int(d.max()) // CB + 1
+    offs = np.full((b1 - b0) * CB, -1, np.int64)
+    offs[d - b0 * CB] = (used // CB) * (H * W * CB) + used % CB
+    return b0, offs.reshape(b1 - b0, CB)
 
 
-# ---- channel moves: a slice, a shuffle, a concat of partial blocks -----------------------
 @numba.njit(parallel=True, cache=True)
-def _gather(src, offs, c_out, dst):
-    """dst[n, b, p, j] = src[n] (flat) at offs[b, j] + p*CB: output channel b*CB + j taken
-    from the source channel whose lane in pixel 0 is at offs[b, j]; lanes past c_out zeroed.
-    src (N, Cib, H, W, CB)   offs (Cob, CB) int64   dst (N, Cob, H, W, CB)
-    A lane at a time (an indexed load): 2-4x slower than NCHW's plane copies, which the
-    convs on either side repay."""
-    N, Cob, H, W = dst.shape[0], dst.shape[1], dst.shape[2], dst.shape[3]
+def _scatter(src, offs, b0, dst):
+    """dst[n, b0 + i, p, j] = src[n] (flat) at offs[i, j] + p*CB, where offs[i, j] >= 0.
+    src (N, Cib, H, W, CB)   offs (nb, CB) int64   dst (N, Cob, H, W, CB)
+    A lane at a time (an indexed load): per element 2-4x NCHW's plane copies, which the
+    blocked convs on either side repay on maps up to 28x28 (engine/layout.py)."""
+    N, H, W = dst.shape[0], dst.shape[2], dst.shape[3]
+    nb = offs.shape[0]
     P = H * W
-    for t in numba.prange(N * Cob):
-        n = t // Cob
-        b = t % Cob
+    for t in numba.prange(N * nb):
+        n = t // nb
+        i = t % nb
         s = src[n].reshape(-1)
-        d = dst[n, b].reshape(-1)
-        o = offs[b]
+        d = dst[n, b0 + i].reshape(-1)
+        o = offs[i]
         for p in range(P):
             dp = d[p * CB:]                   # slices, not offsets: no index wraparound
             sp = s[p * CB:]
             for j in range(CB):
-                dp[j] = sp[o[j]]
-        for j in range(c_out - b * CB, CB):
-            for p in range(P):
-                d[p * CB + j] = 0.0
+                if o[j] >= 0:
+                    dp[j] = sp[o[j]]
 
 
-def gather_offsets(src_channels, src_shape) -> np.ndarray:
-    """gather_channels' table for output channel c <- source channel src_channels[c]."""
-    _, _, H, W, _ = src_shape
-    ch = np.zeros(blocks(len(src_channels)) * CB, np.int64)
-    ch[:len(src_channels)] = src_channels
-    return ((ch // CB) * (H * W * CB) + ch % CB).reshape(-1, CB)
-
-
-def gather_channels(xb, src_channels, offs=None) -> np.ndarray:
-    """Blocked xb -> blocked y with y's channel c = xb's channel src_channels[c] (any
-    order, repeats allowed); offs: gather_offsets(src_channels, xb.shape), if kept."""
-    N, Cib, H, W, _ = xb.shape
-    if offs is None:
-        src_channels = np.asarray(src_channels)
-        if len(src_channels) == 0 or src_channels.min() < 0 or src_channels.max() >= Cib * CB:
-            raise InputError(f"gather_channels: source channels must lie in 0..{Cib * CB - 1} "
-                             f"(xb has {Cib} blocks of {CB}), and be at least one")
-        offs = gather_offsets(src_channels, xb.shape)
-    out = np.empty((N, offs.shape[0], H, W, CB), np.float32)
-    _gather(xb, offs, len(src_channels), out)
+def move_channels(xbs, tables, channels: int) -> np.ndarray:
+    """The blocked output of ``channels`` channels that the blocked sources xbs fill, each
+    by its scatter_table (together they must write every output channel); the padded lanes
+    past ``channels`` zeroed."""
+    N, _, H, W, _ = xbs[0].shape
+    out = np.empty((N, blocks(channels), H, W, CB), np.float32)
+    for xb, (b0, offs) in zip(xbs, tables):
+        _scatter(xb, offs, b0, out)
+    if channels % CB:
+        out[:, -1, ..., channels % CB:] = 0.0
     return out
