@@ -12,6 +12,9 @@ First call: Numba compiles each kernel once and caches it on disk; compiling tak
 (a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4), so when that happens and stderr is a
 terminal, one line there says so (``CompileNote``), and a second process compiles the
 kernels a mobile network reaches last (prewarm.py).
+
+Memory: freed activations stay in the process for the next run (allocator.py;
+TINYINFER_MALLOC=default turns that off).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import numba.core.event
 import numpy as np
 
 from .graph import Graph
-from . import prewarm
+from . import allocator, prewarm
 from .layout import for_shape
 from .ops import get_op
 
@@ -88,6 +91,7 @@ def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndar
     """Run ``graph`` on ``x``. If ``timings`` is a dict, each node's wall time (s) is stored in
     it. Safe to call from several threads (see the module docstring)."""
     graph = for_shape(graph, x.shape)    # which convs run channel-blocked at this shape
+    allocator.keep_freed_memory()        # once per process: no page faults run after run
     with _launch_lock if _serialize_launches() else contextlib.nullcontext():
         return _run_nodes(graph, x, timings)
 
