@@ -77,9 +77,9 @@ MIN_STORED_PER_CONVERSION = 2
 READ_ONLY = {"global_avgpool"}
 # Kinds that only move values: no arithmetic of their own to speed up (ops_blocked.py)
 PASS_ON = {"concat", "max_pool2d", "slice", "channel_shuffle"}
-# A concat, slice or shuffle that moves channels between lanes (not whole blocks) gathers
-# them a float at a time (blocked_layout.gather_channels): only on maps of this many pixels
-# at most. Measured 2026-12-03 (Zen 4, batch 1): GhostNet, whose concats of 8 + 8 ... 24 + 24
+# A slice, shuffle or concat of partial blocks moves channels a lane at a time
+# (blocked_layout.move_channels; a concat of whole blocks joins them): only on maps of this
+# many pixels at most. Measured 2026-12-03 (Zen 4, batch 1): GhostNet, whose concats of 8 + 8 ... 24 + 24
 # channels at 112x112 and 56x56 then ran blocked, 8.5 -> 11.7 ms (concats 0.9 -> 4.0 ms);
 # ShuffleNetV2 (28x28 and below) 5.5 -> 4.9.
 MAX_GATHER_PIXELS = 28 * 28
@@ -92,11 +92,9 @@ def _eligible(node, shapes) -> bool:
         return inp[2] * inp[3] <= MAX_PIXELS
     if node.kind == "se" or node.kind == "max_pool2d":
         return out[2] * out[3] <= MAX_PIXELS
-    if node.kind in PASS_ON:               # moving lanes (a gather) only on small maps
-        whole = all(c % BL.CB == 0 for c in [out[1]] + [shapes[v][1] for v in node.inputs])
-        if node.kind == "slice":
-            whole = whole and node.attrs["start"] % BL.CB == 0
-        return out[2] * out[3] <= (MAX_PIXELS if whole else min(MAX_PIXELS, MAX_GATHER_PIXELS))
+    if node.kind in PASS_ON:               # moving lanes (a scatter) only on small maps
+        joins = node.kind == "concat" and all(shapes[v][1] % BL.CB == 0 for v in node.inputs)
+        return out[2] * out[3] <= (MAX_PIXELS if joins else min(MAX_PIXELS, MAX_GATHER_PIXELS))
     if node.kind != "conv2d":
         return False
     a = node.attrs
