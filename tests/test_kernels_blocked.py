@@ -204,11 +204,12 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
         if n.kind == "conv2d" and n.param_shapes["weight"][2] > 1:
             cin, kh, kw = n.param_shapes["weight"][1:]
             ho, wo = shapes[n.name][2:]
-            fits = cin * kh * kw * ho * wo <= layout.MAX_PANEL
+            fits = (cin * kh * kw * ho * wo <= layout.MAX_PANEL
+                    and cin * kh * kw <= layout.MAX_DENSE_TAPS)
             assert layout._eligible(n, shapes) == fits, n.name
             if not fits:            # (a fitting one may still be dropped with its run:
                 assert n.name not in run    # too few values kept blocked per conversion)
-    assert {"layer4.1.conv1", "layer4.1.conv2", "maxpool"} - run == {"maxpool"}
+    assert not any(n.startswith("layer4") and n.endswith(("conv1", "conv2")) for n in run)
     sh = tinyinfer.load("shufflenet_v2_x0_5", weights=None)    # 16 units, 13 of stride 1
     marked = layout.for_shape(sh.plan, (1, 3, 224, 224))
     folded = [n.kind for n in marked if n.attrs.get("folded")]
