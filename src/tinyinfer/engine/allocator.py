@@ -33,10 +33,11 @@ _lock = threading.Lock()
 def keep_freed_memory() -> bool:
     """Set the thresholds once per process; True if they are set (now or before)."""
     global _result
-    with _lock:
-        if _result is None:
-            _result = _set_thresholds()
-        return _result
+    if _result is None:                  # every run asks: no lock once it is decided
+        with _lock:
+            if _result is None:
+                _result = _set_thresholds()
+    return _result
 
 
 def _set_thresholds() -> bool:

@@ -5,17 +5,19 @@ returns the plan with some nodes marked to run on the blocked layout: the convs 
 run (pointwise, depthwise, and dense ones whose im2col panel fits in cache: MAX_PANEL), the
 squeeze-excite between them (EfficientNet, MobileNetV3), max pools, concats, channel slices
 and shuffles that hand their output to blocked nodes (SqueezeNet, GoogLeNet, ShuffleNetV2),
-and a global pool that ends a run. A run of such nodes passes its activations blocked from one to the next;
-the first converts its NCHW input, and a node whose output some other kind of node reads
-converts it back (the pool writes NCHW itself). So every value any other node sees is NCHW,
-and a marked node's attrs say what it does (ops_blocked.py runs it):
+and a global pool that ends a run. A run of such nodes passes its activations blocked from
+one to the next; the first converts its NCHW input, and a node whose output some other kind
+of node reads converts it back (the pool writes NCHW itself). So every value any other node
+sees is NCHW, and a marked node's attrs say what it does (ops_blocked.py runs it):
 
     attrs["blocked"]       True: runs on blocked values (inputs arrive blocked, or NCHW
                            and are converted)
     attrs["blocked_out"]   True: its output stays blocked (every reader runs blocked)
     attrs["channels"]      the pool: its input's channels, without the block padding; a max
                            pool, concat, slice or shuffle: its output's
-    attrs["in_channels"]   (those) its inputs' channels
+    attrs["tables"]        a concat, slice or shuffle: its scatter tables (_plan_moves), and
+    attrs["join"]          True where it simply joins whole blocks; attrs["folded"]: folded
+                           into its reader (it does nothing; the reader reads its inputs)
 
 Decided per shape because the graph stores none (graph.py), and so that a limit on the map
 size (MAX_PIXELS) can be measured per shape. ``for_shape`` keeps one marked copy per input
@@ -84,9 +86,9 @@ READ_ONLY = {"global_avgpool"}
 PASS_ON = {"concat", "max_pool2d", "slice", "channel_shuffle"}
 # A slice, shuffle or concat of partial blocks moves channels a lane at a time
 # (blocked_layout.move_channels; a concat of whole blocks joins them): only on maps of this
-# many pixels at most. Measured 2026-12-03 (Zen 4, batch 1): GhostNet, whose concats of 8 + 8 ... 24 + 24
-# channels at 112x112 and 56x56 then ran blocked, 8.5 -> 11.7 ms (concats 0.9 -> 4.0 ms);
-# ShuffleNetV2 (28x28 and below) 5.5 -> 4.9.
+# many pixels at most. Measured 2026-12-03 (Zen 4, batch 1): GhostNet, whose concats of
+# 8 + 8 ... 24 + 24 channels at 112x112 and 56x56 then ran blocked, 8.5 -> 11.7 ms (concats
+# 0.9 -> 4.0 ms); ShuffleNetV2 (28x28 and below) 5.5 -> 4.9.
 MAX_GATHER_PIXELS = 28 * 28
 
 

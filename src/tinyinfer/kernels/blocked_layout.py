@@ -20,6 +20,7 @@ import numpy as np
 
 from ..cpu import VECTOR_FLOATS
 from .common import FASTMATH, stack_empty
+from .pooling import _pool_geometry
 
 CB = VECTOR_FLOATS                  # channels per block: one vector register
 NO_RES5 = np.zeros((1, 1, 1, 1, CB), np.float32)   # "no residual" for the kernels
@@ -178,7 +179,6 @@ def _max_pool_blocked(xb, out, kh, kw, sh, sw, ph, pw, dh, dw, rows):
 def max_pool2d_blocked(xb: np.ndarray, kernel, stride=None, padding=0, dilation=1,
                        ceil_mode: bool = False) -> np.ndarray:
     """pooling.max_pool2d (same arguments, same output sizes) on blocked xb."""
-    from .pooling import _pool_geometry     # pooling imports nothing blocked; no cycle
     N, Cb, H, W, _ = xb.shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = _pool_geometry(
         (N, Cb * CB, H, W), kernel, stride, padding, dilation, ceil_mode, "max_pool2d")
