@@ -1,5 +1,11 @@
 """The standalone activation kernel vs torch, every activation, hypothesis-drawn shapes.
-Tolerance: rtol 1e-5 / atol 1e-6 (float32 exp / erf differ in the last ulp or two)."""
+Tolerance: rtol 1e-5 / atol 1e-6 (float32 exp / erf differ in the last ulp or two), but
+GELU atol 2e-6 against torch: torch's own vectorized GELU is up to 1.07e-6 from the exact
+value near |x| = 3.5 (measured 2026-12-03 over [-40, 40]; at x = -3.4812 it gave -0.00086785,
+exact -0.00086884), so GELU is also checked against float64 math.erf at atol 5e-7
+(tinyinfer's largest error there: 4.6e-7)."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +27,12 @@ TORCH = {"none": lambda t: t, "relu": F.relu, "relu6": F.relu6, "sigmoid": torch
 def test_activation_matches_torch(name, shape, scale, seed):
     x = (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
     want = TORCH[name](torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(activation(x, name), want, rtol=1e-5, atol=1e-6)
+    got = activation(x, name)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 if name == "gelu" else 1e-6)
+    if name == "gelu":
+        exact = np.vectorize(lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))))(
+            x.astype(np.float64))
+        np.testing.assert_allclose(got, exact, rtol=1e-5, atol=5e-7)
 
 
 def test_hswish_is_mobilenet_v3s_not_keras():
