@@ -25,7 +25,7 @@ kernel's loops runs it (kernels/conv.py's dispatch table; the loops are describe
     "gemm"       groups == 1 and ``gemm_wins``, a rule per kind of CPU (below): columns of
                  K = Cin*KH*KW >= 24 (AVX-512) or 64 (AVX2), on 32+ (AVX-512) or 16+
                  (AVX2) output pixels: kernels/gemm.py's register-blocked product [on
-                 im2col columns]
+                 im2col columns, gathered panel by panel: kernels/conv_gemm.py]
     "dot"        other convs with groups == 1 and fewer than SMALL_IMAGE output pixels per
                  image: [im2col,] then a dot product over the (pixels, K) transpose
     "pointwise"  other 1x1 without padding (stride only subsamples): output rows += w * x

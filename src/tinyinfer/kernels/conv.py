@@ -18,7 +18,8 @@ rules and the measurements behind them) names:
     "depthwise"  conv_depthwise.py  one input channel per group: plane by plane
     "grouped"    conv_group.py      a few channels per group: direct, per group
     "winograd"   conv_winograd.py   3x3 stride 1: Winograd's F(2x2, 3x3), 16 products
-    "gemm"       gemm.py            register-blocked packed product [on im2col columns]
+    "gemm"       conv_gemm.py       register-blocked packed product (gemm.py) [on im2col
+                                    columns, gathered panel by panel]
     "dot"        conv_im2col.py     small maps: [im2col,] linear's dot kernel on the
                                     (pixels, K) transpose
     "pointwise"  conv_pointwise.py  1x1, no padding: out row += w * x row
@@ -49,7 +50,7 @@ from .conv_group import grouped_conv2d_into
 from .conv_im2col import dot_conv2d_into, im2col_conv2d_into
 from .conv_pointwise import pointwise_conv2d_into
 from .conv_winograd import weight_transform, winograd_conv2d_into, winograd_supports
-from .gemm import gemm_conv2d_into
+from .conv_gemm import gemm_conv2d_into
 
 
 # ---------------------------------------------------------------------------------------

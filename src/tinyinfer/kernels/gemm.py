@@ -35,8 +35,6 @@ import numpy as np
 
 from .activations import NONE
 from .common import FASTMATH, epilogue
-from .conv_im2col import im2col
-from .conv_pointwise import subsample_1x1
 from .tiles import MR, NR, ZERO, _micro_tile
 
 # the "no residual" stand-in for the (N, M, P) residual (see common.NO_RES4)
@@ -117,22 +115,29 @@ def gemm_bias_act(x, w, bias, act, res, has_res, out, nc, mc, nchunks, fold):
 def _task(x, w, bias, act, res, has_res, out, xp, edge, p_lo, p_hi, m_lo, m_hi):
     """out[m_lo:m_hi, p_lo:p_hi] for one image: x (K, P), res and out (M, P)."""
     K = x.shape[0]
-    M = w.shape[0]
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
-        first = k0 == 0
         _pack(x, k0, kc, p_lo, p_hi, xp)
-        for jb in range((p_hi - p_lo + NR - 1) // NR):
-            p0 = p_lo + jb * NR
-            np_ = min(NR, p_hi - p0)
-            for m0 in range(m_lo, m_hi, MR):
-                if np_ == NR:
-                    _micro_tile(w, m0, k0, kc, xp[jb], bias, first, out, m0, p0,
-                                min(MR, M - m0))
-                else:
-                    _edge_tile(w, m0, k0, kc, xp[jb], bias, first, out, p0, np_, edge)
+        _sweep(w, k0, kc, xp, bias, out, edge, p_lo, p_hi, m_lo, m_hi)
     if act != NONE or has_res:
-        _epilogue(out, m_lo, min(m_hi, M), p_lo, p_hi, act, res, has_res)
+        _epilogue(out, m_lo, min(m_hi, w.shape[0]), p_lo, p_hi, act, res, has_res)
+
+
+@numba.njit(inline="always", cache=True)
+def _sweep(w, k0, kc, xp, bias, out, edge, p_lo, p_hi, m_lo, m_hi):
+    """Reduction steps k0 .. k0+kc of out[m_lo:m_hi, p_lo:p_hi] (out (M, P), one image):
+    every row block of W over the packed panels xp (the bias is the start when k0 == 0)."""
+    M = w.shape[0]
+    first = k0 == 0
+    for jb in range((p_hi - p_lo + NR - 1) // NR):
+        p0 = p_lo + jb * NR
+        np_ = min(NR, p_hi - p0)
+        for m0 in range(m_lo, m_hi, MR):
+            if np_ == NR:
+                _micro_tile(w, m0, k0, kc, xp[jb], bias, first, out, m0, p0,
+                            min(MR, M - m0))
+            else:
+                _edge_tile(w, m0, k0, kc, xp[jb], bias, first, out, p0, np_, edge)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -254,27 +259,6 @@ def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
         per_thread = -(-m // threads)
         mc = max(MR, -(-per_thread // MR) * MR)
     return nc, mc
-
-
-def gemm_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act, residual,
-                     out) -> np.ndarray:
-    """The "gemm" variant (groups == 1): the conv's (Cin*KH*KW, Ho*Wo) columns (the input
-    itself for an unpadded 1x1), then the register-blocked product with the fused epilogue."""
-    n, cout, ho, wo = out.shape
-    kh, kw = weight.shape[2], weight.shape[3]
-    if kh == 1 and kw == 1 and not any(padding):
-        cols = subsample_1x1(x, stride)
-    else:
-        cols = im2col(x, kh, kw, stride, padding, dilation, ho, wo)
-    threads = numba.get_num_threads()
-    fold = folds(n, ho * wo, cols.shape[1])
-    nc, mc = gemm_blocks(1, cout, n * ho * wo, threads) if fold else \
-        gemm_blocks(n, cout, ho * wo, threads)
-    has_res = residual is not None
-    res = residual.reshape(n, cout, ho * wo) if has_res else NO_RES3
-    gemm_bias_act(cols, weight.reshape(1, cout, -1), bias, np.int64(act), res, has_res,
-                  out.reshape(n, cout, ho * wo), nc, mc, threads, fold)
-    return out
 
 
 def folds(n: int, p: int, k: int) -> bool:
