@@ -56,14 +56,17 @@ def test_folded_panels_match_the_reference(c):
 
 
 def test_the_fold_rule():
-    """Folded on 7x7 maps (49 pixels: whole 16-pixel panels compute 64) at batch 8 with
-    K >= 256; not on small batches, small K, maps that fill their panels, or one image."""
-    assert gemm.folds(8, 49, 288) == (NR == 16)       # 49 pixels in one 64-wide panel
+    """Folded where whole panels per image would waste over 10%: on AVX-512 (64-pixel
+    panels) from 2 images on 7x7 and 14x14 maps; on AVX2 (16-pixel panels) only from 4
+    images of 2+ panels each with K >= 256. Never one image, nor maps that fill their
+    panels."""
+    assert gemm.folds(8, 49, 288)                      # 49 pixels: 4 x 16 or 1 x 64
     assert gemm.folds(8, 196, 512) == (NR == 64)      # 14x14: 13 x 16 = 208, or 4 x 64
-    assert not gemm.folds(8, 49, 96)
-    assert not gemm.folds(2, 49, 288)
+    assert gemm.folds(8, 49, 96) == (NR == 64)
+    assert gemm.folds(2, 49, 288) == (NR == 64)
     assert not gemm.folds(1, 49, 2048)
     assert not gemm.folds(8, 64, 512)
+    assert not gemm.folds(8, 56 * 56, 512)             # 49 panels of 64, 196 of 16
 
 
 def test_efficientvit_and_resnet_layers_folded_against_torch():

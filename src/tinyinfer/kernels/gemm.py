@@ -261,17 +261,31 @@ def gemm_blocks(n: int, m: int, p: int, threads: int) -> tuple:
     return nc, mc
 
 
+# Where folding pays (folds), per vector width. With 16-pixel panels (AVX2) on batches of
+# 4+ images of 2+ panels each, with K >= 256 (measured 2026-12-02 on the AMD EPYC Zen 2,
+# 2 threads, one process, 1x1 convs, time per image / folded, and / the same pixels as one
+# image, the bound: batch 8 on 7x7 maps 288->576 1.05 (1.18), 576->288 1.06 (1.23),
+# 768->288 1.08 (1.20), 2048->512 1.10 (1.16), 512->2048 1.13 (1.16), 1024->2048 1.20
+# (1.23), 160->960 1.05 (1.12); losses: batch 2 288->576 0.84, batch 4 576->160 0.95,
+# batch 8 on 5x5 96->576 0.85; 14x14 (196 pixels in 13 panels) is under the 10%: 192->384
+# 1.04 as one image, 384->192 0.96). With 64-pixel panels (AVX-512) a 7x7 map is one
+# panel 23% used, and folding wins from 2 images and any K the gemm variant gets (measured
+# 2026-12-03 on the AMD EPYC Zen 4, same method, folded / per image: batch 8 @7x7
+# 512->2048 0.88, 2048->512 0.93, 1024->2048 stride 2 0.80, 512->512 3x3 stride 2 0.84,
+# 320->1280 0.79, 288->576 0.90, 576->288 0.96, 64->384 0.92, 32->192 0.90; @5x5 128->128
+# 0.86; @14x14 256->1024 0.88, 1024->256 0.90, 64->64 0.96; batch 2-4 @7x7 512->2048
+# 0.94, 576->288 0.97, 160->960 0.98, 96->576 1.01; 3 x 512->512 3x3 0.96).
+FOLD_MIN_IMAGES = 2 if NR == 64 else 4
+FOLD_MIN_PANELS = 0 if NR == 64 else 2
+FOLD_MIN_K = 0 if NR == 64 else 256
+
+
 def folds(n: int, p: int, k: int) -> bool:
     """Fold the images' pixels into one row (gemm_bias_act's ``fold``) when whole panels
-    per image would compute over 10% more columns than there are pixels, on batches of 4+
-    images of 2+ panels each, with K >= 256. Folding gathers each task's run of every row
-    of x across images (a fixed cost per k) and runs the panels across image boundaries
-    through a scratch block; it paid only with K large and boundaries few. Measured
-    2026-12-02 on the AMD EPYC Zen 2 (NR = 16), 2 threads, one process, 1x1 convs, time
-    per image / folded (and / the same pixels as one image, the bound): batch 8 on 7x7
-    maps 288->576 1.05 (1.18), 576->288 1.06 (1.23), 768->288 1.08 (1.20), 2048->512 1.10
-    (1.16), 512->2048 1.13 (1.16), 1024->2048 1.20 (1.23), 160->960 1.05 (1.12); losses:
-    batch 2 288->576 0.84, batch 4 576->160 0.95, batch 8 on 5x5 96->576 0.85. 14x14 (196
-    pixels in 13 panels) is under the 10%: 192->384 1.04 as one image, 384->192 0.96. Not
-    measured with NR = 64 (AVX-512), where 14x14 maps waste 31% per image."""
-    return n >= 4 and p >= 2 * NR and k >= 256 and -(-p // NR) * NR > 1.1 * p
+    per image would compute over 10% more columns than there are pixels, on batches of
+    FOLD_MIN_IMAGES+ images of at least FOLD_MIN_PANELS panels' pixels, with K >=
+    FOLD_MIN_K. Folding gathers each task's run of every row of x across images (a fixed
+    cost per k) and runs the panels across image boundaries through a scratch block; with
+    16-pixel panels it paid only with K large and boundaries few (the numbers above)."""
+    return (n >= FOLD_MIN_IMAGES and p >= FOLD_MIN_PANELS * NR and k >= FOLD_MIN_K
+            and -(-p // NR) * NR > 1.1 * p)
