@@ -43,6 +43,7 @@ from ..errors import InputError
 from .activations import ACT_FLOPS, ACT_NAMES
 from .attention import _sdpa
 from .common import FASTMATH, check_act, check_int, epilogue, float32_array
+from .tiles import MR, NR, TRUE, ZERO, _micro_tile
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,52 +71,54 @@ def _bn_affine(bn, eps):
     return scale.astype(np.float32), shift.astype(np.float32)
 
 
-OUT_CHUNK = 16     # q/k/v output channels per parallel task of _head_qkv
+OUT_CHUNK = 16     # q/k/v output channels per parallel task of _head_qkv (a multiple of MR)
+WINDOWS_PER_THREAD = 2  # ... unless there are this many windows per thread: then all of them
 
 
 @numba.njit(inline="always", cache=True)
 def _window_features(x, c0, prev, has_prev, b, y0, x0, window, g, feat):
-    """feat (Cg, T) = this head's channels of x in the window at (y0, x0), zero outside
-    the map, plus the previous head's output there (the cascade). Rows are copied whole,
-    so the 1x1 conv after it runs over contiguous tokens."""
+    """feat (panels, Cg, NR): this head's channels of x in the window at (y0, x0), zero
+    outside the map, plus the previous head's output there (the cascade), laid out as
+    gemm.py's packed panels: token t of channel c at feat[t // NR, c, t % NR], zeros past
+    the window's T tokens (the caller zeroes feat). So the 1x1 conv after it is
+    tiles._micro_tile over whole panels."""
     H, W = x.shape[2], x.shape[3]
-    Cg, T = feat.shape
+    Cg = feat.shape[1]
     nx = max(0, min(window, W - x0))
+    ny = max(0, min(window, H - y0))
     for c in range(Cg):
-        fc = feat[c]
-        for i in range(window):
-            row = fc[i * window:(i + 1) * window]
-            if y0 + i < H:
-                src = x[b, c0 + c, y0 + i, x0:x0 + nx]
-                for j in range(nx):
-                    row[j] = src[j]
-                for j in range(nx, window):
-                    row[j] = 0.0
-            else:
-                for j in range(window):
-                    row[j] = 0.0
+        for i in range(ny):
+            src = x[b, c0 + c, y0 + i, x0:x0 + nx]
+            for j in range(nx):
+                t = i * window + j
+                feat[t // NR, c, t % NR] = src[j]
         if has_prev:
-            for t in range(T):
-                fc[t] += prev[g, t, c]
+            for t in range(window * window):
+                feat[t // NR, c, t % NR] += prev[g, t, c]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q, k, vt):
+def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, zero, chunk,
+              q, k, vt):
     # One head's q, k, v in every window, laid out as kernels/attention._sdpa reads them.
     #   x      (B, C, H, W)  the block input; this head's group is channels c0 : c0 + Cg
     #   prev   (G, T, Cg)    the previous head's output (read only if has_prev)
     #   w      (O, Cg)       1x1 conv weight, O = 2 * D + Dv (rows q, k, v); bn_qkv (4, O)
+    #   zero   (O,)          zeros: the product's bias (the BN's shift comes after its scale)
+    #   chunk  output channels per task (a multiple of MR, or O)
     #   w_dw   (D, K, K)     depthwise conv on q; bn_dw (4, D)
     #   q      (G, T, D) out: q after its depthwise conv and BN
     #   k      (G, T, D), vt (G, Dv, T) out: k, and v transposed (keys last)
     # G = B * windows, T = window^2; window g is image g // (nh * nw), row (g // nw) % nh,
     # column g % nw. One task per (window, chunk of OUT_CHUNK output channels): at batch 1
     # EfficientViT-M's later stages have ONE window, and chunks keep both cores busy. A
-    # task first gathers its window's features into a (Cg, T) block (a few KB, gathered
-    # again by each chunk: cheap next to the chunk's products), so the 1x1 conv runs down
-    # contiguous tokens; a q channel's depthwise conv needs only that channel. (Gathering
-    # through window coordinates inside the product ran it at 1-2 GFLOP/s: 17 of
-    # EfficientViT-M5's 30 ms.) One parallel pass does all of it: each pass is a thread
+    # task first gathers its window's features into packed panels (a few KB, gathered
+    # again by each chunk: cheap next to the chunk's products), so the 1x1 conv is the
+    # register-blocked micro-tile gemm.py runs; a q channel's depthwise conv needs only
+    # that channel. (Gathering through window coordinates inside the product ran it at 1-2
+    # GFLOP/s: 17 of EfficientViT-M5's 30 ms; then a loop over tokens per output channel
+    # with its sums in a heap array, 27 GFLOP/s: _head_qkv took 11.2 of EfficientViT-M5's
+    # 74.6 ms at batch 8.) One parallel pass does all of it: each pass is a thread
     # synchronisation, which costs more than these small products when cores are busy.
     B, C, H, W = x.shape
     G, T, D = q.shape
@@ -125,23 +128,23 @@ def _head_qkv(x, c0, prev, has_prev, w, bn_qkv, w_dw, bn_dw, eps, window, nw, q,
     nh = G // (B * nw)
     s_qkv, t_qkv = _bn_affine(bn_qkv, eps)
     s_dw, t_dw = _bn_affine(bn_dw, eps)
-    nchunk = (O + OUT_CHUNK - 1) // OUT_CHUNK
+    nchunk = (O + chunk - 1) // chunk
+    npan = (T + NR - 1) // NR
     for task in numba.prange(G * nchunk):
         g = task // nchunk
-        o_lo = (task % nchunk) * OUT_CHUNK
+        o_lo = (task % nchunk) * chunk
+        o_hi = min(O, o_lo + chunk)
         b = g // (nh * nw)
-        feat = np.empty((Cg, T), np.float32)
+        feat = np.zeros((npan, Cg, NR), np.float32)
         _window_features(x, c0, prev, has_prev, b, ((g // nw) % nh) * window,
                          (g % nw) * window, window, g, feat)
-        acc = np.empty(T, np.float32)
-        for o in range(o_lo, min(O, o_lo + OUT_CHUNK)):
-            for t in range(T):
-                acc[t] = 0.0
-            for c in range(Cg):           # 1x1 conv, channel o, down contiguous tokens
-                wc = w[o, c]
-                fc = feat[c]
-                for t in range(T):
-                    acc[t] += wc * fc[t]
+        prod = np.empty((chunk, npan * NR), np.float32)   # the 1x1 conv's rows
+        for jb in range(npan):
+            for m0 in range(o_lo, o_hi, MR):
+                _micro_tile(w, m0, ZERO, Cg, feat[jb], zero, TRUE, prod, m0 - o_lo,
+                            jb * NR, min(MR, o_hi - m0))
+        for o in range(o_lo, o_hi):
+            acc = prod[o - o_lo, :T]
             for t in range(T):
                 acc[t] = acc[t] * s_qkv[o] + t_qkv[o]
             if o >= 2 * D:
@@ -253,9 +256,13 @@ def cascaded_group_attention(x: np.ndarray, qkv_weights, qkv_norms, dw_weights, 
     vt = np.empty((G, Dv, T), np.float32)
     outs = np.empty((heads, G, T, Dv), np.float32)
     scale = np.float32(D ** -0.5)
+    zero = np.zeros(2 * D + Dv, np.float32)
+    # Per window all q, k, v channels in one task, where there are windows enough to share
+    # out; else (batch 1's later stages: one window) chunks of them
+    chunk = 2 * D + Dv if G >= WINDOWS_PER_THREAD * numba.get_num_threads() else OUT_CHUNK
     for h in range(heads):
         _head_qkv(x, h * Dv, outs[h - 1], h > 0, w[h], bn_qkv[h], w_dw[h], bn_dw[h],
-                  float(eps), ws, nw, q, k, vt)
+                  float(eps), ws, nw, zero, chunk, q, k, vt)
         _sdpa(q, k, vt, scale, outs[h], table[h:h + 1])
     y = np.empty((B, C, H, W), np.float32)
     _merge_windows(outs, ws, nw, act, y)
