@@ -32,27 +32,32 @@ def folded_cases(draw):
                 after=draw(st.booleans()), seed=draw(st.integers(0, 2**31)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(folded_cases())
-def test_folded_panels_match_the_reference(c):
+def check_patched(c, stride, pad, dilation, module, name, value):
+    """conv2d's "gemm" variant on case c with module.name patched to value, against the
+    NumPy reference (bias, activation, and a residual before or after it as c draws)."""
     rng = np.random.default_rng(c["seed"])
     kk = c["cin"] * c["k"] ** 2
     x = rng.standard_normal((c["n"], c["cin"], c["h"], c["w"]), dtype=np.float32)
     w = (rng.standard_normal((c["cout"], c["cin"], c["k"], c["k"])) / math.sqrt(kk)
          ).astype(np.float32)
     b = rng.standard_normal(c["cout"], dtype=np.float32)
-    want = conv2d_ref(x, w, b, c["s"], c["pad"], 1, 1, c["act"])
+    args = (stride, pad, dilation, 1, c["act"])
+    want = conv2d_ref(x, w, b, *args)
     res = rng.standard_normal(want.shape, dtype=np.float32) if c["residual"] else None
-    want = conv2d_ref(x, w, b, c["s"], c["pad"], 1, 1, c["act"], res,
-                      act_after_residual=c["after"])
+    want = conv2d_ref(x, w, b, *args, res, act_after_residual=c["after"])
     mp = pytest.MonkeyPatch()
     try:
-        mp.setattr(conv_gemm, "folds", lambda n, p, k: True)
-        got = conv2d(x, w, b, c["s"], c["pad"], 1, 1, c["act"], res, variant="gemm",
-                     act_after_residual=c["after"])
+        mp.setattr(module, name, value)
+        got = conv2d(x, w, b, *args, res, variant="gemm", act_after_residual=c["after"])
     finally:
         mp.undo()
     np.testing.assert_allclose(got, want, **tol(kk))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(folded_cases())
+def test_folded_panels_match_the_reference(c):
+    check_patched(c, c["s"], c["pad"], 1, conv_gemm, "folds", lambda n, p, k: True)
 
 
 def test_the_fold_rule():
@@ -114,23 +119,7 @@ def implicit_cases(draw):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(implicit_cases())
 def test_implicit_panels_match_the_reference(c):
-    rng = np.random.default_rng(c["seed"])
-    kk = c["cin"] * c["k"] ** 2
-    x = rng.standard_normal((c["n"], c["cin"], c["h"], c["w"]), dtype=np.float32)
-    w = (rng.standard_normal((c["cout"], c["cin"], c["k"], c["k"])) / math.sqrt(kk)
-         ).astype(np.float32)
-    b = rng.standard_normal(c["cout"], dtype=np.float32)
-    args = (c["s"], c["pad"], c["d"], 1, c["act"])
-    want = conv2d_ref(x, w, b, *args)
-    res = rng.standard_normal(want.shape, dtype=np.float32) if c["residual"] else None
-    want = conv2d_ref(x, w, b, *args, res, act_after_residual=c["after"])
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setattr(conv_gemm, "implicit_wins", lambda *a: True)
-        got = conv2d(x, w, b, *args, res, variant="gemm", act_after_residual=c["after"])
-    finally:
-        mp.undo()
-    np.testing.assert_allclose(got, want, **tol(kk))
+    check_patched(c, c["s"], c["pad"], c["d"], conv_gemm, "implicit_wins", lambda *a: True)
 
 
 def test_the_implicit_rule(monkeypatch):

@@ -28,9 +28,9 @@ implicit, each layer alone (min of 5, interleaved, in the network's process):
     18.5), 128->128 3x3 s2 @28x28 20.6 / 19.6, 512->512 s2 @7x7 20.5 / 20.6
   EfficientNetV2-S's fused-MBConv 3x3s: batch 8 summed 166.9 / 124.5; batch 1 16.6 /
     15.0 (24->24 @112x112 2.02 / 1.60, 48->192 @56x56 3.7 / 3.4, its stem 0.37 / 0.39)
-The copy in _gather_tap reads from index 0 of a slice: indexed as src[j + off] with a
-negative off, Numba's wraparound code kept LLVM from vectorizing it (ResNet's stem's
-packing alone, batch 1: 1.26 -> 0.91 ms).
+The copy in _gather_tap is conv_im2col.copy_strided, on slices indexed from 0: indexed as
+src[j + off] with a negative off, Numba's wraparound code kept LLVM from vectorizing it
+(ResNet's stem's packing alone, batch 1: 1.26 -> 0.91 ms).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from .activations import NONE
 from .common import FASTMATH
-from .conv_im2col import im2col
+from .conv_im2col import copy_strided, im2col
 from .conv_pointwise import subsample_1x1
 from .gemm import KC, NO_RES3, _deal, _epilogue, _sweep, folds, gemm_bias_act, gemm_blocks
 from .tiles import MR, NR
@@ -147,17 +147,5 @@ def _gather_tap(x, k, geometry, p_lo, p_hi, run):
                 dst[j] = 0.0
             for j in range(b - j0, j1 - j0):
                 dst[j] = 0.0
-            # from index 0 up, so Numba emits no negative-index wraparound and LLVM
-            # vectorizes the copy
-            src = x[c, iy, a * sw + off:]
-            d = dst[a - j0:b - j0]
-            if sw == 1:                       # a memcpy
-                for j in range(b - a):
-                    d[j] = src[j]
-            elif sw == 2:                     # a stride LLVM knows, so it can shuffle
-                for j in range(b - a):
-                    d[j] = src[2 * j]
-            else:
-                for j in range(b - a):
-                    d[j] = src[j * sw]
+            copy_strided(dst[a - j0:b - j0], x[c, iy, a * sw + off:], b - a, sw)
         p += j1 - j0

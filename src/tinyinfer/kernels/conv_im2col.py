@@ -52,17 +52,23 @@ def _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols):
                     continue
                 dst[:j_lo] = 0.0
                 dst[j_hi:] = 0.0
-                d = dst[j_lo:j_hi]
-                src = x[n, c, iy, j_lo * sw + off:]
-                if sw == 1:                       # a memcpy, vectorized
-                    for j in range(j_hi - j_lo):
-                        d[j] = src[j]
-                elif sw == 2:                     # a stride LLVM knows, so it can shuffle
-                    for j in range(j_hi - j_lo):
-                        d[j] = src[2 * j]
-                else:
-                    for j in range(j_hi - j_lo):
-                        d[j] = src[j * sw]
+                copy_strided(dst[j_lo:j_hi], x[n, c, iy, j_lo * sw + off:], j_hi - j_lo, sw)
+
+
+@numba.njit(inline="always", cache=True)
+def copy_strided(dst, src, n, step):
+    """dst[j] = src[j * step] for j < n. Both are slices indexed from 0 up (so Numba emits
+    no negative-index wraparound), and steps 1 and 2 are loops of their own, so that LLVM
+    vectorizes them: a memcpy, and a stride it knows how to shuffle."""
+    if step == 1:
+        for j in range(n):
+            dst[j] = src[j]
+    elif step == 2:
+        for j in range(n):
+            dst[j] = src[2 * j]
+    else:
+        for j in range(n):
+            dst[j] = src[j * step]
 
 
 def im2col(x, kh, kw, stride, padding, dilation, ho, wo) -> np.ndarray:
