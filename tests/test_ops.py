@@ -4,6 +4,7 @@ against the same computation in torch."""
 import importlib
 import pathlib
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -218,9 +219,11 @@ DISPATCH_CASES = [
     (8, 16, 1, 1, 1, 0, 11), (8, 16, 3, 1, 1, 1, 11), (8, 16, 1, 1, 2, 0, 16),  # dot
     (8, 16, 3, 1, 1, 1, 12), (8, 16, 3, 1, 2, 1, 32), (8, 16, 1, 1, 1, 1, 16),  # im2col
     (2, 16, 3, 1, 1, 1, 16), (3, 16, 3, 1, 1, 1, 16),     # AVX-512: K 18 im2col, K 27 gemm
+    (3, 16, 3, 1, 1, 1, 64),            # AVX-512: gemm gathering its own panels (implicit)
 ]
 # the loop of kernels/conv_*.py each variant ends in; any of them but the
-# depthwise and grouped ones may first run _im2col (all but a 1x1 conv without padding)
+# depthwise and grouped ones may first run _im2col (all but a 1x1 conv without padding),
+# except a "gemm" conv with taps that conv_gemm.implicit_wins gathers itself
 MAIN_LOOP = {"depthwise": "_depthwise", "grouped": "_grouped", "dot": "_dot_kernel",
              "winograd": "_input_transform",
              "gemm": "gemm_bias_act", "pointwise": "_pointwise_rows", "im2col": "_pointwise_rows"}
@@ -230,8 +233,8 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     """conv_variant.py says which loop kernels/conv.py runs for a shape; here each loop is
     wrapped to record that it ran, and what ran must be the predicted variant's loop."""
     from tinyinfer.kernels import conv as C
-    from tinyinfer.kernels import (conv_depthwise, conv_group, conv_im2col, conv_pointwise,
-                                   conv_winograd, gemm)
+    from tinyinfer.kernels import (conv_depthwise, conv_gemm, conv_group, conv_im2col,
+                                   conv_pointwise, conv_winograd)
     assert SMALL_IMAGE == C.SMALL_IMAGE
     ran = set()
 
@@ -243,7 +246,8 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
     spy(conv_im2col, "_im2col")
     spy(conv_pointwise, "_pointwise_rows")
     spy(conv_group, "_grouped")
-    spy(gemm, "gemm_bias_act")
+    spy(conv_gemm, "gemm_bias_act")
+    spy(conv_gemm, "implicit_gemm")
     spy(conv_winograd, "_input_transform")
     rng = np.random.default_rng(0)
     seen = set()
@@ -258,9 +262,12 @@ def test_conv_variant_is_the_loop_the_dispatcher_runs(monkeypatch):
                                                        dtype=np.float32)}
         ran.clear()
         execute(g, x)
-        needs_im2col = variant in ("dot", "im2col", "gemm") and not (k == 1 and pad == 0)
-        assert ran == {MAIN_LOOP[variant]} | ({"_im2col"} if needs_im2col else set()), \
-            (case, variant, ran)
+        taps = not (k == 1 and pad == 0)
+        implicit = variant == "gemm" and taps and conv_gemm.implicit_wins(
+            1, cout, out[2] * out[3], cin * k * k, numba.get_num_threads())
+        needs_im2col = variant in ("dot", "im2col", "gemm") and taps and not implicit
+        main = "implicit_gemm" if implicit else MAIN_LOOP[variant]
+        assert ran == {main} | ({"_im2col"} if needs_im2col else set()), (case, variant, ran)
         seen.add(variant)
     assert seen == set(CONV_VARIANTS)
 
