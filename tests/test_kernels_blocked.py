@@ -190,7 +190,8 @@ def test_which_convs_run_blocked(monkeypatch):
 def test_which_pools_concats_and_dense_convs_run_blocked():
     """SqueezeNet 1.1 runs blocked whole (its concats join whole blocks: 64 + 64 ... 256 +
     256 channels); ResNet-18's 3x3 convs only where their im2col panel is at most
-    MAX_PANEL floats (not @56x56: 64*9 taps x 3136 pixels, nor the 7x7 stem); GhostNet's
+    MAX_PANEL floats (not @56x56: 64*9 taps x 3136 pixels, nor the 7x7 stem), and on
+    batches of 4+ with at most MAX_DENSE_TAPS taps (not stage 4's 256 and 512); GhostNet's
     concats of partial blocks (8 + 8 channels ...) not on maps over MAX_GATHER_PIXELS, and
     a concat only with both inputs blocked. ShuffleNetV2's slice -> concat -> shuffle
     chains fold into the shuffle."""
@@ -198,18 +199,23 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
     run, _ = layout.assign(sq.plan, (1, 3, 224, 224))
     assert run == {n.name for n in sq.plan if n.kind != "flatten"}
     r18 = tinyinfer.load("resnet18", weights=None)
-    run, _ = layout.assign(r18.plan, (1, 3, 224, 224))
-    shapes = infer_shapes(r18.plan, (1, 3, 224, 224))
-    for n in r18.plan:
-        if n.kind == "conv2d" and n.param_shapes["weight"][2] > 1:
-            cin, kh, kw = n.param_shapes["weight"][1:]
-            ho, wo = shapes[n.name][2:]
-            fits = (cin * kh * kw * ho * wo <= layout.MAX_PANEL
-                    and cin * kh * kw <= layout.MAX_DENSE_TAPS)
-            assert layout._eligible(n, shapes) == fits, n.name
-            if not fits:            # (a fitting one may still be dropped with its run:
-                assert n.name not in run    # too few values kept blocked per conversion)
-    assert not any(n.startswith("layer4") and n.endswith(("conv1", "conv2")) for n in run)
+    for batch in (1, layout.MAX_DENSE_TAPS_FROM_BATCH):
+        run, _ = layout.assign(r18.plan, (batch, 3, 224, 224))
+        shapes = infer_shapes(r18.plan, (batch, 3, 224, 224))
+        for n in r18.plan:
+            if n.kind == "conv2d" and n.param_shapes["weight"][2] > 1:
+                cin, kh, kw = n.param_shapes["weight"][1:]
+                ho, wo = shapes[n.name][2:]
+                fits = (cin * kh * kw * ho * wo <= layout.MAX_PANEL
+                        and (cin * kh * kw <= layout.MAX_DENSE_TAPS or batch == 1))
+                assert layout._eligible(n, shapes) == fits, (batch, n.name)
+                if not fits:        # (a fitting one may still be dropped with its run:
+                    assert n.name not in run    # too few values kept blocked per conversion)
+        # stage 4's 3x3 convs (2304, 4608 taps): blocked on one image, not on a batch
+        layer4 = {n.name for n in r18.plan if n.name.startswith("layer4")
+                  and n.name.endswith(("conv1", "conv2"))}
+        assert len(layer4) == 4
+        assert (layer4 <= run) if batch == 1 else not (layer4 & run), batch
     sh = tinyinfer.load("shufflenet_v2_x0_5", weights=None)    # 16 units, 13 of stride 1
     marked = layout.for_shape(sh.plan, (1, 3, 224, 224))
     folded = [n.kind for n in marked if n.attrs.get("folded")]

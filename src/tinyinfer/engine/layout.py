@@ -66,11 +66,16 @@ MAX_PIXELS = math.inf       # output pixels per image of a blocked node (see abo
 # stem (338k) 0.67 / 0.28; but @28x28 (903k) 3.2 / 4.3, @56x56 (1.8M) 4.2 / 6.5, ResNet's
 # 7x7 stem (1.8M) 2.3 / 3.0.
 MAX_PANEL = 2 ** 19
-# ... and only with at most this many taps (Cin*KH*KW): ResNet's 3x3 convs of 256 and 512
-# channels (2304, 4608 taps) lose blocked at batch 8 (ResNet-50, ms NCHW / blocked, summed:
-# @14x14 55.5 / 104.7, @7x7 20.1 / 34.6) and @14x14 at batch 1 (above); GoogLeNet's (at
-# most 192 x 9 = 1728) and SqueezeNet's (576) win.
+# ... and, on batches of MAX_DENSE_TAPS_FROM_BATCH images or more, only with at most this
+# many taps (Cin*KH*KW): ResNet's 3x3 convs of 256 and 512 channels (2304, 4608 taps) lose
+# blocked at batch 8 (ResNet-50, ms NCHW / blocked, summed: @14x14 55.5 / 104.7, @7x7 20.1
+# / 34.6; whole networks, one process, this limit / none: ResNet-50 1.04, ResNet-18 1.06;
+# batch 4: 0.90 and 1.09), while GoogLeNet's (at most 192 x 9 = 1728) and SqueezeNet's
+# (576) win. On 1-2 images the whole networks win without it (2026-12-03, later, Zen 4,
+# limit / none: batch 1 ResNet-50 0.84, ResNet-18 0.96; batch 2 0.87, 0.89), though 256 @14
+# alone had lost at batch 1 (above): with it, stage 4 (7x7) runs blocked from end to end.
 MAX_DENSE_TAPS = 2048
+MAX_DENSE_TAPS_FROM_BATCH = 4
 # A run of blocked convs pays one layout conversion per NCHW value it reads and per output
 # it hands to another kind of node; it is kept only with this many values passed blocked
 # per conversion. Measured 2026-12-03 (Zen 4, batch 8, ms NCHW / blocked with no such
@@ -108,7 +113,8 @@ def _eligible(node, shapes) -> bool:
     w = node.param_shapes["weight"]
     if (a["groups"] == 1 and (w[2:], a["stride"]) != ((1, 1), (1, 1))
             and (w[1] * w[2] * w[3] * out[2] * out[3] > MAX_PANEL
-                 or w[1] * w[2] * w[3] > MAX_DENSE_TAPS)):
+                 or (w[1] * w[2] * w[3] > MAX_DENSE_TAPS
+                     and out[0] >= MAX_DENSE_TAPS_FROM_BATCH))):
         return False
     _, padding, _ = conv_geometry(node, shapes[node.inputs[0]])   # TF "same": this shape
     return (out[2] * out[3] <= MAX_PIXELS
