@@ -72,8 +72,11 @@ MAX_PANEL = 2 ** 19
 # / 34.6; whole networks, one process, this limit / none: ResNet-50 1.04, ResNet-18 1.06;
 # batch 4: 0.90 and 1.09), while GoogLeNet's (at most 192 x 9 = 1728) and SqueezeNet's
 # (576) win. On 1-2 images the whole networks win without it (2026-12-03, later, Zen 4,
-# limit / none: batch 1 ResNet-50 0.84, ResNet-18 0.96; batch 2 0.87, 0.89), though 256 @14
-# alone had lost at batch 1 (above): with it, stage 4 (7x7) runs blocked from end to end.
+# limit / none: batch 1 ResNet-50 0.82-0.84, ResNet-18 0.88-0.96; batch 2 0.87, 0.89),
+# though 256 @14 alone had lost at batch 1 (above): with the limit, the runs broke at every
+# such conv and the conversion rule below left ResNet-50 all NCHW; without it, ResNet-50
+# runs blocked from its max pool on (node times, ms: stage 3 19.7 -> 15.6, stage 4 13.7 ->
+# 8.7) and ResNet-18 from stage 3 (stage 4 7.2 -> 4.5, stage 3 equal).
 MAX_DENSE_TAPS = 2048
 MAX_DENSE_TAPS_FROM_BATCH = 4
 # A run of blocked convs pays one layout conversion per NCHW value it reads and per output

@@ -24,7 +24,8 @@ How it is fast (BLIS's structure, cut down; measured facts in kernel-speed-facts
 
 Where it runs (engine/conv_variant.gemm_wins has the numbers and the rule): every conv
 without groups whose columns are at least 24 (AVX-512) or 64 (AVX2) long, from 32 (AVX-512)
-or 16 (AVX2) output pixels up, whatever the map size; and conv_winograd.py's 16 products.
+or 16 (AVX2) output pixels up, whatever the map size (conv_gemm.py's entry; its implicit
+path packs its own panels and shares ``_sweep``); and conv_winograd.py's 16 products.
 Elsewhere the rows kernel (conv_pointwise.py) or the dot kernel wins: with few input
 channels its tiles are short in k.
 """
