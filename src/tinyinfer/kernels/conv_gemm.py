@@ -39,7 +39,7 @@ import numpy as np
 
 from .activations import NONE
 from .common import FASTMATH
-from .conv_im2col import copy_strided, im2col
+from .conv_im2col import col_range, copy_strided, im2col
 from .conv_pointwise import subsample_1x1
 from .gemm import KC, NO_RES3, _deal, _epilogue, _sweep, folds, gemm_bias_act, gemm_blocks
 from .tiles import MR, NR
@@ -127,9 +127,7 @@ def _gather_tap(x, k, geometry, p_lo, p_hi, run):
     ky = (k // kw) % kh
     kx = k % kw
     off = kx * dw - pl
-    # output columns j whose tap column j*sw + off lands inside 0..W-1 (as in im2col)
-    j_lo = min(max(0, (-off + sw - 1) // sw), wo)
-    j_hi = max(min(wo, (W - 1 - off) // sw + 1), j_lo)
+    j_lo, j_hi = col_range(off, sw, W, wo)     # the columns with an input column
     p = p_lo
     while p < p_hi:
         i = p // wo

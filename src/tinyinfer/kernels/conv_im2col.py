@@ -40,10 +40,8 @@ def _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols):
         n = task // (kh * C)
         for kx in range(kw):
             row = cols[n, (c * kh + ky) * kw + kx]
-            # output columns j whose tap column j*sw + kx*dw - pl lands inside 0..W-1
             off = kx * dw - pl
-            j_lo = min(max(0, (-off + sw - 1) // sw), wo)
-            j_hi = max(min(wo, (W - 1 - off) // sw + 1), j_lo)
+            j_lo, j_hi = col_range(off, sw, W, wo)
             for i in range(ho):
                 iy = i * sh + ky * dh - pt
                 dst = row[i * wo:(i + 1) * wo]
@@ -53,6 +51,14 @@ def _im2col(x, kh, kw, pt, pl, sh, sw, dh, dw, ho, wo, cols):
                 dst[:j_lo] = 0.0
                 dst[j_hi:] = 0.0
                 copy_strided(dst[j_lo:j_hi], x[n, c, iy, j_lo * sw + off:], j_hi - j_lo, sw)
+
+
+@numba.njit(inline="always", cache=True)
+def col_range(off, sw, W, Wo):
+    """The output columns j in [lo, hi) whose input column j*sw + off lies in [0, W) (the
+    rest of a tap's row falls in the padding)."""
+    lo = min(max(0, (-off + sw - 1) // sw), Wo)
+    return lo, max(min(Wo, (W - 1 - off) // sw + 1), lo)
 
 
 @numba.njit(inline="always", cache=True)

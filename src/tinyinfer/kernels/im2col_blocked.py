@@ -21,17 +21,11 @@ import numpy as np
 
 from .blocked_layout import CB, blocks
 from .common import FASTMATH
+from .conv_im2col import col_range
 
 
 def _out_size(size, k, s, before, after):
     return (size + before + after - k) // s + 1
-
-
-@numba.njit(inline="always", cache=True)
-def _col_range(kx, sw, W, Wo):
-    """The output columns ox in [lo, hi) whose input column ox*sw + kx lies in [0, W)."""
-    lo = min(max(0, (-kx + sw - 1) // sw), Wo)
-    return lo, max(min(Wo, (W - 1 - kx) // sw + 1), lo)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -55,7 +49,7 @@ def _from_nchw(x, KH, KW, sh, sw, pt, pl, panel):
                 lo, hi = 0, 0                      # output columns with an input column
                 if k < K and 0 <= iy < H:
                     kx = k % KW - pl               # ix = ox*sw + kx
-                    lo, hi = _col_range(kx, sw, W, Wo)
+                    lo, hi = col_range(kx, sw, W, Wo)
                     xr = x[n, k // (KH * KW), iy, kx + lo * sw:]
                     rj = row[lo * CB + j:]      # slices, not offsets: no index wraparound
                     for ox in range(hi - lo):
@@ -83,7 +77,7 @@ def _from_blocked(xb, KH, KW, sh, sw, pt, pl, panel):
             row = panel[n, kb, oy]
             lo, hi = 0, 0
             if 0 <= iy < H:
-                lo, hi = _col_range(kx, sw, W, Wo)
+                lo, hi = col_range(kx, sw, W, Wo)
                 xr = xb[n, kb % Cib, iy]
                 for ox in range(lo, hi):
                     src = xr[ox * sw + kx]
