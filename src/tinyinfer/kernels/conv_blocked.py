@@ -10,9 +10,11 @@ map size:
               (a broadcast pixel value times a vector of CB output channels' weights: the
               input needs no packing, it already is a GEMM panel; MP pixels x NB output
               blocks of accumulators in registers)
-  dense       (groups 1, any kernel: a stem, SqueezeNet's and ResNet's 3x3 convs) the
-              same kernel on an im2col panel in the blocked layout (im2col_blocked.py): its
-              taps play the input channels, so the output comes out blocked
+  dense       (groups 1, any kernel: SqueezeNet's and ResNet's 3x3 convs) on blocked
+              input: the same kernel on an im2col panel in the blocked layout
+              (im2col_blocked.py): its taps play the input channels, so the output comes
+              out blocked. On NCHW input (a stem): conv_blocked_direct.py, the same tiles
+              reading the taps from a padded copy of the input rows, no panel
   depthwise   conv_blocked_dw.py
 
 engine/layout.py keeps runs of such convs in this layout (MobileNetV2 from the stem to the
@@ -38,7 +40,8 @@ from .blocked_layout import (CB, NO_RES5, blocks, from_blocked, pad_bias,  # noq
 from .common import FASTMATH, cached_derived, check_array, check_bias, epilogue, stack_empty
 from .conv import normalize_padding
 from .conv_blocked_dw import depthwise_blocked, pack_depthwise
-from .im2col_blocked import panel_from_blocked, panel_from_nchw
+from .conv_blocked_direct import direct_blocked
+from .im2col_blocked import panel_from_blocked
 
 # Pointwise tile: MP pixels x NB output blocks of accumulators (14 of 32 zmm registers on
 # AVX-512; 10 of 16 ymm on AVX2), plus NB weight vectors and a broadcast.
@@ -244,11 +247,11 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
     act = epilogue_code(act, residual is not None, act_after_residual)
     cout, cin_g, kh, kw = weight.shape
     dense = groups == 1 and (kh, kw, stride, padding) != (1, 1, (1, 1), (0, 0, 0, 0))
-    # a dense conv's panel is made from x as it comes: from NCHW x no conversion, and no
-    # padded taps (a stem's 3 channels x 3x3 make 27 taps there, 9 blocks of CB blocked)
-    nchw_panel = dense and x.ndim == 4
+    # a dense conv reads x as it comes: from NCHW x no conversion, and no padded taps (a
+    # stem's 3 channels x 3x3 make 27 taps there, 9 blocks of CB blocked)
+    direct = dense and x.ndim == 4
     pack, key = ((pack_depthwise, "blocked") if groups > 1 else
-                 (pack_dense, "blocked_nchw_panel") if nchw_panel else
+                 (pack_dense, "blocked_direct") if direct else
                  (pack_dense_blocked, "blocked_panel") if dense else (pack_pointwise, "blocked"))
     cache = {} if cache is None else cache
     wp = cached_derived(cache, key, weight, pack, 4)
@@ -257,15 +260,15 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
                                              lambda b: pad_bias(b, cout), 1))
 
     def run(x, residual):
-        if nchw_panel:
-            x = panel_from_nchw(x, (kh, kw), stride, padding)
-        elif x.ndim == 4:
+        if x.ndim == 4 and not direct:
             x = to_blocked(x)
         if residual is not None and residual.ndim == 4:
             residual = to_blocked(residual)
-        if groups > 1:
+        if direct:
+            y = direct_blocked(x, wp, bp, (kh, kw), stride, padding, act, residual)
+        elif groups > 1:
             y = depthwise_blocked(x, wp, bp, stride, padding, act, residual)
-        elif dense and not nchw_panel:              # one image's panel at a time, so it
+        elif dense:                                 # one image's panel at a time, so it
             y = None                                # stays in cache for the product
             for n in range(x.shape[0]):
                 p = panel_from_blocked(x[n:n + 1], (kh, kw), stride, padding)
@@ -273,7 +276,7 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
                     y = np.empty((x.shape[0], blocks(cout)) + p.shape[2:], np.float32)
                 pointwise_blocked(p, wp, bp, cout, act,
                                   None if residual is None else residual[n:n + 1], y[n:n + 1])
-        else:                                       # 1x1, or a dense conv's NCHW panel
+        else:                                       # 1x1
             y = pointwise_blocked(x, wp, bp, cout, act, residual)
         return y if blocked_out else from_blocked(y, cout)
     return run, x, residual
