@@ -288,12 +288,17 @@ def test_blocked_squeeze_excite_matches_torch(n, c, red, h, w, seed, acts):
     nchw = squeeze_excite_blocked(x, w_r, b_r, w_e, b_e, act, gate, blocked_out=False)
     np.testing.assert_array_equal(nchw, got)          # NCHW in and out: the same numbers
     from tinyinfer.kernels import se
-    saved, se.SERIAL_FC_MACS = se.SERIAL_FC_MACS, -1  # the FCs on linear.py's kernels
-    try:                                              # (larger FCs, batch 8 and more)
-        wide = squeeze_excite_blocked(x, w_r, b_r, w_e, b_e, act, gate, blocked_out=False)
-    finally:
-        se.SERIAL_FC_MACS = saved
-    np.testing.assert_allclose(wide, want, **tol(c))
+    # the shapes drawn run as one serial kernel (_se_serial); the larger SEs' paths: the
+    # pool and scale kernels with the serial FCs, then with linear.py's FCs (batch 8)
+    saved = se.SERIAL_SE_FLOATS, se.SERIAL_FC_MACS
+    assert n * CBK.blocks(c) * h * w * CBK.CB <= se.SERIAL_SE_FLOATS
+    for limits in [(-1, saved[1]), (-1, -1)]:
+        se.SERIAL_SE_FLOATS, se.SERIAL_FC_MACS = limits
+        try:
+            wide = squeeze_excite_blocked(x, w_r, b_r, w_e, b_e, act, gate, blocked_out=False)
+        finally:
+            se.SERIAL_SE_FLOATS, se.SERIAL_FC_MACS = saved
+        np.testing.assert_allclose(wide, want, **tol(c))
 
 
 def test_blocked_squeeze_excite_bad_input():
@@ -324,15 +329,19 @@ def test_blocked_conv_bad_input(case, match):
                            a["residual"])
 
 
-def test_bound_blocked_convs_follow_a_new_weight():
-    """The engine binds a blocked conv's checked arguments and packed weights once per input
-    shape (ops._conv_run_blocked); a node given a new weight array runs with it."""
-    m = tinyinfer.load("mobilenet_v2", weights=None)
+@pytest.mark.parametrize("name, kind", [("mobilenet_v2", "conv2d"),
+                                        ("mobilenet_v3_small", "se")])
+def test_bound_blocked_nodes_follow_a_new_weight(name, kind):
+    """The engine binds a blocked conv's (and squeeze-excite's) checked arguments and packed
+    weights once per input shape (engine/ops_blocked.py); a node given a new weight array
+    runs with it."""
+    m = tinyinfer.load(name, weights=None)
     x = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
     before = m(x)
-    node = [n for n in m.plan if n.kind == "conv2d"][-1]              # the last 1x1, blocked
+    node = [n for n in m.plan if n.kind == kind][-1]                # the last one, blocked
     assert layout.for_shape(m.plan, x.shape)[node.name].attrs["blocked"]
-    node.params["weight"] = node.params["weight"] * np.float32(2.0)
+    key = sorted(k for k in node.params if k.endswith("weight"))[-1]   # se: one of its FCs
+    node.params[key] = node.params[key] * np.float32(2.0)
     after = m(x)
     for n in m.plan:
         n.cache.clear()

@@ -291,9 +291,7 @@ def _se_cost(node, in_shapes, out_shape):
 
 def _se_run(node, inputs):
     if node.attrs.get("blocked"):          # marked by layout.py, between blocked convs
-        return S.squeeze_excite_blocked(inputs[0], *_se_params(node), act=node.attrs["act"],
-                                        gate=node.attrs["gate"],
-                                        blocked_out=node.attrs["blocked_out"])
+        return OB.squeeze_excite(node, inputs[0], _se_params(node))
     return S.squeeze_excite(inputs[0], *_se_params(node), act=node.attrs["act"],
                             gate=node.attrs["gate"])
 

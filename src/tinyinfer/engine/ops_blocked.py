@@ -11,6 +11,7 @@ import numpy as np
 
 from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
+from ..kernels import se as SE
 
 
 def conv(node, inputs, geometry):
@@ -29,6 +30,18 @@ def conv(node, inputs, geometry):
             inputs[0], w, b, stride, padding, a["groups"], a.get("act", 0), res, node.cache,
             a["blocked_out"], a.get("act_after_residual", False)))
     return hit[2](inputs[0], res)
+
+
+def squeeze_excite(node, x, params):
+    """se.py's blocked squeeze-excite, bound once per input shape (as ``conv``) for as long
+    as the node keeps the same four weight and bias arrays."""
+    key = ("blocked_se", x.shape, node.attrs["blocked_out"])
+    hit = node.cache.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[0], params)):
+        a = node.attrs
+        hit = node.cache[key] = (params, SE.bind_squeeze_excite_blocked(
+            x, *params, a["act"], a["gate"], a["blocked_out"]))
+    return hit[1](x)
 
 
 def global_avg_pool(node, x):

@@ -100,21 +100,26 @@ def _pool_blocked(xb, sums):
     float64 sums: 12544 float32 terms would lose digits).
     xb (N, Cb, H, W, CB)   sums (N*Cb, CB) float64, zeros, made by the caller (a NumPy array
     constructor inside a kernel compiles for 0.4 s)"""
-    N, Cb, H, W, cb_ = xb.shape
+    N, Cb = xb.shape[0], xb.shape[1]
     for p in numba.prange(N * Cb):
-        xp = xb[p // Cb, p % Cb]
-        acc = sums[p]
-        row = stack_empty(CB)
-        for h in range(H):
-            xh = xp[h]
+        pool_plane(xb[p // Cb, p % Cb], sums[p])
+
+
+@numba.njit(inline="always", cache=True, fastmath=FASTMATH)
+def pool_plane(xp, acc):
+    """acc[j] += sum_{h,w} xp[h, w, j] (float64 acc, float32 row sums: see _pool_blocked).
+    xp (H, W, CB)"""
+    row = stack_empty(CB)
+    for h in range(xp.shape[0]):
+        xh = xp[h]
+        for j in range(CB):
+            row[j] = 0.0
+        for w in range(xp.shape[1]):
+            xw = xh[w]
             for j in range(CB):
-                row[j] = 0.0
-            for w in range(W):
-                xw = xh[w]
-                for j in range(CB):
-                    row[j] += xw[j]
-            for j in range(CB):
-                acc[j] += row[j]
+                row[j] += xw[j]
+        for j in range(CB):
+            acc[j] += row[j]
 
 
 def global_avg_pool_blocked(xb: np.ndarray, channels: int) -> np.ndarray:

@@ -85,33 +85,86 @@ def squeeze_excite_blocked(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand
     """squeeze_excite on blocked_layout.py's layout: x blocked (N, ceil(C/CB), H, W, CB) or
     NCHW (converted first; C = the rows of w_expand); the output blocked, or NCHW if not
     ``blocked_out`` (as conv_blocked.conv2d_blocked, which the engine's layout.py runs it
-    between). The weights are checked as squeeze_excite's.
+    between). The weights are checked as squeeze_excite's."""
+    return bind_squeeze_excite_blocked(x, w_reduce, b_reduce, w_expand, b_expand, act, gate,
+                                       blocked_out)(x)
 
-    Three steps, not one kernel: the two FCs are linear.py's (compiled for every network's
-    classifier anyway); a single Numba kernel with both FC loops and two activation ladders
-    took 9 s to compile on a cold cache. Not NumPy's matmul: at batch 8 OpenBLAS's own
-    threads kept spinning after each product and starved the next Numba kernel's (one SE
-    layer 58 us -> 11.9 ms; measured on the Zen 4)."""
+
+def bind_squeeze_excite_blocked(x, w_reduce, b_reduce, w_expand, b_expand, act=RELU,
+                                gate=SIGMOID, blocked_out=True):
+    """squeeze_excite_blocked's arguments checked once, for x's shape: a function run(x)
+    for arrays of that shape (the engine keeps it per node and shape; the checks were 4 of
+    an SE's 18-36 us at batch 1).
+
+    Up to SERIAL_SE_FLOATS floats of x, one serial kernel does it all (_se_serial): a
+    7x7 or 14x14 SE at batch 1 is a few microseconds of work, and the four steps below
+    (each a kernel call, two of them waking the second core) cost 17-36 us. Above it,
+    three steps: the pool and the scale parallel, the FCs linear.py's. Not one parallel
+    kernel with both FC loops and two activation ladders: it took 9 s to compile on a cold
+    cache. Not NumPy's matmul: at batch 8 OpenBLAS's own threads kept spinning after each
+    product and starved the next Numba kernel's (one SE layer 58 us -> 11.9 ms; measured
+    on the Zen 4)."""
     C = _fc_weight(w_expand, "w_expand", None, None, "(C, Crd)").shape[0]
     x = float32_array(x, "x")
     want = (f"(N, {C}, H, W) or (N, {BL.blocks(C)}, H, W, {BL.CB})")
-    if x.ndim == 4 and x.shape[1] == C and x.shape[2] * x.shape[3]:
-        x = BL.to_blocked(x)
-    elif not (x.ndim == 5 and x.shape[1] == BL.blocks(C) and x.shape[4] == BL.CB
-              and x.shape[2] * x.shape[3]):
+    nchw = x.ndim == 4 and x.shape[1] == C and x.shape[2] * x.shape[3] > 0
+    if not nchw and not (x.ndim == 5 and x.shape[1] == BL.blocks(C) and x.shape[4] == BL.CB
+                         and x.shape[2] * x.shape[3]):
         raise InputError(f"squeeze_excite_blocked: x has shape {x.shape}; w_expand {C} "
                          f"channels need {want}, H * W > 0")
-    xb = x
-    N, Cb, H, W, CB = xb.shape
+    N, H, W, Cb = x.shape[0], x.shape[2], x.shape[3], BL.blocks(C)
     _, w_r, b_r, w_e, b_e, act, gate = _se_args(np.empty((1, C, 1, 1), np.float32), w_reduce,
                                                 b_reduce, w_expand, b_expand, act, gate)
-    x3 = xb.reshape(N, Cb, H * W, CB)
-    z = _fc(BL.global_avg_pool_blocked(xb, C), w_r, b_r, act)
-    g = np.zeros((N, Cb * CB), np.float32)               # padded channels: gate 0
-    g[:, :C] = _fc(z, w_e, b_e, gate)
-    out = np.empty_like(xb)
-    _scale_blocked(x3, g, out.reshape(N, Cb, H * W, CB))
-    return out if blocked_out else BL.from_blocked(out, C)
+    act, gate = np.int64(act), np.int64(gate)
+    serial = N * Cb * H * W * BL.CB <= SERIAL_SE_FLOATS
+
+    def run(x):
+        xb = BL.to_blocked(x) if nchw else x
+        x3 = xb.reshape(N, Cb, H * W, BL.CB)
+        out = np.empty_like(xb)
+        g = np.zeros((N, Cb * BL.CB), np.float32)           # padded channels: gate 0
+        if serial:
+            _se_serial(xb, w_r, b_r, w_e, b_e, act, gate, np.zeros((N * Cb, BL.CB)),
+                       np.empty((N, C), np.float32), np.empty((N, w_r.shape[0]), np.float32),
+                       np.empty((N, C), np.float32), g, out.reshape(x3.shape))
+        else:
+            z = _fc(BL.global_avg_pool_blocked(xb, C), w_r, b_r, act)
+            g[:, :C] = _fc(z, w_e, b_e, gate)
+            _scale_blocked(x3, g, out.reshape(x3.shape))
+        return out if blocked_out else BL.from_blocked(out, C)
+    return run
+
+
+# Up to this many floats of x (blocked) an SE runs as one serial kernel: MobileNetV3's 14x14
+# and 7x7 SEs at batch 1, EfficientNet-B0's from 28x28 on.
+SERIAL_SE_FLOATS = 2 ** 16
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _se_serial(xb, w_r, b_r, w_e, b_e, act, gate, sums, s, z, ge, g, out):
+    """The whole blocked SE on the calling thread. xb (N, Cb, H, W, CB), out (N, Cb, H*W,
+    CB); scratch made by
+    the caller (a NumPy constructor in a kernel compiles for 0.4 s): sums (N*Cb, CB)
+    float64 zeros, s (N, C), z (N, Crd), ge (N, C); g (N, Cb*CB) zeros."""
+    N, Cb, L, cb_ = out.shape
+    C = s.shape[1]
+    for p in range(N * Cb):
+        BL.pool_plane(xb[p // Cb, p % Cb], sums[p])   # rows of W: (L, 1) took 4x as long
+    x3 = xb.reshape(out.shape)
+    for n in range(N):
+        for c in range(C):
+            s[n, c] = sums[n * Cb + c // cb_, c % cb_] / L
+    _fc_serial(s, w_r, b_r, act, z)
+    _fc_serial(z, w_e, b_e, gate, ge)
+    for n in range(N):
+        g[n, :C] = ge[n]
+        for b in range(Cb):
+            gb = g[n, b * cb_:(b + 1) * cb_]
+            for i in range(L):
+                xi = x3[n, b, i]
+                oi = out[n, b, i]
+                for j in range(cb_):
+                    oi[j] = xi[j] * gb[j]
 
 
 # Up to this many multiply-adds an FC runs on one core (_fc_serial): MobileNetV3-Small's
