@@ -49,10 +49,12 @@ from __future__ import annotations
 import copy
 import math
 
+import numba
 import numpy as np
 
 from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
+from ..kernels import conv_blocked_fused as CF
 from .graph import Graph
 from .ops import conv_geometry, infer_shapes
 
@@ -168,14 +170,15 @@ def _components(graph: Graph, run: set, stored: set) -> list[set]:
     return list(groups.values())
 
 
-def for_shape(graph: Graph, input_shape) -> Graph:
-    """``graph`` with its blocked convs marked for this input shape (cached per shape)."""
-    key = tuple(int(d) for d in input_shape)
+def for_shape(graph: Graph, input_shape, fuse: bool = True) -> Graph:
+    """``graph`` with its blocked convs marked for this input shape (cached per shape), and
+    with expansions fused into their depthwise readers unless not ``fuse``."""
+    key = tuple(int(d) for d in input_shape) + (bool(fuse),)
     cached = graph.layouts.get(key)
     if cached is not None:
         return cached
-    run, stored = assign(graph, key)
-    shapes = infer_shapes(graph, key) if run else {}
+    run, stored = assign(graph, key[:-1])
+    shapes = infer_shapes(graph, key[:-1]) if run else {}
     if not run:
         marked = graph
     else:
@@ -192,8 +195,41 @@ def for_shape(graph: Graph, input_shape) -> Graph:
             marked._by_name[m.name] = m
         marked.output = graph.output
         _plan_moves(marked, shapes)
+        if fuse:
+            _fuse_expansions(marked, shapes)
     graph.layouts[key] = marked
     return marked
+
+
+def _fuse_expansions(marked: Graph, shapes) -> None:
+    """Run each blocked 1x1 expansion whose only reader is a blocked depthwise conv as one
+    kernel with it (kernels/conv_blocked_fused.py), where the pair makes enough tasks for
+    the threads: the expansion gets attrs["then_dw"] (the depthwise node) and its reader's
+    blocked_out, the depthwise conv attrs["fused"] (it passes its input on). Neither may
+    add a residual."""
+    readers: dict[str, list] = {}
+    for n in marked:
+        for v in n.inputs:
+            readers.setdefault(v, []).append(n.name)
+    threads = numba.get_num_threads()
+    for n in marked:
+        r = readers.get(n.name, [])
+        if not (_blocked_conv(n) and len(n.inputs) == 1 and len(r) == 1 and
+                n.name != marked.output and n.param_shapes["weight"][2:] == (1, 1) and
+                n.attrs["stride"] == (1, 1) and n.attrs["groups"] == 1):
+            continue
+        d = marked[r[0]]
+        if not (_blocked_conv(d) and d.inputs == [n.name]):
+            continue
+        w = d.param_shapes["weight"]
+        if w[1] == 1 and d.attrs["groups"] == w[0] and \
+                CF.fuses(shapes[n.name][0], shapes[n.name][1], threads):
+            n.attrs.update(then_dw=d, blocked_out=d.attrs["blocked_out"])
+            d.attrs["fused"] = True
+
+
+def _blocked_conv(n) -> bool:
+    return n.kind == "conv2d" and n.attrs.get("blocked", False)
 
 
 MOVES = {"concat", "slice", "channel_shuffle"}

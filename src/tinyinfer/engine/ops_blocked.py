@@ -11,6 +11,7 @@ import numpy as np
 
 from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
+from ..kernels import conv_blocked_fused as CF
 from ..kernels import se as SE
 
 
@@ -18,6 +19,10 @@ def conv(node, inputs, geometry):
     """conv_blocked's kernels, their arguments checked and bound once per input shape (and
     for as long as the node keeps the same weight and bias arrays). geometry(node, shape):
     ops.conv_geometry, called only when a new shape binds."""
+    if node.attrs.get("fused"):                 # its expansion computed it (layout.py)
+        return inputs[0]
+    if node.attrs.get("then_dw") is not None:
+        return _expand_dw(node, node.attrs["then_dw"], inputs[0], geometry)
     w, b = node.params["weight"], node.params.get("bias")
     res = inputs[1] if len(inputs) > 1 else None
     key = ("blocked_run", inputs[0].shape, None if res is None else res.shape,
@@ -30,6 +35,24 @@ def conv(node, inputs, geometry):
             inputs[0], w, b, stride, padding, a["groups"], a.get("act", 0), res, node.cache,
             a["blocked_out"], a.get("act_after_residual", False)))
     return hit[2](inputs[0], res)
+
+
+def _expand_dw(node, dw, x, geometry):
+    """A 1x1 expansion and its depthwise reader in one kernel (conv_blocked_fused.py),
+    bound once per input shape for as long as both nodes keep their weight arrays."""
+    params = (node.params["weight"], node.params.get("bias"), dw.params["weight"],
+              dw.params.get("bias"))
+    key = ("blocked_fused", x.shape, node.attrs["blocked_out"])
+    hit = node.cache.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[0], params)):
+        n_, c_, h_, w_ = x.shape[0], node.param_shapes["weight"][0], x.shape[2], x.shape[3]
+        stride, padding, _ = geometry(dw, (n_, c_, h_, w_))
+        side = [dict(weight=w, bias=b, act=n.attrs.get("act", 0), cache=n.cache)
+                for n, w, b in ((node, *params[:2]), (dw, *params[2:]))]
+        hit = node.cache[key] = (params, CF.bind_expand_dw(
+            x, side[0], dict(side[1], stride=stride, padding=padding),
+            node.attrs["blocked_out"]))
+    return hit[1](x)
 
 
 def squeeze_excite(node, x, params):

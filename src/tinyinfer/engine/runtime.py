@@ -90,7 +90,9 @@ def _serialize_launches() -> bool:
 def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndarray:
     """Run ``graph`` on ``x``. If ``timings`` is a dict, each node's wall time (s) is stored in
     it. Safe to call from several threads (see the module docstring)."""
-    graph = for_shape(graph, x.shape)    # which convs run channel-blocked at this shape
+    # which convs run channel-blocked at this shape; timed node by node without fusing an
+    # expansion and its depthwise conv (one kernel), so that each layer gets its own time
+    graph = for_shape(graph, x.shape, fuse=timings is None)
     allocator.keep_freed_memory()        # once per process: no page faults run after run
     with _launch_lock if _serialize_launches() else contextlib.nullcontext():
         return _run_nodes(graph, x, timings)

@@ -83,21 +83,21 @@ def _pointwise(x3, wp, bias, act, res3, has_res, out3, pps):
         g = t % (nob * nps) // nps
         ps = t % nps * pps
         pe = min(ps + pps, P)
-        _pw_tiles(x3[n], wp, bias, out3[n], g * NB, ps, pe, Cib)
+        ob0, ob1 = g * NB, min(g * NB + 1, Cob - 1)
+        pw_tiles(x3[n], wp[ob0], wp[ob1], bias[ob0 * CB:], bias[ob1 * CB:], out3[n, ob0],
+                  out3[n, ob1], ps, pe, Cib)
         for ob in range(g * NB, min(g * NB + NB, Cob)):   # once per task (see _depthwise)
             epilogue(out3[n, ob, ps * CB:pe * CB],
                      res3[n, ob, ps * CB:pe * CB] if has_res else None, act)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _pw_tiles(xn, wp, bias, on, ob0, ps, pe, Cib):
-    """Pixels ps .. pe-1 of output blocks ob0, ob0+1, MP pixels per tile. The last tile's
-    pixels past pe re-read the last valid one and a block past Cob the last block; neither
-    is written. A call per task, not per tile: 1.1-1.2x at K = 16-32 (112x112, 56x56)."""
-    Cob = on.shape[0]
-    ob1 = min(ob0 + 1, Cob - 1)
-    w0, w1 = wp[ob0], wp[ob1]
-    b0, b1 = bias[ob0 * CB:ob0 * CB + CB], bias[ob1 * CB:ob1 * CB + CB]
+def pw_tiles(xn, w0, w1, b0, b1, o0, o1, ps, pe, Cib):
+    """Pixels ps .. pe-1 of two output blocks: w0, w1 their packed weights (K, CB), b0, b1
+    their biases (from their first CB), o0, o1 their output rows (P*CB); a group of one
+    block passes it twice (computed twice, written twice alike). MP pixels per tile; the
+    last tile's pixels past pe re-read the last valid one and are not written. A call per
+    task, not per tile: 1.1-1.2x at K = 16-32 (112x112, 56x56)."""
     acc = stack_empty(PW_TILE)
     for p0 in range(ps, pe, MP):
         mp = min(MP, pe - p0)
@@ -109,13 +109,12 @@ def _pw_tiles(xn, wp, bias, on, ob0, ps, pe, Cib):
             _pw_k7(xn, w0, w1, p0 * CB, (mp - 1) * CB, Cib, acc)
         else:
             _pw_k5(xn, w0, w1, p0 * CB, (mp - 1) * CB, Cib, acc)
-        for b in range(NB):
-            if ob0 + b < Cob:
-                o = on[ob0 + b, p0 * CB:]
-                for i in range(MP):          # a constant trip count (see conv_blocked_dw)
-                    if i < mp:
-                        for j in range(CB):
-                            o[i * CB + j] = acc[(i * NB + b) * CB + j]
+        t0, t1 = o0[p0 * CB:], o1[p0 * CB:]
+        for i in range(MP):                  # a constant trip count (see conv_blocked_dw)
+            if i < mp:
+                for j in range(CB):
+                    t0[i * CB + j] = acc[i * NB * CB + j]
+                    t1[i * CB + j] = acc[(i * NB + 1) * CB + j]
 
 
 # The k loops, one per MP, each pixel's value a named scalar (as in tiles.py): with a loop
@@ -243,7 +242,8 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
     arrays it was checked on."""
     stride = tuple(stride) if isinstance(stride, (tuple, list)) else (stride, stride)
     padding = normalize_padding(padding)
-    x, weight, bias, residual = _check(x, weight, bias, stride, padding, groups, residual)
+    x, weight, bias, residual = check_blocked_args(x, weight, bias, stride, padding, groups,
+                                                   residual)
     act = epilogue_code(act, residual is not None, act_after_residual)
     cout, cin_g, kh, kw = weight.shape
     dense = groups == 1 and (kh, kw, stride, padding) != (1, 1, (1, 1), (0, 0, 0, 0))
@@ -255,9 +255,7 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
                  (pack_dense_blocked, "blocked_panel") if dense else (pack_pointwise, "blocked"))
     cache = {} if cache is None else cache
     wp = cached_derived(cache, key, weight, pack, 4)
-    bp = (cached_derived(cache, "blocked_bias", weight, lambda w: pad_bias(0, cout), 4)
-          if bias is None else cached_derived(cache, "blocked_bias", bias,
-                                             lambda b: pad_bias(b, cout), 1))
+    bp = packed_bias(cache, weight, bias)
 
     def run(x, residual):
         if x.ndim == 4 and not direct:
@@ -282,7 +280,15 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
     return run, x, residual
 
 
-def _check(x, weight, bias, stride, padding, groups, residual):
+def packed_bias(cache, weight, bias):
+    """pad_bias(bias) (zeros for None), kept in ``cache`` as the packed weights are."""
+    cout = weight.shape[0]
+    return (cached_derived(cache, "blocked_bias", weight, lambda w: pad_bias(0, cout), 4)
+            if bias is None else cached_derived(cache, "blocked_bias", bias,
+                                               lambda b: pad_bias(b, cout), 1))
+
+
+def check_blocked_args(x, weight, bias, stride, padding, groups, residual):
     """conv2d_blocked's arguments, or one InputError saying what is wrong."""
     x = check_array(x, "x", (4, 5))
     weight = check_array(weight, "weight", 4)

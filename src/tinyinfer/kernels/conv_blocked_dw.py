@@ -44,9 +44,7 @@ def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
     made and its border zeroed once per thread (per task, that was a third of a 7x7 layer)."""
     N, Cb, H, W = xb.shape[0], xb.shape[1], xb.shape[2], xb.shape[3]
     Ho, Wo = outb.shape[2], outb.shape[3]
-    KH, KW = wd.shape[1], wd.shape[2]
-    Hp = max(pt + H, (Ho - 1) * sh + KH)            # padded rows / columns the taps reach
-    Wp = max(pl + W, ((Wo + TW - 1) // TW * TW - 1) * sw + KW)   # whole tiles: slack
+    Hp, Wp = padded_plane(H, W, Ho, Wo, wd.shape[1], wd.shape[2], sh, sw, pt, pl)
     tasks = N * Cb
     nchunks = min(nchunks, tasks)
     for chunk in numba.prange(nchunks):
@@ -54,19 +52,34 @@ def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
         for t in range(chunk * tasks // nchunks, (chunk + 1) * tasks // nchunks):
             n = t // Cb
             cb = t % Cb
-            for y in range(H):                      # the plane into the buffer's interior
-                src = xb[n, cb, y].reshape(-1)
-                row = buf[pt + y, pl * CB:]
-                for i in range(W * CB):
-                    row[i] = src[i]
-            wc = wd[cb]
-            bb = bias[cb * CB:cb * CB + CB]
-            for oy in range(Ho):
-                _dw_row(buf, wc, bb, sh, sw, oy, outb[n, cb, oy].reshape(-1), Wo)
+            dw_plane(xb[n, cb], wd[cb], bias[cb * CB:cb * CB + CB], sh, sw, pt, pl, buf,
+                     outb[n, cb])
             # the activation and residual once per plane: per 8-pixel tile, the calls into
             # the activation code cost 40% of a 7x7 layer
             epilogue(outb[n, cb].reshape(-1), resb[n, cb].reshape(-1) if has_res else None,
                      act)
+
+
+@numba.njit(inline="always", cache=True)
+def padded_plane(H, W, Ho, Wo, KH, KW, sh, sw, pt, pl):
+    """(rows, columns) of the zero-padded copy of a plane that the taps of whole tiles reach
+    (a tile's pixels past Wo read zeros: slack columns)."""
+    return (max(pt + H, (Ho - 1) * sh + KH),
+            max(pl + W, ((Wo + TW - 1) // TW * TW - 1) * sw + KW))
+
+
+@numba.njit(inline="always", cache=True)
+def dw_plane(xp, wc, bb, sh, sw, pt, pl, buf, op):
+    """One block's plane: xp (H, W, CB) into buf's interior (buf's border is zeros: the
+    padding), then every output row of op (Ho, Wo, CB), before any activation."""
+    H, W = xp.shape[0], xp.shape[1]
+    for y in range(H):
+        src = xp[y].reshape(-1)
+        row = buf[pt + y, pl * CB:]
+        for i in range(W * CB):
+            row[i] = src[i]
+    for oy in range(op.shape[0]):
+        _dw_row(buf, wc, bb, sh, sw, oy, op[oy].reshape(-1), op.shape[1])
 
 
 @numba.njit(inline="always", cache=True)
