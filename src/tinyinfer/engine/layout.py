@@ -18,6 +18,9 @@ sees is NCHW, and a marked node's attrs say what it does (ops_blocked.py runs it
     attrs["tables"]        a concat, slice or shuffle: its scatter tables (_plan_moves), and
     attrs["join"]          True where it simply joins whole blocks; attrs["folded"]: folded
                            into its reader (it does nothing; the reader reads its inputs)
+    attrs["then_dw"]       a 1x1 expansion: the depthwise node it runs with, in one kernel
+                           (_fuse_expansions); that node's attrs["fused"]: it passes its
+                           input on
 
 Decided per shape because the graph stores none (graph.py), and so that a limit on the map
 size (MAX_PIXELS) can be measured per shape. ``for_shape`` keeps one marked copy per input
