@@ -34,7 +34,7 @@ from .blocked_layout import CB, NO_RES5
 from .common import FASTMATH, epilogue, stack_empty
 
 MP2 = 5                 # pixels per 2-block tile: 10 accumulators, 2 weight vectors and a
-MP1 = 10                # broadcast (of 16 registers on AVX2, 32 on AVX-512); 1-block: 10 + 2
+MP1 = 2 * MP2           # broadcast (of 16 registers on AVX2, 32 on AVX-512); 1-block: 10 + 2
 TILE = 10 * CB
 U = np.uint64
 
@@ -89,11 +89,8 @@ def _tiles2(buf, offs, w0, w1, b0, b1, sw, o0, o1):
     Wo = o0.shape[0] // CB
     acc = stack_empty(TILE)
     s1, s2, s3, s4 = sw, U(2) * sw, U(3) * sw, U(4) * sw
-    bt = stack_empty(TILE)                  # the bias tile, copied into acc per tile
-    for i in range(MP2):
-        for j in range(CB):
-            bt[i * CB + j] = b0[j]
-            bt[(MP2 + i) * CB + j] = b1[j]
+    bt = stack_empty(TILE)
+    _bias_tile(bt, b0, b1)
     for p0 in range(0, Wo, MP2):
         for q in range(TILE):
             acc[q] = bt[q]
@@ -128,9 +125,7 @@ def _tiles1(buf, offs, w0, b0, sw, o0):
     s1, s2, s3, s4, s5 = sw, U(2) * sw, U(3) * sw, U(4) * sw, U(5) * sw
     s6, s7, s8, s9 = U(6) * sw, U(7) * sw, U(8) * sw, U(9) * sw
     bt = stack_empty(TILE)
-    for i in range(MP1):
-        for j in range(CB):
-            bt[i * CB + j] = b0[j]
+    _bias_tile(bt, b0, b0)
     for p0 in range(0, Wo, MP1):
         for q in range(TILE):
             acc[q] = bt[q]
@@ -156,10 +151,21 @@ def _tiles1(buf, offs, w0, b0, sw, o0):
 
 
 @numba.njit(inline="always", cache=True)
+def _bias_tile(bt, b0, b1):
+    """bt = the tile's starting values, copied into the accumulators per tile: MP2 pixels
+    of b0 then MP2 of b1 (_tiles2's two blocks), or with b1 = b0 MP1 pixels of one block."""
+    for i in range(MP2):
+        for j in range(CB):
+            bt[i * CB + j] = b0[j]
+            bt[(MP2 + i) * CB + j] = b1[j]
+
+
+@numba.njit(inline="always", cache=True)
 def _store(acc, a0, t, mp):
-    """t[:mp*CB] = acc[a0:a0 + mp*CB], one flat loop (vector moves) for a whole tile:
-    copied per pixel and lane the bias and the stores were scalar moves, 2x the time of
-    the stem's 27 taps of multiply-adds."""
+    """t[:mp*CB] = acc[a0:a0 + mp*CB] as one flat loop: copied per pixel and lane, the
+    bias and the stores were scalar moves, 2x the time of the stem's 27 taps of
+    multiply-adds. The two branches are the same loop; in the first, a whole tile, LLVM
+    knows the trip count (a constant) and emits vector moves."""
     if mp * CB == TILE // 2 or mp * CB == TILE:
         for q in range(mp * CB):
             t[q] = acc[a0 + q]

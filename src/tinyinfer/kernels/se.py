@@ -72,12 +72,17 @@ def _scale_blocked(xb, g, out):
     for p in numba.prange(N * Cb):
         n = p // Cb
         b = p % Cb
-        gb = g[n, b * cb_:(b + 1) * cb_]
-        for i in range(L):
-            xi = xb[n, b, i]
-            oi = out[n, b, i]
-            for j in range(cb_):
-                oi[j] = xi[j] * gb[j]
+        scale_plane(xb[n, b], g[n, b * cb_:(b + 1) * cb_], out[n, b])
+
+
+@numba.njit(inline="always", cache=True, fastmath=FASTMATH)
+def scale_plane(xp, gb, op):
+    """op[i, :] = xp[i, :] * gb for every pixel i.   xp, op (L, CB)   gb (CB,)"""
+    for i in range(xp.shape[0]):
+        xi = xp[i]
+        oi = op[i]
+        for j in range(gb.shape[0]):
+            oi[j] = xi[j] * gb[j]
 
 
 def squeeze_excite_blocked(x: np.ndarray, w_reduce, b_reduce, w_expand, b_expand,
@@ -159,12 +164,7 @@ def _se_serial(xb, w_r, b_r, w_e, b_e, act, gate, sums, s, z, ge, g, out):
     for n in range(N):
         g[n, :C] = ge[n]
         for b in range(Cb):
-            gb = g[n, b * cb_:(b + 1) * cb_]
-            for i in range(L):
-                xi = x3[n, b, i]
-                oi = out[n, b, i]
-                for j in range(cb_):
-                    oi[j] = xi[j] * gb[j]
+            scale_plane(x3[n, b], g[n, b * cb_:(b + 1) * cb_], out[n, b])
 
 
 # Up to this many multiply-adds an FC runs on one core (_fc_serial): MobileNetV3-Small's
