@@ -58,16 +58,19 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(layout.numba, "get_num_threads", lambda: 2)
 
 
-def test_which_expansions_run_fused(two_threads):
+def test_which_expansions_run_fused(two_threads, monkeypatch):
     """MobileNetV2's 16 expansions (96, 144 x 2, 192 x 3, 384 x 4, 576 x 3, 960 x 3
-    channels): at batch 1 with 2 threads only those of 384+ channels make 4 tasks (two
-    blocks each) per thread; at batch 8 all of them. A fused depthwise conv passes its
-    input on; its expansion hands the output on as the depthwise conv would have."""
+    channels): on 2 images with 2 threads those of 144+ channels make 4 tasks (two blocks
+    of one image each) per thread, at batch 8 all of them, on one image none (with
+    FUSE_MIN_IMAGES = 1: those of 384+ channels). A fused depthwise conv passes its input
+    on; its expansion hands the output on as the depthwise conv would have."""
     m = tinyinfer.load("mobilenet_v2", weights=None)
     expansions = [n for n in m.plan if n.name.endswith("conv_pw")     # block 0: a
                   and not n.name.startswith("blocks.0.")]              # projection
     assert len(expansions) == 16
-    for batch, fused_from in ((1, 6), (8, 0)):
+    for batch, min_images, fused_from in ((2, 2, 1), (8, 2, 0), (1, 2, 16), (1, 1, 6)):
+        monkeypatch.setattr(CF, "FUSE_MIN_IMAGES", min_images)
+        m.plan.layouts.clear()
         marked = layout.for_shape(m.plan, (batch, 3, 224, 224))
         fused = [n.name for n in marked if n.attrs.get("then_dw") is not None]
         assert fused == [n.name for n in expansions[fused_from:]], batch
@@ -109,7 +112,7 @@ def test_timed_runs_are_not_fused(two_threads):
     the depthwise conv's time is not counted on its expansion."""
     from tinyinfer.engine.runtime import execute
     m = tinyinfer.load("mobilenet_v2", weights=None)
-    x = np.random.default_rng(4).random((1, 3, 224, 224), dtype=np.float32)
+    x = np.random.default_rng(4).random((2, 3, 160, 160), dtype=np.float32)
     t = {}
     got = execute(m.plan, x, timings=t)
     assert set(t) == {n.name for n in m.plan}

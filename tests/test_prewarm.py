@@ -10,12 +10,11 @@ from tinyinfer.engine import prewarm
 
 PROBE = r"""
 import json, numpy as np, tinyinfer
-from tinyinfer.kernels import blocked_layout, conv_blocked_dw, conv_blocked_fused, linear, se
+from tinyinfer.kernels import blocked_layout, conv_blocked_dw, linear, se
 m = tinyinfer.load("mobilenet_v3_small", weights=None)
 m(np.zeros((1, 3, 64, 64), np.float32))
 kernels = {"depthwise": conv_blocked_dw._depthwise, "dot": linear._dot_kernel,
-           "pool": blocked_layout._pool_blocked, "se": se._se_serial,
-           "fused": conv_blocked_fused._expand_dw}
+           "pool": blocked_layout._pool_blocked, "se": se._se_serial}
 print(json.dumps({k: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
                   for k, d in kernels.items()}))
 """

@@ -5,10 +5,9 @@ A MobileNet on an empty cache spends ~11 s there (engine/runtime.py), while the 
 idles. ``start`` launches ``python -c "...prewarm import warm; warm()"``, which calls the
 channel-blocked kernels the main process does not reach first (it starts with the stem's
 kernel): the activation ladder every kernel's epilogue calls (1.3 s; the main process
-reaches it inside the stem's kernel), the depthwise kernel, the fused expansion +
-depthwise kernel (conv_blocked_fused.py), then the classifier's, the pool's and
-squeeze-excite's, so that each lands in the on-disk cache before the main process needs
-it; it then loads it instead of compiling it.
+reaches it inside the stem's kernel), the depthwise kernel, then the classifier's, the
+pool's and squeeze-excite's, so that each lands in the on-disk cache before the main
+process needs it; it then loads it instead of compiling it.
 Numba writes a cache entry to a temporary file and renames it, so a reader sees a whole
 entry or none; a kernel both processes compile is simply compiled twice. The tiny inputs
 have the engine's types (C-contiguous float32 arrays, int64 scalars), so the cached
@@ -40,7 +39,6 @@ def warm() -> None:
 
     from ..kernels import blocked_layout as BL
     from ..kernels import conv_blocked as CBK
-    from ..kernels.conv_blocked_fused import bind_expand_dw
     from ..kernels.activations import act_code, act_inplace
     from ..kernels.linear import linear
     from ..kernels.se import squeeze_excite_blocked
@@ -50,10 +48,6 @@ def warm() -> None:
     xb = BL.to_blocked(np.ones((1, 8, 5, 5), f32))
     CBK.conv2d_blocked(xb, np.ones((8, 1, 3, 3), f32), np.ones(8, f32), 1, 1, 8,
                        act_code("relu6"))                                  # depthwise
-    relu6 = act_code("relu6")
-    bind_expand_dw(xb, dict(weight=np.ones((8, 8, 1, 1), f32), bias=None, act=relu6, cache={}),
-                   dict(weight=np.ones((8, 1, 3, 3), f32), bias=None, act=relu6, cache={},
-                        stride=(1, 1), padding=1))(xb)          # expansion + depthwise
     linear(np.ones((1, 8), f32), np.ones((4, 8), f32), np.ones(4, f32))     # classifier
     BL.global_avg_pool_blocked(xb, 8)
     squeeze_excite_blocked(xb, np.ones((2, 8), f32), np.ones(2, f32), np.ones((8, 2), f32),

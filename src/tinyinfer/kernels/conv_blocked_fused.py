@@ -15,8 +15,8 @@ Run as two kernels, the expansion wrote e to memory (MobileNetV2's 14x14 blocks:
 floats, half of them by the other core) and the depthwise conv read it back: in a network
 the depthwise convs on 14x14 and 7x7 maps ran 1.4-1.7x slower than alone. Here each plane
 is made and consumed by one core while it is in its cache, and one kernel call replaces
-two. engine/layout.py fuses a blocked expansion into its depthwise reader where the pair
-makes enough tasks (FUSE_MIN_TASKS_PER_THREAD: a task is two blocks of one image).
+two. engine/layout.py fuses a blocked expansion into its depthwise reader on batches, where
+the pair makes enough tasks (``fuses``).
 """
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ from .conv_blocked import check_blocked_args, pack_pointwise, packed_bias, pw_ti
 from .conv_blocked_dw import dw_plane, pack_depthwise, padded_plane
 
 FUSE_MIN_TASKS_PER_THREAD = 4
+# ... and only on batches: one process, per call paired, fused / two kernels (2026-12-03,
+# Zen 4): batch 8 MobileNetV2 0.88, EfficientNet-B0 0.91, MnasNet 0.95, MobileNetV3-L 0.97;
+# batch 1 (the 384+-channel blocks) 0.95-0.99. This kernel takes ~4.5 s to compile, and a
+# one-image `tinyinfer run` on a cold cache compiled it in the main process (the helper of
+# engine/prewarm.py was still busy): 10 -> ~14 s to the first answer.
+FUSE_MIN_IMAGES = 2
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -102,8 +108,9 @@ def bind_expand_dw(x, expand, depthwise, blocked_out=True):
 
 
 def fuses(n_images: int, expanded_channels: int, threads: int) -> bool:
-    """Whether an expansion and its depthwise conv make enough tasks to run fused: a task is
-    two blocks of one image, so MobileNetV2's 96- and 144-channel blocks at batch 1 (3 and
-    5 tasks) would leave a core idle part of the time."""
-    return n_images * ((expanded_channels + 2 * CB - 1) // (2 * CB)) >= \
+    """Whether an expansion and its depthwise conv run fused: on a batch, where they make
+    enough tasks (a task is two blocks of one image: MobileNetV2's 96- and 144-channel
+    blocks on one image, 3 and 5 tasks, would leave a core idle part of the time)."""
+    return n_images >= FUSE_MIN_IMAGES and \
+        n_images * ((expanded_channels + 2 * CB - 1) // (2 * CB)) >= \
         FUSE_MIN_TASKS_PER_THREAD * threads
