@@ -32,26 +32,3 @@ def test_row_has_every_engine_and_both_ratios(capsys):
 def test_engines_agree_on_the_work_they_time():
     r = bench_model("mobilenet_v3_small", batch=2, resolution=64, runs=1, rounds=1)
     assert {"tinyinfer", "torch", "onnxruntime"} <= set(r) and r["batch"] == 2
-
-
-def test_engines_take_turns_call_by_call(monkeypatch):
-    """A round interleaves the engines' timed calls (rotating which goes first), so that a
-    slow spell of the host hits every engine alike; each engine's figure is the median of
-    its own calls. A fake clock: engine a takes 1 ms a call, b 3 ms, c 2 ms then 10 ms."""
-    from tinyinfer.bench import models as M
-    clock, log = [0.0], []
-
-    def engine(name, durations):
-        calls = iter(durations)
-
-        def call():
-            log.append(name)
-            clock[0] += next(calls) / 1e3
-        return call
-    monkeypatch.setattr(M.time, "perf_counter", lambda: clock[0])
-    engines = {"a": engine("a", [1] * 8), "b": engine("b", [3] * 8),
-               "c": engine("c", [2] * 3 + [2, 2, 2, 10, 10])}
-    medians = M.round_medians_ms(engines, runs=5)
-    assert log[:9] == ["a"] * 3 + ["b"] * 3 + ["c"] * 3                  # warm-up
-    assert log[9:] == list("abc" "bca" "cab" "abc" "bca")
-    assert medians == pytest.approx({"a": 1.0, "b": 3.0, "c": 2.0})

@@ -56,12 +56,12 @@ def tinyinfer_ms(name: str, resolution: int, options: dict, runs: int = 5,
                  rounds: int = 2) -> float:
     """Batch-1 time of tinyinfer's ``name`` (random weights): the lowest round median."""
     import tinyinfer
-    from ..bench.models import round_medians_ms
+    from ..bench.models import _median_ms
     model = tinyinfer.load(name, weights=None, **options)
     x = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution),
                                                   dtype=np.float32)
     model(x)                        # compile (or load the Numba cache) outside the timing
-    return min(round_medians_ms({name: lambda: model(x)}, runs)[name] for _ in range(rounds))
+    return min(_median_ms(lambda: model(x), runs) for _ in range(rounds))
 
 
 # ---- MobileNetV2 Table 4 -------------------------------------------------------------------

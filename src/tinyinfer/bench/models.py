@@ -5,14 +5,10 @@ network, same weights, same input, in one process.
                                      [--resolution 224] [--runs 30] [--rounds 5]
 
 For each model the first tinyinfer call (Numba compiling or loading its on-disk cache) is
-timed and reported apart. Then ``--rounds`` rounds, each of 3 warm-up calls per engine and
-``--runs`` timed calls per engine, the engines taking turns call by call (in a rotating
-order); an engine's figure in a round is the median of its calls there, and the reported
-figure is its lowest round median, because on a shared 2-core machine other processes only
-ever add time. Turn by turn, not a round of one engine's calls then the next's: this
-machine's host swings between fast and slow spells of seconds (20-50%), which then hit
-every engine alike instead of one engine's whole round. torch runs on as many threads as
-Numba (2 here).
+timed and reported apart. Then engines take turns, ``--rounds`` rounds of ``--runs`` timed
+calls each after 3 warm-up calls; a round's figure is its median and the reported figure is
+the lowest round median, because on a shared 2-core machine other processes only ever add
+time. torch runs on as many threads as Numba (2 here).
 """
 from __future__ import annotations
 
@@ -26,19 +22,15 @@ import numpy as np
 DEFAULT_MODELS = ("mobilenet_v2", "mobilenetv1_100")
 
 
-def round_medians_ms(engines: dict, runs: int) -> dict:
-    """One round: each engine's median call time (ms), the engines' calls interleaved."""
-    names = list(engines)
-    for fn in engines.values():
-        for _ in range(3):
-            fn()
-    ts = {k: [] for k in names}
-    for i in range(runs):
-        for k in names[i % len(names):] + names[:i % len(names)]:
-            t0 = time.perf_counter()
-            engines[k]()
-            ts[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in ts.items()}
+def _median_ms(fn, runs: int) -> float:
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts)
 
 
 def torch_reference(name: str):
@@ -113,8 +105,8 @@ def bench_model(name: str, batch: int, resolution: int, runs: int, rounds: int) 
     engines = {"tinyinfer": lambda: model(x), **engines}
     best = {k: float("inf") for k in engines}
     for _ in range(rounds):
-        for k, ms in round_medians_ms(engines, runs).items():
-            best[k] = min(best[k], ms)
+        for k, fn in engines.items():
+            best[k] = min(best[k], _median_ms(fn, runs))
     return {"model": name, "batch": batch, "resolution": resolution, "first_call_s": first,
             "gmacs": model.summary(resolution).macs * batch / 1e9, **best}
 
