@@ -109,12 +109,12 @@ def pw_tiles(xn, w0, w1, b0, b1, o0, o1, ps, pe, Cib):
             _pw_k7(xn, w0, w1, p0 * CB, (mp - 1) * CB, Cib, acc)
         else:
             _pw_k5(xn, w0, w1, p0 * CB, (mp - 1) * CB, Cib, acc)
-        t0, t1 = o0[p0 * CB:], o1[p0 * CB:]
-        for i in range(MP):                  # a constant trip count (see conv_blocked_dw)
-            if i < mp:
-                for j in range(CB):
-                    t0[i * CB + j] = acc[i * NB * CB + j]
-                    t1[i * CB + j] = acc[(i * NB + 1) * CB + j]
+        for b in range(NB):                  # block by block: both blocks' stores in one
+            o = (o0 if b == 0 else o1)[p0 * CB:]     # loop made 16->96 @112x112 1.45x slower
+            for i in range(MP):              # a constant trip count (see conv_blocked_dw)
+                if i < mp:
+                    for j in range(CB):
+                        o[i * CB + j] = acc[(i * NB + b) * CB + j]
 
 
 # The k loops, one per MP, each pixel's value a named scalar (as in tiles.py): with a loop
