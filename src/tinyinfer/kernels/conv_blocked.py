@@ -85,7 +85,7 @@ def _pointwise(x3, wp, bias, act, res3, has_res, out3, pps):
         pe = min(ps + pps, P)
         ob0, ob1 = g * NB, min(g * NB + 1, Cob - 1)
         pw_tiles(x3[n], wp[ob0], wp[ob1], bias[ob0 * CB:], bias[ob1 * CB:], out3[n, ob0],
-                  out3[n, ob1], ps, pe, Cib)
+                 out3[n, ob1], ps, pe, Cib)
         for ob in range(g * NB, min(g * NB + NB, Cob)):   # once per task (see _depthwise)
             epilogue(out3[n, ob, ps * CB:pe * CB],
                      res3[n, ob, ps * CB:pe * CB] if has_res else None, act)

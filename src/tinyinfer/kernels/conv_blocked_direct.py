@@ -165,7 +165,8 @@ def _store(acc, a0, t, mp):
     """t[:mp*CB] = acc[a0:a0 + mp*CB] as one flat loop: copied per pixel and lane, the
     bias and the stores were scalar moves, 2x the time of the stem's 27 taps of
     multiply-adds. The two branches are the same loop; in the first, a whole tile, LLVM
-    knows the trip count (a constant) and emits vector moves."""
+    knows the trip count (a constant) and emits vector moves (one loop for both: 3->32
+    stem 1.06x, at batch 8 1.10x slower, measured in one process)."""
     if mp * CB == TILE // 2 or mp * CB == TILE:
         for q in range(mp * CB):
             t[q] = acc[a0 + q]
