@@ -173,6 +173,12 @@ def _components(graph: Graph, run: set, stored: set) -> list[set]:
     return list(groups.values())
 
 
+def has_run(graph: Graph, input_shape) -> bool:
+    """True once ``graph`` has a layout for this input shape (it ran, so the shape is valid)."""
+    shape = tuple(int(d) for d in input_shape)
+    return shape + (True,) in graph.layouts or shape + (False,) in graph.layouts
+
+
 def for_shape(graph: Graph, input_shape, fuse: bool = True) -> Graph:
     """``graph`` with its blocked convs marked for this input shape (cached per shape), and
     with expansions fused into their depthwise readers unless not ``fuse``."""
