@@ -71,6 +71,39 @@ def test_blocked_convs_match_torch(c):
     np.testing.assert_allclose(CBK.from_blocked(got, c["cout"]), want, **tol(kk))
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 2 * CBK.CB + 3), k=st.sampled_from([1, 3, 5]),
+       s=st.integers(1, 2), h=st.integers(5, 19), data=st.data(), seed=st.integers(0, 2**31))
+def test_depthwise_row_bands_match_whole_planes(n, c, k, s, h, data, seed):
+    """The depthwise kernel split into bands of output rows (each copying the input rows
+    it reads, halo included) gives the whole-plane result bit for bit, for any band count."""
+    from tinyinfer.kernels import conv_blocked_dw as D
+    rng = np.random.default_rng(seed)
+    pads = tuple(data.draw(st.integers(0, k - 1)) for _ in range(4))
+    xb = CBK.to_blocked(rng.standard_normal((n, c, h, h + 2), dtype=np.float32))
+    wd = D.pack_depthwise(rng.standard_normal((c, 1, k, k), dtype=np.float32))
+    bias = rng.standard_normal(xb.shape[1] * CBK.CB, dtype=np.float32)
+    ho, wo = (h + pads[0] + pads[1] - k) // s + 1, (h + 2 + pads[2] + pads[3] - k) // s + 1
+    res = rng.standard_normal((n, xb.shape[1], ho, wo, CBK.CB), dtype=np.float32)
+    bands = data.draw(st.integers(min(2, ho), ho))
+    outs = []
+    for b in (1, bands):
+        out = np.full((n, xb.shape[1], ho, wo, CBK.CB), np.nan, np.float32)
+        D._depthwise(xb, wd, bias, s, s, pads[0], pads[2], act_code("swish"), res, True, out,
+                     data.draw(st.integers(1, 3)), b)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    want = torch_conv(CBK.from_blocked(xb, c), wd.transpose(0, 3, 1, 2).reshape(-1, 1, k, k)[:c],
+                      bias[:c], s, pads, 1, c, act_code("swish"), CBK.from_blocked(res, c), False)
+    np.testing.assert_allclose(CBK.from_blocked(outs[1], c), want, **tol(k * k))
+
+
+def test_row_bands_keep_every_thread_busy():
+    from tinyinfer.kernels.conv_blocked_dw import row_bands
+    assert [row_bands(planes, 56, 2) for planes in (1, 2, 3, 4, 5, 11)] == [2, 1, 2, 1, 2, 1]
+    assert row_bands(3, 56, 8) == 5 and row_bands(3, 5, 8) == 5   # 15 tasks: 1 idle of 16 and row_bands(1, 1, 2) == 1
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 3 * CBK.CB + 3), h=st.integers(1, 9),
        w=st.integers(1, 9), seed=st.integers(0, 2**31))

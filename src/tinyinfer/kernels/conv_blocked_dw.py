@@ -21,6 +21,11 @@ from .common import FASTMATH, epilogue, stack_empty
 
 TW = 8                               # output pixels per tile, one block of CB channels
 DW_TILE = TW * CB
+# Row bands where one image's blocks leave threads idle: one process, per call paired,
+# one task per plane / banded (2026-12-04, Zen 4, 2 threads, batch 1): 16 ch @112 s1 0.55-
+# 0.59 (2-8 bands), s2 0.66-0.74; 40 ch 5x5 @28 0.78 (2 bands; 3 bands, 5:4 tasks, 0.90);
+# 72 ch s2 @56 0.89; 2 or 4 blocks on 2 threads: 0.99-1.04 with bands, so none.
+MAX_IDLE = 0.1
 
 
 def pack_depthwise(w: np.ndarray) -> np.ndarray:
@@ -33,31 +38,35 @@ def pack_depthwise(w: np.ndarray) -> np.ndarray:
 
 # ---- depthwise: groups == C == Cout, any kernel, stride and padding, dilation 1 ----------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks):
+def _depthwise(xb, wd, bias, sh, sw, pt, pl, act, resb, has_res, outb, nchunks, bands):
     """outb[n, cb, oy, ox, j] = act(bias + sum_{ky,kx} xpad[n, cb, oy*sh + ky, ox*sw + kx, j]
     * wd[cb, ky, kx, j]) (+ res), xpad: xb with pt rows / pl columns of zeros before.
 
     xb (N, Cb, H, W, CB)   wd (Cb, KH, KW, CB)   bias (Cb*CB,)   resb, outb (N, Cb, Ho, Wo, CB)
-    One task: one block of one image. It first copies its plane into a zero-padded buffer
-    (one pass over the input), so that no tap needs a bounds test: at 7x7 and 14x14 maps
-    nearly every tile touches a border. One chunk of tasks per thread, so the buffer is
-    made and its border zeroed once per thread (per task, that was a third of a 7x7 layer)."""
+    One task: one band of output rows (``bands`` per plane, row_bands) of one block of one
+    image. It first copies the input rows it reads into a zero-padded buffer (one pass over
+    the input), so that no tap needs a bounds test: at 7x7 and 14x14 maps nearly every tile
+    touches a border. One chunk of tasks per thread, so the buffer is made and its border
+    zeroed once per thread (per task, that was a third of a 7x7 layer)."""
     N, Cb, H, W = xb.shape[0], xb.shape[1], xb.shape[2], xb.shape[3]
     Ho, Wo = outb.shape[2], outb.shape[3]
     Hp, Wp = padded_plane(H, W, Ho, Wo, wd.shape[1], wd.shape[2], sh, sw, pt, pl)
-    tasks = N * Cb
+    tasks = N * Cb * bands
     nchunks = min(nchunks, tasks)
     for chunk in numba.prange(nchunks):
         buf = np.zeros((Hp, Wp * CB), np.float32)
         for t in range(chunk * tasks // nchunks, (chunk + 1) * tasks // nchunks):
-            n = t // Cb
-            cb = t % Cb
-            dw_plane(xb[n, cb], wd[cb], bias[cb * CB:cb * CB + CB], sh, sw, pt, pl, buf,
-                     outb[n, cb])
-            # the activation and residual once per plane: per 8-pixel tile, the calls into
+            n = t // (Cb * bands)
+            cb = t // bands % Cb
+            band = t % bands
+            oy0, oy1 = band * Ho // bands, (band + 1) * Ho // bands
+            dw_rows(xb[n, cb], wd[cb], bias[cb * CB:cb * CB + CB], sh, sw, pt, pl, buf,
+                    outb[n, cb], oy0, oy1)
+            # the activation and residual once per band: per 8-pixel tile, the calls into
             # the activation code cost 40% of a 7x7 layer
-            epilogue(outb[n, cb].reshape(-1), resb[n, cb].reshape(-1) if has_res else None,
-                     act)
+            lo, hi = oy0 * Wo * CB, oy1 * Wo * CB     # (1-D slices stay contiguous)
+            epilogue(outb[n, cb].reshape(-1)[lo:hi],
+                     resb[n, cb].reshape(-1)[lo:hi] if has_res else None, act)
 
 
 @numba.njit(inline="always", cache=True)
@@ -69,17 +78,24 @@ def padded_plane(H, W, Ho, Wo, KH, KW, sh, sw, pt, pl):
 
 
 @numba.njit(inline="always", cache=True)
-def dw_plane(xp, wc, bb, sh, sw, pt, pl, buf, op):
-    """One block's plane: xp (H, W, CB) into buf's interior (buf's border is zeros: the
-    padding), then every output row of op (Ho, Wo, CB), before any activation."""
+def dw_rows(xp, wc, bb, sh, sw, pt, pl, buf, op, oy0, oy1):
+    """Output rows oy0 .. oy1-1 of one block's plane op (Ho, Wo, CB), before any activation.
+    First the padded rows they read, oy0*sh .. (oy1-1)*sh + KH - 1, go into buf's rows from
+    0: xp's rows (H, W, CB) into the interior, zeros for a row of padding (buf's columns of
+    padding are zeros and never written)."""
     H, W = xp.shape[0], xp.shape[1]
-    for y in range(H):
-        src = xp[y].reshape(-1)
-        row = buf[pt + y, pl * CB:]
-        for i in range(W * CB):
-            row[i] = src[i]
-    for oy in range(op.shape[0]):
-        _dw_row(buf, wc, bb, sh, sw, oy, op[oy].reshape(-1), op.shape[1])
+    for i in range((oy1 - 1 - oy0) * sh + wc.shape[0]):
+        y = oy0 * sh + i - pt
+        row = buf[i, pl * CB:(pl + W) * CB]
+        if 0 <= y < H:
+            src = xp[y].reshape(-1)
+            for j in range(W * CB):
+                row[j] = src[j]
+        else:
+            for j in range(W * CB):
+                row[j] = 0.0
+    for oy in range(oy0, oy1):
+        _dw_row(buf, wc, bb, sh, sw, oy - oy0, op[oy].reshape(-1), op.shape[1])
 
 
 @numba.njit(inline="always", cache=True)
@@ -131,6 +147,17 @@ def _dw_row(buf, wd, bb, sh, sw, oy, o, Wo):
                     ot[i * CB + j] = acc[i * CB + j]
 
 
+def row_bands(planes: int, Ho: int, threads: int) -> int:
+    """Bands of output rows per plane (a task is one band of one image's block): the fewest
+    with which no thread idles more than MAX_IDLE of the time waiting for the others (at
+    batch 1, MobileNetV3's 16-channel layers are 1 plane for 2 threads, 40 channels 3)."""
+    for bands in range(1, Ho):
+        tasks = planes * bands
+        if -(-tasks // threads) * threads <= (1 + MAX_IDLE) * tasks:
+            return bands
+    return Ho
+
+
 def depthwise_blocked(xb, wd, bias_p, stride, padding, act, residual=None):
     """Depthwise conv on blocked xb with packed wd (pack_depthwise): blocked output.
     padding (top, bottom, left, right)."""
@@ -140,7 +167,8 @@ def depthwise_blocked(xb, wd, bias_p, stride, padding, act, residual=None):
     Ho = (H + pt + pb - KH) // sh + 1
     Wo = (W + pl + pr - KW) // sw + 1
     out = np.empty((N, Cb, Ho, Wo, CB), np.float32)
+    threads = numba.get_num_threads()
     _depthwise(xb, wd, bias_p, sh, sw, pt, pl, act,
                NO_RES5 if residual is None else residual, residual is not None, out,
-               numba.get_num_threads())
+               threads, row_bands(N * Cb, Ho, threads))
     return out

@@ -6,7 +6,7 @@ stored whole
     e   = act_e(pw(x))          two blocks of CB expanded channels at a time, all pixels,
                                 into a per-thread scratch plane (conv_blocked.pw_tiles)
     out = act_d(dw(e))          the depthwise conv reads those planes there
-                                (conv_blocked_dw.dw_plane)
+                                (conv_blocked_dw.dw_rows)
 
     x    (N, Cib, H, W, CB)     wp (Cob, Cib*CB, CB), bp (Cob*CB,)   conv_blocked.pack_pointwise
     out  (N, Cob, Ho, Wo, CB)   wd (Cob, KH, KW, CB), bd (Cob*CB,)   pack_depthwise
@@ -28,7 +28,7 @@ from .blocked_layout import CB, from_blocked, to_blocked
 from .common import FASTMATH, cached_derived, epilogue
 from .conv import normalize_padding
 from .conv_blocked import check_blocked_args, pack_pointwise, packed_bias, pw_tiles
-from .conv_blocked_dw import dw_plane, pack_depthwise, padded_plane
+from .conv_blocked_dw import dw_rows, pack_depthwise, padded_plane
 
 FUSE_MIN_TASKS_PER_THREAD = 4
 # ... and only on batches: one process, per call paired, fused / two kernels (2026-12-03,
@@ -60,8 +60,8 @@ def _expand_dw(xb, wp, bp, act_e, wd, bd, sh, sw, pt, pl, act_d, scratch, bufs, 
             for b in range(ob1 - ob0 + 1):
                 ob = ob0 + b
                 epilogue(s[b], None, act_e)
-                dw_plane(s[b].reshape(H, W, CB), wd[ob], bd[ob * CB:ob * CB + CB], sh, sw,
-                         pt, pl, buf, out[n, ob])
+                dw_rows(s[b].reshape(H, W, CB), wd[ob], bd[ob * CB:ob * CB + CB], sh, sw,
+                        pt, pl, buf, out[n, ob], 0, out.shape[2])
                 epilogue(out[n, ob].reshape(-1), None, act_d)
 
 
