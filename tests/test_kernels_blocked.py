@@ -268,18 +268,22 @@ def test_which_pools_concats_and_dense_convs_run_blocked():
         if n.name in run:
             assert all(v in stored for v in n.inputs)
     assert any(n.name in run for n in cats)
+    adds = [n.name for n in gh.plan if n.kind == "add"]     # the blocks' residuals
+    assert len(adds) == 11 and sum(a in run for a in adds) >= 8
 
 
 @pytest.mark.parametrize("name, shape", [("efficientnet_b0", (1, 3, 224, 224)),
                                          ("efficientnet_b0", (2, 3, 96, 128)),
                                          ("squeezenet1_1", (2, 3, 160, 144)),
                                          ("googlenet", (1, 3, 224, 224)),
-                                         ("shufflenet_v2_x0_5", (2, 3, 224, 224))])
+                                         ("shufflenet_v2_x0_5", (2, 3, 224, 224)),
+                                         ("ghostnet_100", (1, 3, 128, 160))])
 def test_network_blocked_equals_nchw(name, shape, monkeypatch):
     """The same weights run with and without the blocked layout give the same logits (here
     with random BN-free weights; test_models.py checks the blocked run against torch).
     SqueezeNet and GoogLeNet: dense 3x3 convs on blocked input, max pools, concats;
-    ShuffleNetV2: channel slices, concats of partial blocks and shuffles (gathers)."""
+    ShuffleNetV2: channel slices, concats of partial blocks and shuffles (gathers);
+    GhostNet: residual adds of blocked values."""
     m = tinyinfer.load(name, weights=None)
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     got = m(x)

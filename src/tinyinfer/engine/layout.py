@@ -3,9 +3,9 @@
 The plan (passes.optimize) is NCHW everywhere. For a given input shape, ``for_shape``
 returns the plan with some nodes marked to run on the blocked layout: the convs its kernels
 run (pointwise, depthwise, and dense ones whose im2col panel fits in cache: MAX_PANEL), the
-squeeze-excite between them (EfficientNet, MobileNetV3), max pools, concats, channel slices
-and shuffles that hand their output to blocked nodes (SqueezeNet, GoogLeNet, ShuffleNetV2),
-and a global pool that ends a run. A run of such nodes passes its activations blocked from
+squeeze-excite between them (EfficientNet, MobileNetV3), residual adds (GhostNet), max
+pools, concats, channel slices and shuffles that hand their output to blocked nodes
+(SqueezeNet, GoogLeNet, ShuffleNetV2), and a global pool that ends a run. A run of such nodes passes its activations blocked from
 one to the next; the first converts its NCHW input, and a node whose output some other kind
 of node reads converts it back (the pool writes NCHW itself). So every value any other node
 sees is NCHW, and a marked node's attrs say what it does (ops_blocked.py runs it):
@@ -14,7 +14,7 @@ sees is NCHW, and a marked node's attrs say what it does (ops_blocked.py runs it
                            and are converted)
     attrs["blocked_out"]   True: its output stays blocked (every reader runs blocked)
     attrs["channels"]      the pool: its input's channels, without the block padding; a max
-                           pool, concat, slice or shuffle: its output's
+                           pool, concat, slice, shuffle or add: its output's
     attrs["tables"]        a concat, slice or shuffle: its scatter tables (_plan_moves), and
     attrs["join"]          True where it simply joins whole blocks; attrs["folded"]: folded
                            into its reader (it does nothing; the reader reads its inputs)
@@ -97,6 +97,13 @@ MIN_STORED_PER_CONVERSION = 2
 READ_ONLY = {"global_avgpool"}
 # Kinds that only move values: no arithmetic of their own to speed up (ops_blocked.py)
 PASS_ON = {"concat", "max_pool2d", "slice", "channel_shuffle"}
+# Kinds with arithmetic on each element alone: the same kernel on blocked values (their
+# padding lanes hold act(0) or such: finite, and never read as channels). A residual add
+# GhostNet's blocks end with (after a concat, so not fused into a conv) broke its blocked
+# runs at every block. One process, per call paired, NCHW adds / blocked (2026-12-03, Zen
+# 4): batch 1 GhostNet 0.93 (55 -> 112 of 134 nodes blocked), MixNet-S 0.94; batch 8
+# GhostNet 1.00, MixNet-S 0.95; networks without such adds unchanged.
+ELEMENTWISE = {"add"}
 # A slice, shuffle or concat of partial blocks moves channels a lane at a time
 # (blocked_layout.move_channels; a concat of whole blocks joins them): only on maps of this
 # many pixels at most. Measured 2026-12-03 (Zen 4, batch 1): GhostNet, whose concats of
@@ -112,6 +119,8 @@ def _eligible(node, shapes) -> bool:
         return inp[2] * inp[3] <= MAX_PIXELS
     if node.kind == "se" or node.kind == "max_pool2d":
         return out[2] * out[3] <= MAX_PIXELS
+    if node.kind in ELEMENTWISE:          # on maps (4-D), not on tokens
+        return len(out) == 4 and out[2] * out[3] <= MAX_PIXELS
     if node.kind in PASS_ON:               # moving lanes (a scatter) only on small maps
         joins = node.kind == "concat" and all(shapes[v][1] % BL.CB == 0 for v in node.inputs)
         return out[2] * out[3] <= (MAX_PIXELS if joins else min(MAX_PIXELS, MAX_GATHER_PIXELS))
@@ -198,7 +207,7 @@ def for_shape(graph: Graph, input_shape, fuse: bool = True) -> Graph:
                 m.attrs = dict(n.attrs, blocked=True, blocked_out=n.name in stored)
                 if n.kind in READ_ONLY:     # the channels past C in its blocked input
                     m.attrs["channels"] = shapes[n.inputs[0]][1]
-                elif n.kind in PASS_ON:     # for a conversion to NCHW
+                elif n.kind in PASS_ON or n.kind in ELEMENTWISE:    # for a conversion to NCHW
                     m.attrs["channels"] = shapes[n.name][1]
             marked.nodes.append(m)
             marked._by_name[m.name] = m

@@ -332,7 +332,8 @@ CNN_RECORDS = [
     Op("act", lambda node, x: A.activation(x[0], node.attrs["act"]), same_shape,
        lambda node, s, o: A.activation_cost(o, node.attrs["act"]),
        _act_lower, "activation", "Activation", PER_CHANNEL),
-    Op("add", lambda node, x: T.add(x[0], x[1], act=node.attrs.get("act", 0)), _add_shape,
+    Op("add", lambda node, x: (OB.add(node, x) if node.attrs.get("blocked") else
+                               T.add(x[0], x[1], act=node.attrs.get("act", 0))), _add_shape,
        lambda node, s, o: T.add_cost(o, act=node.attrs.get("act", 0)),
        lowers_to("add", "operator", with_act=True), "add/mul", "Add", WHOLE),
     Op("mul", lambda node, x: T.mul(x[0], x[1]), same_shape,

@@ -13,6 +13,7 @@ from ..kernels import blocked_layout as BL
 from ..kernels import conv_blocked as CBK
 from ..kernels import conv_blocked_fused as CF
 from ..kernels import se as SE
+from ..kernels import tensor_ops as T
 
 
 def conv(node, inputs, geometry):
@@ -75,6 +76,11 @@ def global_avg_pool(node, x):
 def max_pool(node, x, args):
     """pooling.max_pool2d's arguments ``args`` on blocked x."""
     return _out(node, BL.max_pool2d_blocked(_blocked(x), **args))
+
+
+def add(node, xs):
+    """An elementwise add (+ activation) of two values of one shape, blocked or NCHW."""
+    return _out(node, T.add(_blocked(xs[0]), _blocked(xs[1]), act=node.attrs.get("act", 0)))
 
 
 def move(node, xs):
