@@ -103,10 +103,31 @@ def _dot_kernel(x, w, bias, y):
             _put4(y[g, o + 2, m:m + 4], bias[o + 2], s02, s12, s22, s32)
             _put4(y[g, o + 3, m:m + 4], bias[o + 3], s03, s13, s23, s33)
         else:
-            # Ragged edge of the output (M or O not a multiple of 4, e.g. batch 1): one dot
-            # product at a time. Still vectorized over k, just with less reuse.
+            # Ragged edge of the output (M or O not a multiple of 4, e.g. batch 1): for each
+            # row of x, 4 dot products at once where there are 4 outputs (4 independent sums,
+            # one load of x for 4 multiply-adds: 1.2-1.3x one at a time on one thread at
+            # batch 1, 960 -> 1280; on two threads both stream the weights from L3 at ~100
+            # GB/s; 2026-12-03, Zen 4), else one at a time. Vectorized over k either way.
             for mm in range(m, min(m + 4, M)):
                 xr = x[g, mm]
+                if o + 4 <= O:
+                    w0 = w[o]
+                    w1 = w[o + 1]
+                    w2 = w[o + 2]
+                    w3 = w[o + 3]
+                    z = np.float32(0.0)
+                    s0 = s1 = s2 = s3 = z
+                    for k in range(K):
+                        a = xr[k]
+                        s0 += a * w0[k]
+                        s1 += a * w1[k]
+                        s2 += a * w2[k]
+                        s3 += a * w3[k]
+                    y[g, o, mm] = s0 + bias[o]
+                    y[g, o + 1, mm] = s1 + bias[o + 1]
+                    y[g, o + 2, mm] = s2 + bias[o + 2]
+                    y[g, o + 3, mm] = s3 + bias[o + 3]
+                    continue
                 for oo in range(o, min(o + 4, O)):
                     wr = w[oo]
                     s = np.float32(0.0)
