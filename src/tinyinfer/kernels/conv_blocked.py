@@ -39,8 +39,8 @@ from .blocked_layout import (CB, NO_RES5, blocks, from_blocked, pad_bias,  # noq
                              to_blocked)
 from .common import FASTMATH, cached_derived, check_array, check_bias, epilogue, stack_empty
 from .conv import normalize_padding
-from .conv_blocked_dw import depthwise_blocked, pack_depthwise
-from .conv_blocked_direct import direct_blocked
+from .conv_blocked_dw import bind_depthwise, pack_depthwise
+from .conv_blocked_direct import bind_direct
 from .im2col_blocked import panel_from_blocked
 
 # Pointwise tile: MP pixels x NB output blocks of accumulators (14 of 32 zmm registers on
@@ -48,6 +48,7 @@ from .im2col_blocked import panel_from_blocked
 MP = 7 if CB == 16 else 5
 NB = 2
 PW_TILE = MP * NB * CB
+NO_RES3 = NO_RES5.reshape(1, 1, CB)
 PW_PIXELS = 16 * MP                 # pixels per pointwise task at most (a multiple of MP)
 TASKS_PER_THREAD = 8
 
@@ -202,17 +203,28 @@ def pack_dense_blocked(w: np.ndarray) -> np.ndarray:
 def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None, out=None):
     """1x1 conv on blocked xb with packed wp (pack_pointwise) and bias_p (pad_bias):
     blocked output of ``cout`` channels (into ``out`` if given, C-contiguous)."""
-    N, _, H, W, _ = xb.shape
-    if out is None:
-        out = np.empty((N, blocks(cout), H, W, CB), np.float32)
+    return bind_pointwise(xb.shape, wp, bias_p, cout, act)(xb, residual, out)
+
+
+def bind_pointwise(shape, wp, bias_p, cout, act):
+    """pointwise_blocked for blocked inputs of ``shape``: a function (xb, residual=None,
+    out=None) -> out, its task split worked out once (with numba.get_num_threads, 0.7 us,
+    that was half of a small layer's ~3 us of Python per call)."""
+    N, Cib, H, W, _ = shape
     P = H * W
-    res = NO_RES5 if residual is None else residual
+    oshape = (N, blocks(cout), H, W, CB)
     tiles = N * ((blocks(cout) + NB - 1) // NB) * ((P + MP - 1) // MP)
     per_task = max(1, min(PW_PIXELS // MP, tiles // (TASKS_PER_THREAD * numba.get_num_threads())))
-    _pointwise(xb.reshape(N, xb.shape[1], P * CB), wp, bias_p, act,
-               res.reshape(res.shape[0], res.shape[1], -1), residual is not None,
-               out.reshape(N, out.shape[1], P * CB), per_task * MP)
-    return out
+    pps = per_task * MP
+
+    def call(xb, residual=None, out=None):
+        if out is None:
+            out = np.empty(oshape, np.float32)
+        res = NO_RES3 if residual is None else residual.reshape(N, oshape[1], P * CB)
+        _pointwise(xb.reshape(N, Cib, P * CB), wp, bias_p, act, res, residual is not None,
+                   out.reshape(N, oshape[1], P * CB), pps)
+        return out
+    return call
 
 
 def conv2d_blocked(x, weight, bias, stride, padding, groups, act, residual=None, cache=None,
@@ -257,15 +269,19 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
     wp = cached_derived(cache, key, weight, pack, 4)
     bp = packed_bias(cache, weight, bias)
 
+    # the kernel's call with its shapes and task split worked out once
+    bshape = x.shape if x.ndim == 5 else (x.shape[0], blocks(x.shape[1])) + x.shape[2:] + (CB,)
+    kernel = (bind_direct(x.shape, wp, bp, (kh, kw), stride, padding, act) if direct else
+              bind_depthwise(bshape, wp, bp, stride, padding, act) if groups > 1 else
+              None if dense else bind_pointwise(bshape, wp, bp, cout, act))
+
     def run(x, residual):
         if x.ndim == 4 and not direct:
             x = to_blocked(x)
         if residual is not None and residual.ndim == 4:
             residual = to_blocked(residual)
-        if direct:
-            y = direct_blocked(x, wp, bp, (kh, kw), stride, padding, act, residual)
-        elif groups > 1:
-            y = depthwise_blocked(x, wp, bp, stride, padding, act, residual)
+        if kernel is not None:
+            y = kernel(x, residual)
         elif dense:                                 # one image's panel at a time, so it
             y = None                                # stays in cache for the product
             for n in range(x.shape[0]):
@@ -274,8 +290,6 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
                     y = np.empty((x.shape[0], blocks(cout)) + p.shape[2:], np.float32)
                 pointwise_blocked(p, wp, bp, cout, act,
                                   None if residual is None else residual[n:n + 1], y[n:n + 1])
-        else:                                       # 1x1
-            y = pointwise_blocked(x, wp, bp, cout, act, residual)
         return y if blocked_out else from_blocked(y, cout)
     return run, x, residual
 

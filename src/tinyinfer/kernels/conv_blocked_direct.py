@@ -175,17 +175,22 @@ def _store(acc, a0, t, mp):
             t[q] = acc[a0 + q]
 
 
-def direct_blocked(x, wp, bias_p, kernel, stride, padding, act, residual=None):
-    """NCHW x (N, C, H, W), packed wp (pack_dense) and bias_p (pad_bias) -> blocked output
-    (N, wp.shape[0], Ho, Wo, CB). kernel (KH, KW); stride (sh, sw); padding (top, bottom,
-    left, right)."""
-    (N, C, H, W), (KH, KW), (sh, sw), (pt, pb, pl, pr) = x.shape, kernel, stride, padding
+def bind_direct(shape, wp, bias_p, kernel, stride, padding, act):
+    """The conv for NCHW x of ``shape`` (N, C, H, W) with packed wp (pack_dense) and bias_p
+    (pad_bias); kernel (KH, KW), stride (sh, sw), padding (top, bottom, left, right): a
+    function (x, residual=None) -> blocked output (N, wp.shape[0], Ho, Wo, CB), its tap
+    table and task split worked out once."""
+    (N, C, H, W), (KH, KW), (sh, sw), (pt, pb, pl, pr) = shape, kernel, stride, padding
     Ho, Wo = (H + pt + pb - KH) // sh + 1, (W + pl + pr - KW) // sw + 1
-    out = np.empty((N, wp.shape[0], Ho, Wo, CB), np.float32)
     # buffer columns: the padded row, and the slack the last tile's extra pixels read
     Wp = max(pl + W, ((Wo + MP1 - 1) // MP1 * MP1 - 1) * sw + KW)
     offs = np.array([(r * Wp + kx) for r in range(C * KH) for kx in range(KW)], np.uint64)
-    bufs = np.empty((min(numba.get_num_threads(), N * Ho), C * KH * Wp), np.float32)
-    _direct(x, wp, bias_p, KH, KW, sh, sw, pt, pl, act,
-            NO_RES5 if residual is None else residual, residual is not None, out, offs, bufs)
-    return out
+    bufs_shape = (min(numba.get_num_threads(), N * Ho), C * KH * Wp)
+
+    def call(x, residual=None):
+        out = np.empty((N, wp.shape[0], Ho, Wo, CB), np.float32)
+        _direct(x, wp, bias_p, KH, KW, sh, sw, pt, pl, act,
+                NO_RES5 if residual is None else residual, residual is not None, out, offs,
+                np.empty(bufs_shape, np.float32))
+        return out
+    return call

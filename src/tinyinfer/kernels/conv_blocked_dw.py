@@ -158,17 +158,22 @@ def row_bands(planes: int, Ho: int, threads: int) -> int:
     return Ho
 
 
-def depthwise_blocked(xb, wd, bias_p, stride, padding, act, residual=None):
-    """Depthwise conv on blocked xb with packed wd (pack_depthwise): blocked output.
-    padding (top, bottom, left, right)."""
-    N, Cb, H, W, _ = xb.shape
+def bind_depthwise(shape, wd, bias_p, stride, padding, act):
+    """Depthwise conv on blocked inputs of ``shape`` with packed wd (pack_depthwise) and
+    bias_p (pad_bias); padding (top, bottom, left, right): a function (xb, residual=None)
+    -> blocked output, its shape and task split (row_bands) worked out once."""
+    N, Cb, H, W, _ = shape
     KH, KW = wd.shape[1], wd.shape[2]
     (sh, sw), (pt, pb, pl, pr) = stride, padding
     Ho = (H + pt + pb - KH) // sh + 1
     Wo = (W + pl + pr - KW) // sw + 1
-    out = np.empty((N, Cb, Ho, Wo, CB), np.float32)
     threads = numba.get_num_threads()
-    _depthwise(xb, wd, bias_p, sh, sw, pt, pl, act,
-               NO_RES5 if residual is None else residual, residual is not None, out,
-               threads, row_bands(N * Cb, Ho, threads))
-    return out
+    bands = row_bands(N * Cb, Ho, threads)
+
+    def call(xb, residual=None):
+        out = np.empty((N, Cb, Ho, Wo, CB), np.float32)
+        _depthwise(xb, wd, bias_p, sh, sw, pt, pl, act,
+                   NO_RES5 if residual is None else residual, residual is not None, out,
+                   threads, bands)
+        return out
+    return call
