@@ -94,8 +94,7 @@ def dw_rows(xp, wc, bb, sh, sw, pt, pl, buf, op, oy0, oy1):
         else:
             for j in range(W * CB):
                 row[j] = 0.0
-    for oy in range(oy0, oy1):
-        _dw_row(buf, wc, bb, sh, sw, oy - oy0, op[oy].reshape(-1), op.shape[1])
+    _dw_rows(buf, wc, bb, sh, sw, oy1 - oy0, op[oy0:oy1].reshape(-1), op.shape[1])
 
 
 @numba.njit(inline="always", cache=True)
@@ -115,36 +114,41 @@ def _dw_taps(x0, wv, c, st, acc):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _dw_row(buf, wd, bb, sh, sw, oy, o, Wo):
-    """Output row oy (o: its Wo * CB floats) of one block, TW pixels per tile: the tile's
-    accumulators in registers, each pixel a named offset (as in the pointwise k loops: a
-    loop over pixels stayed in memory). A call per row, not per tile: 1.2-1.9x at stride 1
-    (the call and its array arguments cost about as much as a 3x3 tile's 72 multiply-adds)."""
+def _dw_rows(buf, wd, bb, sh, sw, nrows, o, Wo):
+    """Output rows 0 .. nrows-1 (o: their nrows * Wo * CB floats) of one block, from buf's
+    rows from 0, TW pixels per tile: the tile's accumulators in registers, each pixel a
+    named offset (as in the pointwise k loops: a loop over pixels stayed in memory). One
+    call per band of rows: per tile, the call and its array arguments cost about as much
+    as a 3x3 tile's 72 multiply-adds (a call per row was 1.2-1.9x faster than per tile at
+    stride 1, and per band 1.03-1.28x faster than per row: 384 ch @14 0.82, 960 @7 0.78,
+    144 @56 0.93, 672 5x5 @14 0.92; one process, paired per call, 2026-12-03, Zen 4)."""
     KH, KW = wd.shape[0], wd.shape[1]
     acc = stack_empty(DW_TILE)
-    for ox0 in range(0, Wo, TW):
-        for i in range(TW):
-            for j in range(CB):
-                acc[i * CB + j] = bb[j]
-        # One slice per input row, the 8 pixels at constant offsets from it (one loop per
-        # stride, see supports): with run-time offsets Numba's negative-index wraparound
-        # turned the loads into gathers. The buffer has slack columns, so pixels of a tile
-        # past the row's end read zeros (and are not written).
-        for ky in range(KH):
-            x0 = buf[oy * sh + ky, ox0 * sw * CB:]
-            wk = wd[ky]
-            if sw == 1:
-                for kx in range(KW):
-                    _dw_taps(x0, wk[kx], kx * CB, CB, acc)
-            else:
-                for kx in range(KW):
-                    _dw_taps(x0, wk[kx], kx * CB, 2 * CB, acc)
-        ot = o[ox0 * CB:]
-        tw = min(TW, Wo - ox0)
-        for i in range(TW):         # a constant trip count: acc stays in registers (with
-            if i < tw:              # range(tw), 3-5x slower: acc went to memory)
+    for oy in range(nrows):
+        orow = o[oy * Wo * CB:(oy + 1) * Wo * CB]
+        for ox0 in range(0, Wo, TW):
+            for i in range(TW):
                 for j in range(CB):
-                    ot[i * CB + j] = acc[i * CB + j]
+                    acc[i * CB + j] = bb[j]
+            # One slice per input row, the 8 pixels at constant offsets from it (one loop
+            # per stride, see supports): with run-time offsets Numba's negative-index
+            # wraparound turned the loads into gathers. The buffer has slack columns, so
+            # pixels of a tile past the row's end read zeros (and are not written).
+            for ky in range(KH):
+                x0 = buf[oy * sh + ky, ox0 * sw * CB:]
+                wk = wd[ky]
+                if sw == 1:
+                    for kx in range(KW):
+                        _dw_taps(x0, wk[kx], kx * CB, CB, acc)
+                else:
+                    for kx in range(KW):
+                        _dw_taps(x0, wk[kx], kx * CB, 2 * CB, acc)
+            ot = orow[ox0 * CB:]
+            tw = min(TW, Wo - ox0)
+            for i in range(TW):         # a constant trip count: acc stays in registers
+                if i < tw:              # (with range(tw), 3-5x slower: acc went to memory)
+                    for j in range(CB):
+                        ot[i * CB + j] = acc[i * CB + j]
 
 
 def row_bands(planes: int, Ho: int, threads: int) -> int:
