@@ -98,6 +98,42 @@ def test_depthwise_row_bands_match_whole_planes(n, c, k, s, h, data, seed):
     np.testing.assert_allclose(CBK.from_blocked(outs[1], c), want, **tol(k * k))
 
 
+@pytest.mark.parametrize("cout, k, off", [(16, 1, 0), (40, 1, 2), (33, 3, 1), (8, 3, 3)])
+def test_convs_write_into_a_concat_output(cout, k, off):
+    """A 1x1 or dense blocked conv writing into blocks off.. of a bigger output (a joined
+    concat's, layout._join_in_place) writes exactly its own blocks, as it would alone."""
+    rng = np.random.default_rng(cout)
+    x = CBK.to_blocked(rng.standard_normal((2, 24, 9, 11), dtype=np.float32))
+    w = rng.standard_normal((cout, 24, k, k), dtype=np.float32)
+    b = rng.standard_normal(cout, dtype=np.float32)
+    run = CBK.bind_conv2d_blocked(x, w, b, 1, k // 2, 1, act_code("relu"))
+    alone = run(x, None)
+    nb = CBK.blocks(cout)
+    out = np.full((2, off + nb + 2) + alone.shape[2:], np.nan, np.float32)
+    assert run(x, None, (out, off, out.shape[1])) is out
+    np.testing.assert_array_equal(out[:, off:off + nb], alone)
+    assert np.isnan(out[:, :off]).all() and np.isnan(out[:, off + nb:]).all()
+    made = run(x, None, (None, off, off + nb))         # the first input makes the output
+    np.testing.assert_array_equal(made[:, off:], alone)
+
+
+def test_squeezenet_concats_are_written_in_place():
+    """Each fire module's two expand convs write their halves of the concat's output, the
+    second after the first (reading its output); the concat passes it on."""
+    sq = tinyinfer.load("squeezenet1_1", weights=None)
+    for fuse in (True, False):                  # timed runs too
+        marked = layout.for_shape(sq.plan, (1, 3, 224, 224), fuse=fuse)
+        cats = [n for n in marked if n.kind == "concat"]
+        assert len(cats) == 8 and all(n.attrs.get("joined") for n in cats)
+        for n in cats:
+            (last,) = n.inputs
+            first = marked[last].inputs[1]
+            nb = marked[first].param_shapes["weight"][0] // CBK.CB
+            assert marked[first].attrs["into"] == (0, 2 * nb)
+            assert marked[last].attrs["into"] == (nb, 2 * nb)
+            assert len(marked[first].inputs) == 1
+
+
 def test_row_bands_keep_every_thread_busy():
     from tinyinfer.kernels.conv_blocked_dw import row_bands
     assert [row_bands(planes, 56, 2) for planes in (1, 2, 3, 4, 5, 11)] == [2, 1, 2, 1, 2, 1]

@@ -213,6 +213,7 @@ def for_shape(graph: Graph, input_shape, fuse: bool = True) -> Graph:
             marked._by_name[m.name] = m
         marked.output = graph.output
         _plan_moves(marked, shapes)
+        _join_in_place(marked, shapes)
         if fuse:
             _fuse_expansions(marked, shapes)
     graph.layouts[key] = marked
@@ -244,6 +245,43 @@ def _fuse_expansions(marked: Graph, shapes) -> None:
                 CF.fuses(shapes[n.name][0], shapes[n.name][1], threads):
             n.attrs.update(then_dw=d, blocked_out=d.attrs["blocked_out"])
             d.attrs["fused"] = True
+
+
+def _join_in_place(marked: Graph, shapes) -> None:
+    """A join of whole blocks whose inputs are all blocked 1x1 or dense convs read by it
+    alone (SqueezeNet's fire modules, GoogLeNet's inception blocks) costs a copy of its
+    output: instead each conv writes its blocks into the concat's output. In graph order,
+    the first conv makes that output; each next one reads it as a second input (so it runs
+    after, and the runtime frees nothing early) and returns it; the concat returns the last
+    one's. Each conv gets attrs["into"] = (its first block, the output's blocks), the concat
+    attrs["joined"]. Measured 2026-12-03 (Zen 4): SqueezeNet's concats 0.57 of 5.43 ms at
+    batch 1, 2.8 of 52.6 at batch 8 (node sums)."""
+    readers: dict[str, list] = {}
+    for n in marked:
+        for v in n.inputs:
+            readers.setdefault(v, []).append(n.name)
+    order = {n.name: i for i, n in enumerate(marked)}
+
+    def joinable(v, concat):
+        p = marked[v] if v in order else None
+        return (p is not None and _blocked_conv(p) and p.attrs["blocked_out"] and
+                p.attrs["groups"] == 1 and len(p.inputs) == 1 and v != marked.output and
+                readers[v] == [concat] and p.inputs[0] in order and
+                marked[p.inputs[0]].attrs.get("blocked_out", False) and
+                "then_dw" not in p.attrs)
+    for n in marked:
+        if not (n.kind == "concat" and n.attrs.get("join") and not n.attrs.get("folded")
+                and len(set(n.inputs)) == len(n.inputs)
+                and all(joinable(v, n.name) for v in n.inputs)):
+            continue
+        offs = np.cumsum([0] + [shapes[v][1] // BL.CB for v in n.inputs])
+        chain = sorted(n.inputs, key=order.get)
+        for k, v in enumerate(chain):
+            p = marked[v]
+            p.attrs = dict(p.attrs, into=(int(offs[n.inputs.index(v)]), int(offs[-1])))
+            p.inputs = p.inputs + chain[k - 1:k]
+        n.inputs = [chain[-1]]
+        n.attrs["joined"] = True
 
 
 def _blocked_conv(n) -> bool:

@@ -25,7 +25,8 @@ def conv(node, inputs, geometry):
     if node.attrs.get("then_dw") is not None:
         return _expand_dw(node, node.attrs["then_dw"], inputs[0], geometry)
     w, b = node.params["weight"], node.params.get("bias")
-    res = inputs[1] if len(inputs) > 1 else None
+    into = node.attrs.get("into")       # one input of a concat, written into its output
+    res = inputs[1] if len(inputs) > 1 and into is None else None
     key = ("blocked_run", inputs[0].shape, None if res is None else res.shape,
            node.attrs["blocked_out"])
     hit = node.cache.get(key)
@@ -35,7 +36,11 @@ def conv(node, inputs, geometry):
         hit = node.cache[key] = (w, b, CBK.bind_conv2d_blocked(
             inputs[0], w, b, stride, padding, a["groups"], a.get("act", 0), res, node.cache,
             a["blocked_out"], a.get("act_after_residual", False)))
-    return hit[2](inputs[0], res)
+    if into is None:
+        return hit[2](inputs[0], res)
+    # (layout._join_in_place) the first of the concat's inputs makes its output, each next
+    # one reads it as a second input
+    return hit[2](inputs[0], None, (inputs[1] if len(inputs) > 1 else None,) + into)
 
 
 def _expand_dw(node, dw, x, geometry):
@@ -90,6 +95,8 @@ def move(node, xs):
     folded into its reader does nothing (its reader reads its inputs)."""
     if node.attrs.get("folded"):
         return None
+    if node.attrs.get("joined"):        # its inputs wrote into the output: the last one's
+        return _out(node, xs[0])
     xs = [_blocked(x) for x in xs]
     if node.attrs.get("join"):
         return _out(node, np.concatenate(xs, axis=1))

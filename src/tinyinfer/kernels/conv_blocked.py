@@ -66,17 +66,19 @@ def pack_pointwise(w: np.ndarray) -> np.ndarray:
 
 # ---- pointwise: 1x1, stride 1, no padding, groups 1 -------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _pointwise(x3, wp, bias, act, res3, has_res, out3, pps):
-    """out3[n, ob, p*CB + j] = act(bias + sum_k x[n, k, p] * w[ob*CB + j, k]) (+ res)
+def _pointwise(x3, wp, bias, act, res3, has_res, out3, pps, off):
+    """out3[n, off + ob, p*CB + j] = act(bias + sum_k x[n, k, p] * w[ob*CB + j, k]) (+ res)
 
-    x3 (N, Cib, P*CB)   wp (Cob, Cib*CB, CB)   bias (Cob*CB,)   res3, out3 (N, Cob, P*CB)
-    One task: an image, NB output blocks and ``pps`` pixels (pointwise_blocked: up to
+    x3 (N, Cib, P*CB)  wp (Cob, Cib*CB, CB)  bias (Cob*CB,)  res3 (N, Cob, P*CB)
+    out3 (N, off + Cob + ..., P*CB): the output's blocks from ``off`` on (a concat's other
+    inputs may fill the rest: engine/layout._join_in_place)
+    One task: an image, NB output blocks and ``pps`` pixels (bind_pointwise: up to
     PW_PIXELS, fewer when that would leave fewer than TASKS_PER_THREAD tasks per thread),
     so the NB blocks' weights (K x NB*CB floats) come from cache for every tile but the
     first, and the threads' shares are even (one output block at 112x112 was one task)."""
     N, Cib = x3.shape[0], x3.shape[1]
     P = x3.shape[2] // CB
-    Cob = out3.shape[1]
+    Cob = wp.shape[0]
     nob = (Cob + NB - 1) // NB
     nps = (P + pps - 1) // pps
     for t in numba.prange(N * nob * nps):
@@ -85,10 +87,10 @@ def _pointwise(x3, wp, bias, act, res3, has_res, out3, pps):
         ps = t % nps * pps
         pe = min(ps + pps, P)
         ob0, ob1 = g * NB, min(g * NB + 1, Cob - 1)
-        pw_tiles(x3[n], wp[ob0], wp[ob1], bias[ob0 * CB:], bias[ob1 * CB:], out3[n, ob0],
-                 out3[n, ob1], ps, pe, Cib)
+        pw_tiles(x3[n], wp[ob0], wp[ob1], bias[ob0 * CB:], bias[ob1 * CB:], out3[n, off + ob0],
+                 out3[n, off + ob1], ps, pe, Cib)
         for ob in range(g * NB, min(g * NB + NB, Cob)):   # once per task (see _depthwise)
-            epilogue(out3[n, ob, ps * CB:pe * CB],
+            epilogue(out3[n, off + ob, ps * CB:pe * CB],
                      res3[n, ob, ps * CB:pe * CB] if has_res else None, act)
 
 
@@ -200,16 +202,17 @@ def pack_dense_blocked(w: np.ndarray) -> np.ndarray:
 
 
 # ---- the kernels' callers: conv2d_blocked (the engine's entry) checks the arguments ----
-def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None, out=None):
+def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None, out=None, off=0):
     """1x1 conv on blocked xb with packed wp (pack_pointwise) and bias_p (pad_bias):
-    blocked output of ``cout`` channels (into ``out`` if given, C-contiguous)."""
-    return bind_pointwise(xb.shape, wp, bias_p, cout, act)(xb, residual, out)
+    blocked output of ``cout`` channels (into ``out``'s blocks from ``off`` if given)."""
+    return bind_pointwise(xb.shape, wp, bias_p, cout, act)(xb, residual, out, off)
 
 
 def bind_pointwise(shape, wp, bias_p, cout, act):
     """pointwise_blocked for blocked inputs of ``shape``: a function (xb, residual=None,
-    out=None) -> out, its task split worked out once (with numba.get_num_threads, 0.7 us,
-    that was half of a small layer's ~3 us of Python per call)."""
+    out=None, off=0) -> out, its task split worked out once (with numba.get_num_threads,
+    0.7 us, that was half of a small layer's ~3 us of Python per call). ``out``: a
+    C-contiguous (N, >= off + blocks(cout), H, W, CB) array, written from block ``off``."""
     N, Cib, H, W, _ = shape
     P = H * W
     oshape = (N, blocks(cout), H, W, CB)
@@ -217,12 +220,12 @@ def bind_pointwise(shape, wp, bias_p, cout, act):
     per_task = max(1, min(PW_PIXELS // MP, tiles // (TASKS_PER_THREAD * numba.get_num_threads())))
     pps = per_task * MP
 
-    def call(xb, residual=None, out=None):
+    def call(xb, residual=None, out=None, off=0):
         if out is None:
             out = np.empty(oshape, np.float32)
         res = NO_RES3 if residual is None else residual.reshape(N, oshape[1], P * CB)
         _pointwise(xb.reshape(N, Cib, P * CB), wp, bias_p, act, res, residual is not None,
-                   out.reshape(N, oshape[1], P * CB), pps)
+                   out.reshape(N, out.shape[1], P * CB), pps, off)
         return out
     return call
 
@@ -271,25 +274,36 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
 
     # the kernel's call with its shapes and task split worked out once
     bshape = x.shape if x.ndim == 5 else (x.shape[0], blocks(x.shape[1])) + x.shape[2:] + (CB,)
+    (sh, sw), (pt, pb, pl, pr) = stride, padding
+    bshape_out = (x.shape[0], blocks(cout), (x.shape[2] + pt + pb - kh) // sh + 1,
+                  (x.shape[3] + pl + pr - kw) // sw + 1, CB)
     kernel = (bind_direct(x.shape, wp, bp, (kh, kw), stride, padding, act) if direct else
               bind_depthwise(bshape, wp, bp, stride, padding, act) if groups > 1 else
               None if dense else bind_pointwise(bshape, wp, bp, cout, act))
 
-    def run(x, residual):
+    def run(x, residual, into=None):
+        """``into``: (out or None, off, blocks) for a 1x1 or dense conv on blocked x: write
+        the output into blocks off.. of ``out`` (made with ``blocks`` blocks if None), as
+        one input of a concat (engine/layout._join_in_place), and return ``out``."""
         if x.ndim == 4 and not direct:
             x = to_blocked(x)
         if residual is not None and residual.ndim == 4:
             residual = to_blocked(residual)
+        y, off = None, 0
+        if into is not None:
+            y, off = into[0], into[1]
+            if y is None:
+                y = np.empty((x.shape[0], into[2]) + bshape_out[2:], np.float32)
         if kernel is not None:
-            y = kernel(x, residual)
-        elif dense:                                 # one image's panel at a time, so it
-            y = None                                # stays in cache for the product
+            y = kernel(x, residual) if into is None else kernel(x, residual, y, off)
+        else:                                       # one image's panel at a time, so it
+            if y is None:                           # stays in cache for the product
+                y = np.empty((x.shape[0], blocks(cout)) + bshape_out[2:], np.float32)
             for n in range(x.shape[0]):
                 p = panel_from_blocked(x[n:n + 1], (kh, kw), stride, padding)
-                if y is None:
-                    y = np.empty((x.shape[0], blocks(cout)) + p.shape[2:], np.float32)
                 pointwise_blocked(p, wp, bp, cout, act,
-                                  None if residual is None else residual[n:n + 1], y[n:n + 1])
+                                  None if residual is None else residual[n:n + 1], y[n:n + 1],
+                                  off)
         return y if blocked_out else from_blocked(y, cout)
     return run, x, residual
 
