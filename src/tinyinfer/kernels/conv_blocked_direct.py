@@ -89,11 +89,9 @@ def _tiles2(buf, offs, w0, w1, b0, b1, sw, o0, o1):
     Wo = o0.shape[0] // CB
     acc = stack_empty(TILE)
     s1, s2, s3, s4 = sw, U(2) * sw, U(3) * sw, U(4) * sw
-    bt = stack_empty(TILE)
-    _bias_tile(bt, b0, b1)
     for p0 in range(0, Wo, MP2):
-        for q in range(TILE):
-            acc[q] = bt[q]
+        _start(acc, 0, b0, MP2)
+        _start(acc, MP2 * CB, b1, MP2)
         base = U(p0) * sw
         for k in range(offs.shape[0]):
             o = offs[k] + base
@@ -113,8 +111,8 @@ def _tiles2(buf, offs, w0, w1, b0, b1, sw, o0, o1):
                 acc[7 * CB + j] += a2 * v
                 acc[8 * CB + j] += a3 * v
                 acc[9 * CB + j] += a4 * v
-        _store(acc, 0, o0[p0 * CB:], min(MP2, Wo - p0))
-        _store(acc, MP2 * CB, o1[p0 * CB:], min(MP2, Wo - p0))
+        _store(acc, 0, o0[p0 * CB:], min(MP2, Wo - p0), MP2)
+        _store(acc, MP2 * CB, o1[p0 * CB:], min(MP2, Wo - p0), MP2)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -124,11 +122,8 @@ def _tiles1(buf, offs, w0, b0, sw, o0):
     acc = stack_empty(TILE)
     s1, s2, s3, s4, s5 = sw, U(2) * sw, U(3) * sw, U(4) * sw, U(5) * sw
     s6, s7, s8, s9 = U(6) * sw, U(7) * sw, U(8) * sw, U(9) * sw
-    bt = stack_empty(TILE)
-    _bias_tile(bt, b0, b0)
     for p0 in range(0, Wo, MP1):
-        for q in range(TILE):
-            acc[q] = bt[q]
+        _start(acc, 0, b0, MP1)
         base = U(p0) * sw
         for k in range(offs.shape[0]):
             o = offs[k] + base
@@ -147,32 +142,28 @@ def _tiles1(buf, offs, w0, b0, sw, o0):
                 acc[7 * CB + j] += a7 * u
                 acc[8 * CB + j] += a8 * u
                 acc[9 * CB + j] += a9 * u
-        _store(acc, 0, o0[p0 * CB:], min(MP1, Wo - p0))
+        _store(acc, 0, o0[p0 * CB:], min(MP1, Wo - p0), MP1)
 
 
 @numba.njit(inline="always", cache=True)
-def _bias_tile(bt, b0, b1):
-    """bt = the tile's starting values, copied into the accumulators per tile: MP2 pixels
-    of b0 then MP2 of b1 (_tiles2's two blocks), or with b1 = b0 MP1 pixels of one block."""
-    for i in range(MP2):
+def _start(acc, a0, b, npx):
+    """acc[a0:a0 + npx*CB] = the bias b, npx pixels of one block (npx a constant)."""
+    for i in range(npx):
         for j in range(CB):
-            bt[i * CB + j] = b0[j]
-            bt[(MP2 + i) * CB + j] = b1[j]
+            acc[a0 + i * CB + j] = b[j]
 
 
 @numba.njit(inline="always", cache=True)
-def _store(acc, a0, t, mp):
-    """t[:mp*CB] = acc[a0:a0 + mp*CB] as one flat loop: copied per pixel and lane, the
-    bias and the stores were scalar moves, 2x the time of the stem's 27 taps of
-    multiply-adds. The two branches are the same loop; in the first, a whole tile, LLVM
-    knows the trip count (a constant) and emits vector moves (one loop for both: 3->32
-    stem 1.06x, at batch 8 1.10x slower, measured in one process)."""
-    if mp * CB == TILE // 2 or mp * CB == TILE:
-        for q in range(mp * CB):
-            t[q] = acc[a0 + q]
-    else:
-        for q in range(mp * CB):
-            t[q] = acc[a0 + q]
+def _store(acc, a0, t, mp, npx):
+    """t[:mp*CB] = acc[a0:a0 + mp*CB], mp <= npx pixels of one block, as a loop over the
+    npx (a constant) pixels that tests each: LLVM keeps acc in registers and stores a
+    vector per pixel. (Written as one flat loop over mp*CB floats, or with the bias copied
+    in from a second stack tile, it moved a float at a time: the stem 1.5x slower, 3->32
+    @224 one thread 427 -> 281 us; one process, 2026-12-03, Zen 4.)"""
+    for i in range(npx):
+        if i < mp:
+            for j in range(CB):
+                t[i * CB + j] = acc[a0 + i * CB + j]
 
 
 def bind_direct(shape, wp, bias_p, kernel, stride, padding, act):
