@@ -123,7 +123,8 @@ def _tiles1(buf, offs, w0, b0, sw, o0):
     s1, s2, s3, s4, s5 = sw, U(2) * sw, U(3) * sw, U(4) * sw, U(5) * sw
     s6, s7, s8, s9 = U(6) * sw, U(7) * sw, U(8) * sw, U(9) * sw
     for p0 in range(0, Wo, MP1):
-        _start(acc, 0, b0, MP1)
+        _start(acc, 0, b0, MP2)         # as two halves: as one of MP1 pixels LLVM kept
+        _start(acc, MP2 * CB, b0, MP2)  # acc in memory (a float at a time)
         base = U(p0) * sw
         for k in range(offs.shape[0]):
             o = offs[k] + base
@@ -142,7 +143,9 @@ def _tiles1(buf, offs, w0, b0, sw, o0):
                 acc[7 * CB + j] += a7 * u
                 acc[8 * CB + j] += a8 * u
                 acc[9 * CB + j] += a9 * u
-        _store(acc, 0, o0[p0 * CB:], min(MP1, Wo - p0), MP1)
+        mp = min(MP1, Wo - p0)
+        _store(acc, 0, o0[p0 * CB:], min(MP2, mp), MP2)
+        _store(acc, MP2 * CB, o0[(p0 + MP2) * CB:], mp - MP2, MP2)
 
 
 @numba.njit(inline="always", cache=True)
