@@ -137,7 +137,8 @@ def test_squeezenet_concats_are_written_in_place():
 def test_row_bands_keep_every_thread_busy():
     from tinyinfer.kernels.conv_blocked_dw import row_bands
     assert [row_bands(planes, 56, 2) for planes in (1, 2, 3, 4, 5, 11)] == [2, 1, 2, 1, 2, 1]
-    assert row_bands(3, 56, 8) == 5 and row_bands(3, 5, 8) == 5   # 15 tasks: 1 idle of 16 and row_bands(1, 1, 2) == 1
+    assert row_bands(3, 56, 8) == 5         # 15 tasks on 8 threads: 1 of 16 slots idle
+    assert row_bands(3, 5, 8) == 5 and row_bands(1, 1, 2) == 1
 
 
 @settings(max_examples=30, deadline=None)

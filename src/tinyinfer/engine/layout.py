@@ -5,10 +5,11 @@ returns the plan with some nodes marked to run on the blocked layout: the convs 
 run (pointwise, depthwise, and dense ones whose im2col panel fits in cache: MAX_PANEL), the
 squeeze-excite between them (EfficientNet, MobileNetV3), residual adds (GhostNet), max
 pools, concats, channel slices and shuffles that hand their output to blocked nodes
-(SqueezeNet, GoogLeNet, ShuffleNetV2), and a global pool that ends a run. A run of such nodes passes its activations blocked from
-one to the next; the first converts its NCHW input, and a node whose output some other kind
-of node reads converts it back (the pool writes NCHW itself). So every value any other node
-sees is NCHW, and a marked node's attrs say what it does (ops_blocked.py runs it):
+(SqueezeNet, GoogLeNet, ShuffleNetV2), and a global pool that ends a run. A run of such
+nodes passes its activations blocked from one to the next; the first converts its NCHW
+input, and a node whose output some other kind of node reads converts it back (the pool
+writes NCHW itself). So every value any other node sees is NCHW, and a marked node's attrs
+say what it does (ops_blocked.py runs it):
 
     attrs["blocked"]       True: runs on blocked values (inputs arrive blocked, or NCHW
                            and are converted)
