@@ -202,17 +202,12 @@ def pack_dense_blocked(w: np.ndarray) -> np.ndarray:
 
 
 # ---- the kernels' callers: conv2d_blocked (the engine's entry) checks the arguments ----
-def pointwise_blocked(xb, wp, bias_p, cout, act, residual=None, out=None, off=0):
-    """1x1 conv on blocked xb with packed wp (pack_pointwise) and bias_p (pad_bias):
-    blocked output of ``cout`` channels (into ``out``'s blocks from ``off`` if given)."""
-    return bind_pointwise(xb.shape, wp, bias_p, cout, act)(xb, residual, out, off)
-
-
 def bind_pointwise(shape, wp, bias_p, cout, act):
-    """pointwise_blocked for blocked inputs of ``shape``: a function (xb, residual=None,
-    out=None, off=0) -> out, its task split worked out once (with numba.get_num_threads,
-    0.7 us, that was half of a small layer's ~3 us of Python per call). ``out``: a
-    C-contiguous (N, >= off + blocks(cout), H, W, CB) array, written from block ``off``."""
+    """1x1 conv on blocked inputs of ``shape`` with packed wp (pack_pointwise) and bias_p
+    (pad_bias): a function (xb, residual=None, out=None, off=0) -> blocked output of
+    ``cout`` channels, its task split worked out once (with numba.get_num_threads, 0.7 us,
+    that was half of a small layer's ~3 us of Python per call). ``out``: a C-contiguous
+    (N, >= off + blocks(cout), H, W, CB) array, written from block ``off``."""
     N, Cib, H, W, _ = shape
     P = H * W
     oshape = (N, blocks(cout), H, W, CB)
@@ -280,6 +275,9 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
     kernel = (bind_direct(x.shape, wp, bp, (kh, kw), stride, padding, act) if direct else
               bind_depthwise(bshape, wp, bp, stride, padding, act) if groups > 1 else
               None if dense else bind_pointwise(bshape, wp, bp, cout, act))
+    # a dense conv on blocked x: the pointwise kernel on one image's im2col panel at a time
+    panel_kernel = (bind_pointwise((1, wp.shape[1] // CB) + bshape_out[2:4] + (CB,), wp, bp,
+                                   cout, act) if dense and not direct else None)
 
     def run(x, residual, into=None):
         """``into``: (out or None, off, blocks) for a 1x1 or dense conv on blocked x: write
@@ -301,9 +299,8 @@ def _bind(x, weight, bias, stride, padding, groups, act, residual, cache, blocke
                 y = np.empty((x.shape[0], blocks(cout)) + bshape_out[2:], np.float32)
             for n in range(x.shape[0]):
                 p = panel_from_blocked(x[n:n + 1], (kh, kw), stride, padding)
-                pointwise_blocked(p, wp, bp, cout, act,
-                                  None if residual is None else residual[n:n + 1], y[n:n + 1],
-                                  off)
+                panel_kernel(p, None if residual is None else residual[n:n + 1], y[n:n + 1],
+                             off)
         return y if blocked_out else from_blocked(y, cout)
     return run, x, residual
 

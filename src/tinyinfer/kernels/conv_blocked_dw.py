@@ -22,9 +22,9 @@ from .common import FASTMATH, epilogue, stack_empty
 TW = 8                               # output pixels per tile, one block of CB channels
 DW_TILE = TW * CB
 # Row bands where one image's blocks leave threads idle: one process, per call paired,
-# one task per plane / banded (2026-12-04, Zen 4, 2 threads, batch 1): 16 ch @112 s1 0.55-
-# 0.59 (2-8 bands), s2 0.66-0.74; 40 ch 5x5 @28 0.78 (2 bands; 3 bands, 5:4 tasks, 0.90);
-# 72 ch s2 @56 0.89; 2 or 4 blocks on 2 threads: 0.99-1.04 with bands, so none.
+# one task per plane / banded (2026-12-03, Zen 4, 2 threads, batch 1): 16 ch @112 s1 0.55-
+# 0.59 (2-8 bands), s2 0.66-0.74; 40 ch 5x5 @28 0.78-0.84 (2 bands; 3 bands, 5:4 tasks,
+# 0.90); 72 ch s2 @56 0.86-0.89; 2 or 4 blocks on 2 threads: 0.99-1.04 with bands, so none.
 MAX_IDLE = 0.1
 
 
