@@ -9,9 +9,10 @@ before Numba has chosen its layer (on the first parallel launch), a graph runs u
 process-wide lock; under OpenMP and TBB calls run concurrently.
 
 First call: Numba compiles each kernel once and caches it on disk; compiling takes 10-30 s
-(a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4), so when that happens and stderr is a
-terminal, one line there says so (``CompileNote``), and a second process compiles the
-kernels a mobile network reaches last (prewarm.py).
+(a MobileNet ~11 s, ResNet-50 ~31 s on the Zen 4). When stderr is a terminal (a person is
+waiting), the first run of a plan compiles the kernel families it uses ahead, on two
+processes, saying so in one line (prewarm.compile_ahead); whatever is compiled later, as
+the run reaches it, gets that line once too (``CompileNote``).
 
 Memory: freed activations stay in the process for the next run (allocator.py;
 TINYINFER_MALLOC=default turns that off).
@@ -29,7 +30,7 @@ import numpy as np
 
 from .graph import Graph
 from . import allocator, prewarm
-from .layout import for_shape
+from .layout import for_shape, has_run
 from .ops import get_op
 
 
@@ -57,19 +58,24 @@ class CompileNote(numba.core.event.Listener):
 
     def on_start(self, event):
         module = getattr(event.data["dispatcher"].py_func, "__module__", None) or ""
-        stream = sys.stderr
-        if (not self.printed and module.startswith("tinyinfer.") and stream is not None
-                and stream.isatty()):
-            self.printed = True
-            print(self.MESSAGE, file=stream, flush=True)
-            if not module.startswith("tinyinfer.analysis"):   # bench machine: no network
-                prewarm.start()  # the cache is cold: a second core compiles alongside
+        if not self.printed and module.startswith("tinyinfer.") and _terminal():
+            self.say(self.MESSAGE)
+
+    def say(self, line):
+        """The one line a person at the terminal gets (prewarm.compile_ahead's, or ours)."""
+        self.printed = True
+        print(line, file=sys.stderr, flush=True)
 
     def on_end(self, event):
         pass
 
 
-numba.core.event.register("numba:compile", CompileNote())
+_note = CompileNote()
+numba.core.event.register("numba:compile", _note)
+
+
+def _terminal() -> bool:
+    return sys.stderr is not None and sys.stderr.isatty()
 
 _launch_lock = threading.Lock()
 _layer_is_threadsafe: bool | None = None     # None: Numba has not chosen its layer yet
@@ -92,7 +98,10 @@ def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndar
     it. Safe to call from several threads (see the module docstring)."""
     # which convs run channel-blocked at this shape; timed node by node without fusing an
     # expansion and its depthwise conv (one kernel), so that each layer gets its own time
+    first = not has_run(graph, x.shape)
     graph = for_shape(graph, x.shape, fuse=timings is None)
+    if first and _terminal():
+        prewarm.compile_ahead(graph, None if _note.printed else _note.say)
     allocator.keep_freed_memory()        # once per process: no page faults run after run
     with _launch_lock if _serialize_launches() else contextlib.nullcontext():
         return _run_nodes(graph, x, timings)
