@@ -101,7 +101,7 @@ def execute(graph: Graph, x: np.ndarray, timings: dict | None = None) -> np.ndar
     first = not has_run(graph, x.shape)
     graph = for_shape(graph, x.shape, fuse=timings is None)
     if first and _terminal():
-        prewarm.compile_ahead(graph, None if _note.printed else _note.say)
+        prewarm.compile_ahead(graph, x.shape, None if _note.printed else _note.say)
     allocator.keep_freed_memory()        # once per process: no page faults run after run
     with _launch_lock if _serialize_launches() else contextlib.nullcontext():
         return _run_nodes(graph, x, timings)
