@@ -18,7 +18,7 @@ waits for the helper, and the run then loads everything. Kernels no family cover
 (attention, concats, NCHW depthwise) compile when the run reaches them, as before.
 Measured (one process, alternating, CLI on an empty cache, Zen 4): MobileNetV2 12.1-12.6 s
 with the earlier helper (it compiled the later kernels while this process ran), 8.9-9.0 s
-with this; MobileNetV3-Large 15.0 -> 11.1 s; ResNet-50 45 s in one process -> 29.7 s.
+with this; MobileNetV3-Large 15.0 -> 11.1 s; ResNet-50 48.5 -> 29.7-30.9 s.
 """
 from __future__ import annotations
 
