@@ -128,7 +128,7 @@ def test_linear_matches_torch(lead, fin, fout, bias, act, seed):
 @pytest.mark.parametrize("rows", [1, 15, 16, 17, 33, 100])
 @pytest.mark.parametrize("fout", [1, 5, 37, 130])
 def test_linear_both_kernels(rows, fout):
-    """Under PANEL_MIN_ROWS rows the dot kernel runs, from there the panel kernel (4 rows
+    """Under PANEL_MIN_ROWS rows the rows kernel runs, from there the panel kernel (4 rows
     per tile, ragged last rows; outputs in panels of NR, ragged last panel; few panels
     split the rows into chunks)."""
     rng = np.random.default_rng(rows * 1000 + fout)

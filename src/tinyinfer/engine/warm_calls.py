@@ -131,7 +131,7 @@ FAMILIES = {
     "pointwise": Family("conv_blocked", "_pointwise", 3.3, True, _pointwise),
     "panel": Family("im2col_blocked", "_from_blocked", 2.0, False, _panel),
     "se": Family("se", "_se_serial", 6.0, True, _se),
-    "linear": Family("linear", "_dot_kernel", 2.3, False, _linear),
+    "linear": Family("linear", "_rows_kernel", 1.1, False, _linear),
     "pool": Family("blocked_layout", "_pool_blocked", 1.1, False, _pool),
     "convert": Family("blocked_layout", "_to_blocked", 1.4, False, _convert),
     "max_pool": Family("blocked_layout", "_max_pool_blocked", 3.0, False, _max_pool),

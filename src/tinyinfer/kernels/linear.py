@@ -3,13 +3,16 @@
     x (..., IN) float32      weight (OUT, IN) float32 (PyTorch's layout)
     bias (OUT,) or None      y (..., OUT) float32
 
-Two kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projections of the
+Three kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projections of the
 attention networks, where rows = batch * tokens) runs tiles.py's register-blocked
 micro-tile with MR (4 or 5) rows of x against panels of W^T (``pack_weight_panels``).
-``_dot_kernel`` (fewer rows: a classifier at batch 1, where a 16-row panel would be mostly
-padding) is also the engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a
-linear layer applied to 49 pixels, once the map is transposed to (pixels, channels).
-conv_im2col.py calls it for that.
+``_rows_kernel`` (fewer rows: a classifier at batch 1 or 8, where a 16-row panel would be
+mostly padding): each task four rows of W against every row of x. ``_dot_kernel`` is the
+engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a linear layer applied
+to 49 pixels, once the map is transposed to (pixels, channels); conv_im2col.py calls it
+for that. (It ran the classifier too, until 2026-12-03: with its 4x4 tile it compiled in
+2.1-2.4 s, ``_rows_kernel`` in 1.0-1.2 s, at the same speed: 1.00-1.04, 1280 -> 1000 and
+960 -> 1280 at batch 1, Zen 4; a cold first run compiles it.)
 
 Why _dot_kernel's loops look the way they do
 ---------------------------------------------
@@ -103,26 +106,12 @@ def _dot_kernel(x, w, bias, y):
             _put4(y[g, o + 2, m:m + 4], bias[o + 2], s02, s12, s22, s32)
             _put4(y[g, o + 3, m:m + 4], bias[o + 3], s03, s13, s23, s33)
         else:
-            # Ragged edge of the output (M or O not a multiple of 4, e.g. batch 1): for each
-            # row of x, 4 dot products at once where there are 4 outputs (4 independent sums,
-            # one load of x for 4 multiply-adds: 1.2-1.3x one at a time on one thread at
-            # batch 1, 960 -> 1280; on two threads both stream the weights from L3 at ~100
-            # GB/s; 2026-12-03, Zen 4), else one at a time. Vectorized over k either way.
+            # Ragged edge of the output (M or O not a multiple of 4): for each row of x, four
+            # dot products at once where there are four outputs (dot4), else one at a time
             for mm in range(m, min(m + 4, M)):
                 xr = x[g, mm]
                 if o + 4 <= O:
-                    w0 = w[o]
-                    w1 = w[o + 1]
-                    w2 = w[o + 2]
-                    w3 = w[o + 3]
-                    z = np.float32(0.0)
-                    s0 = s1 = s2 = s3 = z
-                    for k in range(K):
-                        a = xr[k]
-                        s0 += a * w0[k]
-                        s1 += a * w1[k]
-                        s2 += a * w2[k]
-                        s3 += a * w3[k]
+                    s0, s1, s2, s3 = dot4(xr, w, o)
                     y[g, o, mm] = s0 + bias[o]
                     y[g, o + 1, mm] = s1 + bias[o + 1]
                     y[g, o + 2, mm] = s2 + bias[o + 2]
@@ -134,6 +123,55 @@ def _dot_kernel(x, w, bias, y):
                     for k in range(K):
                         s += xr[k] * wr[k]
                     y[g, oo, mm] = s + bias[oo]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _rows_kernel(x, w, bias, y):
+    """y[r, o] = bias[o] + sum_k x[r, k] * w[o, k] for a few rows of x (a classifier).
+
+    x (R, K)   w (O, K)   bias (O,)   y (R, O)      (all C-contiguous)
+    One parallel task: four rows of w (a thread streams its share of the weights once),
+    dotted with every row of x, four sums at a time (dot4)."""
+    R, K = x.shape
+    O = w.shape[0]
+    for ob in numba.prange((O + 3) // 4):
+        o = ob * 4
+        for r in range(R):
+            xr = x[r]
+            if o + 4 <= O:
+                s0, s1, s2, s3 = dot4(xr, w, o)
+                y[r, o] = s0 + bias[o]
+                y[r, o + 1] = s1 + bias[o + 1]
+                y[r, o + 2] = s2 + bias[o + 2]
+                y[r, o + 3] = s3 + bias[o + 3]
+            else:
+                for oo in range(o, O):
+                    wr = w[oo]
+                    s = np.float32(0.0)
+                    for k in range(K):
+                        s += xr[k] * wr[k]
+                    y[r, oo] = s + bias[oo]
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def dot4(xr, w, o):
+    """The dot products of row xr with rows o .. o+3 of w: four independent sums, one load
+    of xr for four multiply-adds (1.2-1.3x one at a time on one thread at batch 1, 960 ->
+    1280; on two threads both stream the weights from L3 at ~100 GB/s; 2026-12-03, Zen 4),
+    vectorized over k.   xr (K,)   w (O, K), o + 4 <= O"""
+    w0 = w[o]
+    w1 = w[o + 1]
+    w2 = w[o + 2]
+    w3 = w[o + 3]
+    z = np.float32(0.0)
+    s0 = s1 = s2 = s3 = z
+    for k in range(xr.shape[0]):
+        a = xr[k]
+        s0 += a * w0[k]
+        s1 += a * w1[k]
+        s2 += a * w2[k]
+        s3 += a * w3[k]
+    return s0, s1, s2, s3
 
 
 @numba.njit(inline="always", cache=True)
@@ -234,9 +272,7 @@ def linear_into(x2, w, bias, y2, packed=None) -> None:
         n_rchunks = max(1, min(-(-R // MR), -(-2 * threads // wp.shape[0])))
         _panel_kernel(x2, wp, bias, y2, n_rchunks)
     else:
-        yt = np.empty((1, O, R), np.float32)       # _dot_kernel writes y transposed
-        _dot_kernel(x2.reshape(1, R, -1), w, bias, yt)
-        y2[...] = yt[0].T
+        _rows_kernel(x2, w, bias, y2)
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
