@@ -150,3 +150,11 @@ def test_helper_arguments_round_trip():
             "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1}
     assert prewarm._parse(prewarm._arg("implicit", spec)) == ("implicit", spec)
     assert prewarm._parse(prewarm._arg("pool", None)) == ("pool", None)
+
+
+def test_a_failing_warm_up_never_fails_the_run(monkeypatch):
+    def broken(act, spec):
+        raise ValueError("a warm-up that no longer matches its kernel")
+    monkeypatch.setitem(warm_calls.FAMILIES, "pool",
+                        warm_calls.FAMILIES["pool"]._replace(warm=broken))
+    prewarm.warm({"pool": None, "linear": None})        # skipped, and the next one runs

@@ -110,18 +110,26 @@ def start(args: list[str]) -> subprocess.Popen | None:
     is no spare core."""
     if (os.cpu_count() or 1) < 2:
         return None
+    # the helper imports the tinyinfer this process runs (Numba's cache is per source file)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     return subprocess.Popen([sys.executable, "-m", "tinyinfer.engine.prewarm", *args],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env={**os.environ, "PYTHONPATH": path}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def warm(todo: dict) -> None:
-    """Compile (or load) each family of ``todo`` (name -> spec, as families gives)."""
+    """Compile (or load) each family of ``todo`` (name -> spec, as families gives). A
+    warm-up that fails is skipped: it only saves time, and the run compiles what it needs
+    (tests/test_prewarm.py runs every one)."""
     from ..kernels.activations import act_code
 
     relu6 = act_code("relu6")
     for name, spec in todo.items():
-        FAMILIES[name].warm(relu6, spec)
+        try:
+            FAMILIES[name].warm(relu6, spec)
+        except Exception:          # noqa: BLE001 (never the reason a first run fails)
+            pass
 
 
 def _arg(name, spec) -> str:
