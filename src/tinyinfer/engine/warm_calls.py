@@ -3,7 +3,7 @@
 A family is the kernels one call compiles: a blocked conv kind, squeeze-excite, the pool,
 the classifier; an NCHW conv variant's path (kernels/conv.py dispatches on shapes: gemm
 runs over the input for an unpadded 1x1, over columns gathered panel by panel where
-conv_gemm.implicit_wins says so, else after im2col; Winograd fused per block of tile rows
+conv_gemm.gemm_path says so, else after im2col; Winograd fused per block of tile rows
 or step by step). Its warm-up call has the engine's argument types (C-contiguous float32
 arrays, int64 scalars), so the cached signatures are the ones the network asks for
 (tests/test_prewarm.py): a tiny call where any shape takes the family's path, else a conv
@@ -17,8 +17,8 @@ import numba
 import numpy as np
 
 from ..kernels import conv as C
-from ..kernels.conv_gemm import implicit_wins
-from ..kernels.conv_winograd import fused_rows
+from ..kernels.conv_gemm import gemm_path
+from ..kernels.conv_winograd import fused_rows, tile_grid
 from .graph import Graph
 from .ops import conv_geometry
 
@@ -196,16 +196,13 @@ def _nchw_paths(n, in_shape, out_shape) -> list[str]:
     variant = C.choose_variant(in_shape, w, stride, padding, dilation, n.attrs["groups"])
     threads = numba.get_num_threads()
     if variant == "winograd":
-        if fused_rows(batch, in_shape[1], cout, -(-ho // 2), -(-wo // 2), threads):
+        if fused_rows(batch, in_shape[1], cout, *tile_grid(ho, wo), threads):
             return ["winograd_fused"]
         return ["gemm", "winograd_in", "winograd_out"]
     if variant != "gemm":
         return []
-    if tuple(w[2:]) == (1, 1) and not any(padding):
-        return ["gemm"]
-    if implicit_wins(batch, cout, ho * wo, w[1] * w[2] * w[3], threads):
-        return ["implicit"]
-    return ["gemm", "im2col"]
+    return {"input": ["gemm"], "implicit": ["implicit"], "im2col": ["gemm", "im2col"]}[
+        gemm_path(tuple(w), padding, batch, ho * wo, threads)]
 
 
 def _spec(n, in_shape) -> dict:

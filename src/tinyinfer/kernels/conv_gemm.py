@@ -56,9 +56,10 @@ def gemm_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act, re
     threads = numba.get_num_threads()
     has_res = residual is not None
     res = residual.reshape(n, cout, ho * wo) if has_res else NO_RES3
-    if kh == 1 and kw == 1 and not any(padding):
+    path = gemm_path(weight.shape, padding, n, ho * wo, threads)
+    if path == "input":
         cols = subsample_1x1(x, stride)
-    elif implicit_wins(n, cout, ho * wo, weight[0].size, threads):
+    elif path == "implicit":
         nc, mc = gemm_blocks(n, cout, ho * wo, threads)
         geometry = tuple(int(v) for v in (kh, kw, *stride, *dilation, padding[0],
                                           padding[2], wo))   # one compiled type
@@ -73,6 +74,16 @@ def gemm_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act, re
     gemm_bias_act(cols, weight.reshape(1, cout, -1), bias, np.int64(act), res, has_res,
                   out.reshape(n, cout, ho * wo), nc, mc, threads, fold)
     return out
+
+
+def gemm_path(w_shape, padding, n: int, p: int, threads: int) -> str:
+    """How gemm_conv2d_into runs a conv of weight shape w_shape and padding (top, bottom,
+    left, right) on n images of p output pixels: "input" (an unpadded 1x1: the product
+    over the input itself), "implicit" (implicit_gemm) or "im2col" (columns first)."""
+    cout, cin, kh, kw = w_shape
+    if kh == 1 and kw == 1 and not any(padding):
+        return "input"
+    return "implicit" if implicit_wins(n, cout, p, cin * kh * kw, threads) else "im2col"
 
 
 def implicit_wins(n: int, m: int, p: int, k: int, threads: int) -> bool:

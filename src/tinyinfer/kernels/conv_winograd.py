@@ -303,6 +303,11 @@ MIN_BLOCK_TILES = 64
 MIN_TASKS_PER_THREAD = 4
 
 
+def tile_grid(ho: int, wo: int) -> tuple[int, int]:
+    """(tile rows, tile columns): the 2x2 output tiles covering an ho x wo output."""
+    return -(-ho // 2), -(-wo // 2)
+
+
 def fused_rows(n: int, cin: int, cout: int, th: int, tw: int, threads: int) -> int:
     """Tile rows per block of the fused path (blocks of equal size), or 0 to run unfused."""
     most = max(1, BLOCK_BYTES // (16 * (cin + cout) * tw * 4))
@@ -321,7 +326,7 @@ def winograd_conv2d_into(x, weight, bias, stride, padding, dilation, groups, act
     u = weight_transform(weight) (conv.conv2d keeps it per weight in an engine node)."""
     n, cout, ho, wo = out.shape
     cin = x.shape[1]
-    th, tw = -(-ho // 2), -(-wo // 2)
+    th, tw = tile_grid(ho, wo)
     threads = numba.get_num_threads()
     has_res = residual is not None
     res = residual if has_res else NO_RES4

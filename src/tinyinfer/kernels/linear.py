@@ -118,11 +118,7 @@ def _dot_kernel(x, w, bias, y):
                     y[g, o + 3, mm] = s3 + bias[o + 3]
                     continue
                 for oo in range(o, min(o + 4, O)):
-                    wr = w[oo]
-                    s = np.float32(0.0)
-                    for k in range(K):
-                        s += xr[k] * wr[k]
-                    y[g, oo, mm] = s + bias[oo]
+                    y[g, oo, mm] = dot1(xr, w[oo]) + bias[oo]
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -132,7 +128,7 @@ def _rows_kernel(x, w, bias, y):
     x (R, K)   w (O, K)   bias (O,)   y (R, O)      (all C-contiguous)
     One parallel task: four rows of w (a thread streams its share of the weights once),
     dotted with every row of x, four sums at a time (dot4)."""
-    R, K = x.shape
+    R = x.shape[0]
     O = w.shape[0]
     for ob in numba.prange((O + 3) // 4):
         o = ob * 4
@@ -146,11 +142,7 @@ def _rows_kernel(x, w, bias, y):
                 y[r, o + 3] = s3 + bias[o + 3]
             else:
                 for oo in range(o, O):
-                    wr = w[oo]
-                    s = np.float32(0.0)
-                    for k in range(K):
-                        s += xr[k] * wr[k]
-                    y[r, oo] = s + bias[oo]
+                    y[r, oo] = dot1(xr, w[oo]) + bias[oo]
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -172,6 +164,15 @@ def dot4(xr, w, o):
         s2 += a * w2[k]
         s3 += a * w3[k]
     return s0, s1, s2, s3
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def dot1(xr, wr):
+    """sum_k xr[k] * wr[k] (vectorized over k), for the outputs dot4 leaves."""
+    s = np.float32(0.0)
+    for k in range(xr.shape[0]):
+        s += xr[k] * wr[k]
+    return s
 
 
 @numba.njit(inline="always", cache=True)
