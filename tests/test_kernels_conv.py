@@ -125,12 +125,13 @@ def test_linear_matches_torch(lead, fin, fout, bias, act, seed):
     np.testing.assert_allclose(linear_ref(x, w, b, act), want, **tol(fin))
 
 
-@pytest.mark.parametrize("rows", [1, 15, 16, 17, 33, 100])
+@pytest.mark.parametrize("rows", [1, 2, 15, 16, 17, 33, 100])
 @pytest.mark.parametrize("fout", [1, 5, 37, 130])
 def test_linear_both_kernels(rows, fout):
-    """Under PANEL_MIN_ROWS rows the rows kernel runs, from there the panel kernel (4 rows
-    per tile, ragged last rows; outputs in panels of NR, ragged last panel; few panels
-    split the rows into chunks)."""
+    """Under PANEL_MIN_ROWS rows the rows kernel runs (one row of W at a time for one row
+    of x, four at a time for more), from there the panel kernel (4 rows per tile, ragged
+    last rows; outputs in panels of NR, ragged last panel; few panels split the rows into
+    chunks)."""
     rng = np.random.default_rng(rows * 1000 + fout)
     x = rng.standard_normal((rows, 67), dtype=np.float32)
     w = (rng.standard_normal((fout, 67)) / math.sqrt(67)).astype(np.float32)

@@ -38,6 +38,14 @@ from .common import (FASTMATH, NO_RES2, cached_derived, check_act, check_array, 
 from .tiles import FALSE, MR, NMR, NR, TRUE, ZERO, _micro_tile
 
 PANEL_MIN_ROWS = 16    # from here on _panel_kernel (measured: see linear_into)
+# Up to this many rows (a classifier at batch 1), _rows_kernel reads one row of w at a time
+# (dot1) instead of four (dot4): a thread's weights then stream from memory as one sequence.
+# Measured 2026-12-04 (Zen 4, 2 threads, one process, old and new kernel alternating, median
+# of the paired ratios dot1 / dot4, weights evicted from cache / in cache): one row 576->1024
+# 0.77 / 0.81, 1024->1000 0.81 / 0.77, 1280->1000 0.89 / 0.88, 960->1280 0.72 / 0.75; two
+# rows mixed (0.74-1.13 / 0.98-1.15); four and eight rows 1.3-1.5x slower (dot4's one load
+# of x per four weights pays there).
+DOT1_MAX_ROWS = 1
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -127,11 +135,17 @@ def _rows_kernel(x, w, bias, y):
 
     x (R, K)   w (O, K)   bias (O,)   y (R, O)      (all C-contiguous)
     One parallel task: four rows of w (a thread streams its share of the weights once),
-    dotted with every row of x, four sums at a time (dot4)."""
+    dotted with every row of x, four sums at a time (dot4); on DOT1_MAX_ROWS rows or
+    fewer, one row of w at a time (dot1)."""
     R = x.shape[0]
     O = w.shape[0]
     for ob in numba.prange((O + 3) // 4):
         o = ob * 4
+        if R <= DOT1_MAX_ROWS:
+            for oo in range(o, min(o + 4, O)):
+                for r in range(R):
+                    y[r, oo] = dot1(x[r], w[oo]) + bias[oo]
+            continue
         for r in range(R):
             xr = x[r]
             if o + 4 <= O:
