@@ -32,3 +32,17 @@ def test_row_has_every_engine_and_both_ratios(capsys):
 def test_engines_agree_on_the_work_they_time():
     r = bench_model("mobilenet_v3_small", batch=2, resolution=64, runs=1, rounds=1)
     assert {"tinyinfer", "torch", "onnxruntime"} <= set(r) and r["batch"] == 2
+
+
+def test_ratio_is_the_median_of_per_round_ratios(monkeypatch):
+    """The ms cells are each engine's lowest round median; the ratios pair the rounds (the
+    host's speed drifts between them), so they are not the ratio of those minimums."""
+    import tinyinfer.bench.models as B
+    # per round, in the engines' order: tinyinfer, torch, onnxruntime
+    script = iter([2.0, 4.0, 0.5,    4.0, 4.0, 2.0,    9.0, 6.0, 9.0])
+    monkeypatch.setattr(B, "_median_ms", lambda fn, runs: next(script))
+    monkeypatch.setattr(B, "SETTLE_S", 0.0)
+    r = bench_model("mobilenet_v3_small", batch=1, resolution=64, runs=1, rounds=3)
+    assert (r["tinyinfer"], r["torch"], r["onnxruntime"]) == (2.0, 4.0, 0.5)
+    assert r["ratio"]["torch"] == 1.0          # median of 0.5, 1.0, 1.5 (min / min: 0.5)
+    assert r["ratio"]["onnxruntime"] == 2.0    # median of 4.0, 2.0, 1.0 (min / min: 4.0)

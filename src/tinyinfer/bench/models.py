@@ -6,9 +6,13 @@ network, same weights, same input, in one process.
 
 For each model the first tinyinfer call (Numba compiling or loading its on-disk cache) is
 timed and reported apart. Then engines take turns, ``--rounds`` rounds of ``--runs`` timed
-calls each after 3 warm-up calls; a round's figure is its median and the reported figure is
-the lowest round median, because on a shared 2-core machine other processes only ever add
-time. torch runs on as many threads as Numba (2 here).
+calls each after a pause (SETTLE_S: the other engines' threads stop spinning) and 3 warm-up
+calls; a round's figure is its median and the reported ms is the lowest round median,
+because on a shared 2-core machine other processes only ever add time. The ratio columns
+are paired instead: the median over rounds of tinyinfer's round median over the other
+engine's in the same round, seconds apart (this host's speed swings over seconds to
+minutes: a ratio of lowest medians taken in different moments swung by 30-40% between
+tables). torch runs on as many threads as Numba (2 here).
 """
 from __future__ import annotations
 
@@ -20,6 +24,17 @@ import time
 import numpy as np
 
 DEFAULT_MODELS = ("mobilenet_v2", "mobilenetv1_100")
+
+
+# Seconds each engine's round waits before its first call, for the other engines' worker
+# threads to stop spinning. ONNX Runtime's pool spins after a run, and PyTorch's OpenMP
+# threads after theirs, each keeping a core busy: measured 2026-12-04 (2-core Zen 4,
+# MobileNetV3-Small at batch 1), tinyinfer's calls right after an ONNX Runtime call took
+# 5.6-7.5 ms instead of 1.5-2.6, every other call for 20 ms and more (a scheduler time
+# slice lost to the spinning thread), and ONNX Runtime's after a torch call 2.2-6.9 ms
+# instead of 1.2-1.7; after a 0.1 s pause neither showed it. The 3 warm-up calls of a
+# round (a few ms on a small network) had not covered that.
+SETTLE_S = 0.3
 
 
 def _median_ms(fn, runs: int) -> float:
@@ -104,11 +119,18 @@ def bench_model(name: str, batch: int, resolution: int, runs: int, rounds: int) 
     first = time.perf_counter() - t0
     engines = {"tinyinfer": lambda: model(x), **engines}
     best = {k: float("inf") for k in engines}
+    paired = {k: [] for k in engines if k != "tinyinfer"}
     for _ in range(rounds):
+        round_ms = {}
         for k, fn in engines.items():
-            best[k] = min(best[k], _median_ms(fn, runs))
+            time.sleep(SETTLE_S)
+            round_ms[k] = _median_ms(fn, runs)
+            best[k] = min(best[k], round_ms[k])
+        for k in paired:
+            paired[k].append(round_ms["tinyinfer"] / round_ms[k])
     return {"model": name, "batch": batch, "resolution": resolution, "first_call_s": first,
-            "gmacs": model.summary(resolution).macs * batch / 1e9, **best}
+            "gmacs": model.summary(resolution).macs * batch / 1e9, **best,
+            "ratio": {k: statistics.median(v) for k, v in paired.items()}}
 
 
 def main(models=DEFAULT_MODELS, batch=1, resolution=None, runs=30, rounds=5) -> int:
@@ -128,8 +150,8 @@ def main(models=DEFAULT_MODELS, batch=1, resolution=None, runs=30, rounds=5) -> 
         r = bench_model(name, batch, res, runs, rounds)
         t, o = r.get("torch"), r.get("onnxruntime")
         ms = lambda v: f"{v:.1f}" if v else "-"
-        ratio = lambda v: f"{r['tinyinfer'] / v:.2f}" if v else "-"
+        ratio = lambda k: f"{r['ratio'][k]:.2f}" if k in r["ratio"] else "-"
         print(f"| {name} | {batch} | {res} | {r['gmacs']:.3f} | {r['tinyinfer']:.1f} | "
-              f"{ms(t)} | {ratio(t)} | {ms(o)} | {ratio(o)} | {r['first_call_s']:.1f} |",
-              flush=True)
+              f"{ms(t)} | {ratio('torch')} | {ms(o)} | {ratio('onnxruntime')} | "
+              f"{r['first_call_s']:.1f} |", flush=True)
     return 0

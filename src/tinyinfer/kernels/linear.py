@@ -7,7 +7,8 @@ Three kernels. ``_panel_kernel`` (16 rows or more: the token MLPs and projection
 attention networks, where rows = batch * tokens) runs tiles.py's register-blocked
 micro-tile with MR (4 or 5) rows of x against panels of W^T (``pack_weight_panels``).
 ``_rows_kernel`` (fewer rows: a classifier at batch 1 or 8, where a 16-row panel would be
-mostly padding): each task four rows of W against every row of x. ``_dot_kernel`` is the
+mostly padding): each task four rows of W against every row of x (one row of x: one row
+of W at a time, DOT1_MAX_ROWS). ``_dot_kernel`` is the
 engine's "tiny image" 1x1 convolution: a 1x1 conv on a 7x7 map is a linear layer applied
 to 49 pixels, once the map is transposed to (pixels, channels); conv_im2col.py calls it
 for that. (It ran the classifier too, until 2026-12-03: with its 4x4 tile it compiled in
@@ -162,9 +163,11 @@ def _rows_kernel(x, w, bias, y):
 @numba.njit(fastmath=FASTMATH, cache=True)
 def dot4(xr, w, o):
     """The dot products of row xr with rows o .. o+3 of w: four independent sums, one load
-    of xr for four multiply-adds (1.2-1.3x one at a time on one thread at batch 1, 960 ->
-    1280; on two threads both stream the weights from L3 at ~100 GB/s; 2026-12-03, Zen 4),
-    vectorized over k.   xr (K,)   w (O, K), o + 4 <= O"""
+    of xr for four multiply-adds, vectorized over k. It pays where several rows of x reuse
+    the four rows of w (_rows_kernel on 2-15 rows, _dot_kernel's edge); for a single row
+    of x one row of w at a time (dot1) streams the weights faster (DOT1_MAX_ROWS: the
+    1.2-1.3x for dot4 measured 2026-12-03 did not hold up, paired, 2026-12-04).
+    xr (K,)   w (O, K), o + 4 <= O"""
     w0 = w[o]
     w1 = w[o + 1]
     w2 = w[o + 2]
