@@ -133,12 +133,15 @@ def _pw_k7(xn, w0, w1, base, last, Cib, acc):
     ncb = w0.shape[1]      # = CB, but a run-time trip count: LLVM then keeps this loop
     for ib in range(Cib):  # rolled (fully unrolled, 16 x the tile: +0.5 s of compile)
         xb = xn[ib]
+        # each pixel's CB values as a view, indexed by ci alone (see _PIXEL_VIEWS)
+        x0, x1, x2, x3 = xb[o0:o0 + CB], xb[o1:o1 + CB], xb[o2:o2 + CB], xb[o3:o3 + CB]
+        x4, x5, x6 = xb[o4:o4 + CB], xb[o5:o5 + CB], xb[o6:o6 + CB]
         for ci in range(ncb):
             k = ib * CB + ci
             wa = w0[k]
             wb = w1[k]
-            a0, a1, a2, a3 = xb[o0 + ci], xb[o1 + ci], xb[o2 + ci], xb[o3 + ci]
-            a4, a5, a6 = xb[o4 + ci], xb[o5 + ci], xb[o6 + ci]
+            a0, a1, a2, a3 = x0[ci], x1[ci], x2[ci], x3[ci]
+            a4, a5, a6 = x4[ci], x5[ci], x6[ci]
             for j in range(CB):
                 u = wa[j]
                 v = wb[j]
@@ -165,11 +168,13 @@ def _pw_k5(xn, w0, w1, base, last, Cib, acc):
     ncb = w0.shape[1]      # = CB, but a run-time trip count: LLVM then keeps this loop
     for ib in range(Cib):  # rolled (fully unrolled, 16 x the tile: +0.5 s of compile)
         xb = xn[ib]
+        x0, x1, x2 = xb[o0:o0 + CB], xb[o1:o1 + CB], xb[o2:o2 + CB]     # (_PIXEL_VIEWS)
+        x3, x4 = xb[o3:o3 + CB], xb[o4:o4 + CB]
         for ci in range(ncb):
             k = ib * CB + ci
             wa = w0[k]
             wb = w1[k]
-            a0, a1, a2, a3, a4 = xb[o0 + ci], xb[o1 + ci], xb[o2 + ci], xb[o3 + ci], xb[o4 + ci]
+            a0, a1, a2, a3, a4 = x0[ci], x1[ci], x2[ci], x3[ci], x4[ci]
             for j in range(CB):
                 u = wa[j]
                 v = wb[j]
