@@ -10,9 +10,10 @@ micro-tile with MR (4 or 5) rows of x against panels of W^T (``pack_weight_panel
 mostly padding): each task four rows of W against every row of x (against a single row
 of x, one row of W at a time: DOT1_MAX_ROWS). ``_dot_kernel`` is the engine's "tiny image"
 1x1 convolution: a 1x1 conv on a 7x7 map is a linear layer applied to 49 pixels, once the
-map is transposed to (pixels, channels); conv_im2col.py calls it for that. (It ran the classifier too, until 2026-12-03: with its 4x4 tile it compiled in
-2.1-2.4 s, ``_rows_kernel`` in 1.0-1.2 s, at the same speed: 1.00-1.04, 1280 -> 1000 and
-960 -> 1280 at batch 1, Zen 4; a cold first run compiles it.)
+map is transposed to (pixels, channels); conv_im2col.py calls it for that. (It ran the
+classifier too, until 2026-12-03: with its 4x4 tile it compiled in 2.1-2.4 s,
+``_rows_kernel`` in 1.0-1.2 s, at the same speed: 1.00-1.04, 1280 -> 1000 and 960 -> 1280
+at batch 1, Zen 4; a cold first run compiles it.)
 
 Why _dot_kernel's loops look the way they do
 ---------------------------------------------
